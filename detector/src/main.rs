@@ -1,0 +1,4 @@
+//! `detector`: command-line entry point.
+#![forbid(unsafe_code)]
+
+fn main() {}

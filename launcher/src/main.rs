@@ -1,0 +1,4 @@
+//! `launcher`: command-line entry point.
+#![forbid(unsafe_code)]
+
+fn main() {}

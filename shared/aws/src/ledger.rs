@@ -1,0 +1,256 @@
+//! The ledger in DynamoDB: written by the launcher after every governed call,
+//! read in batches by the detector.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use shared_core::LedgerEntry;
+use shared_core::ledger::{PK, call_key, vm_key};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+/// BatchGetItem accepts at most 100 keys per request.
+const BATCH_GET_MAX: usize = 100;
+/// How often unprocessed keys are retried before giving up.
+const MAX_UNPROCESSED_ROUNDS: u32 = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger table `{table}`: {op} failed: {message}")]
+    Aws {
+        table: String,
+        op: &'static str,
+        message: String,
+    },
+    #[error(
+        "ledger table `{table}`: {remaining} keys still unprocessed after {rounds} BatchGetItem rounds"
+    )]
+    Unprocessed {
+        table: String,
+        remaining: usize,
+        rounds: u32,
+    },
+    #[error("ledger table `{table}`: item `{pk}` is malformed: {reason}")]
+    Malformed {
+        table: String,
+        pk: String,
+        reason: String,
+    },
+}
+
+/// The ledger table.
+#[derive(Debug, Clone)]
+pub struct DynamoLedger {
+    client: Client,
+    table: String,
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_string())
+}
+
+impl DynamoLedger {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoLedger {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn aws_err(&self, op: &'static str, e: impl std::error::Error) -> LedgerError {
+        LedgerError::Aws {
+            table: self.table.clone(),
+            op,
+            message: aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+        }
+    }
+
+    fn item(entry: &LedgerEntry, pk: String, kind: &str) -> HashMap<String, AttributeValue> {
+        let mut item = HashMap::new();
+        item.insert(PK.to_string(), AttributeValue::S(pk));
+        item.insert("kind".to_string(), s(kind));
+        item.insert(
+            "contro1_request_id".to_string(),
+            s(&entry.contro1_request_id),
+        );
+        item.insert("operation".to_string(), s(&entry.operation));
+        item.insert("agent_id".to_string(), s(&entry.agent_id));
+        item.insert("owner".to_string(), s(&entry.owner));
+        item.insert("outcome".to_string(), s(&entry.outcome));
+        item.insert(
+            "time_epoch".to_string(),
+            AttributeValue::N(entry.time_epoch.to_string()),
+        );
+        for (k, v) in [
+            ("microvm_id", &entry.microvm_id),
+            ("aws_request_id", &entry.aws_request_id),
+            ("correlation_id", &entry.correlation_id),
+            ("image_arn", &entry.image_arn),
+            ("execution_role_arn", &entry.execution_role_arn),
+        ] {
+            if let Some(v) = v {
+                item.insert(k.to_string(), s(v));
+            }
+        }
+        item
+    }
+
+    fn entry(&self, item: &HashMap<String, AttributeValue>) -> Result<LedgerEntry, LedgerError> {
+        let pk = item
+            .get(PK)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        let malformed = |reason: String| LedgerError::Malformed {
+            table: self.table.clone(),
+            pk: pk.clone(),
+            reason,
+        };
+        let req = |k: &str| -> Result<String, LedgerError> {
+            item.get(k)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .ok_or_else(|| malformed(format!("missing string attribute `{k}`")))
+        };
+        let opt = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+        let time_epoch = item
+            .get("time_epoch")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+            .ok_or_else(|| malformed("missing numeric attribute `time_epoch`".to_string()))?;
+        Ok(LedgerEntry {
+            contro1_request_id: req("contro1_request_id")?,
+            operation: req("operation")?,
+            microvm_id: opt("microvm_id"),
+            aws_request_id: opt("aws_request_id"),
+            agent_id: req("agent_id")?,
+            owner: req("owner")?,
+            correlation_id: opt("correlation_id"),
+            image_arn: opt("image_arn"),
+            execution_role_arn: opt("execution_role_arn"),
+            outcome: req("outcome")?,
+            time_epoch,
+        })
+    }
+
+    /// Record one governed call: a `call#` item when the AWS request id is
+    /// known, and a `vm#` item for a successful RunMicrovm.
+    pub async fn record(&self, entry: &LedgerEntry) -> Result<(), LedgerError> {
+        let mut items = Vec::new();
+        if let Some(req) = &entry.aws_request_id {
+            items.push(Self::item(entry, call_key(req), "call"));
+        }
+        if entry.operation == "RunMicrovm" && entry.outcome == "succeeded" {
+            if let Some(vm) = &entry.microvm_id {
+                items.push(Self::item(entry, vm_key(vm), "vm"));
+            }
+        }
+        for item in items {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map_err(|e| self.aws_err("PutItem", e))?;
+        }
+        Ok(())
+    }
+
+    /// Which of these MicroVM ids have a `vm#` item. Batched, 100 keys a call.
+    pub async fn known_microvms(&self, ids: &[String]) -> Result<HashSet<String>, LedgerError> {
+        let keys: Vec<String> = ids.iter().map(|id| vm_key(id)).collect();
+        let found = self.batch_get(&keys).await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|k| {
+                k.strip_prefix(shared_core::ledger::VM_PREFIX)
+                    .map(str::to_string)
+            })
+            .collect())
+    }
+
+    /// Which of these AWS request ids have a `call#` item.
+    pub async fn known_requests(
+        &self,
+        request_ids: &[String],
+    ) -> Result<HashSet<String>, LedgerError> {
+        let keys: Vec<String> = request_ids.iter().map(|id| call_key(id)).collect();
+        let found = self.batch_get(&keys).await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|k| {
+                k.strip_prefix(shared_core::ledger::CALL_PREFIX)
+                    .map(str::to_string)
+            })
+            .collect())
+    }
+
+    /// The full entry of one MicroVM, if it is in the ledger.
+    pub async fn microvm(&self, microvm_id: &str) -> Result<Option<LedgerEntry>, LedgerError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(vm_key(microvm_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.aws_err("GetItem", e))?;
+        out.item().map(|i| self.entry(i)).transpose()
+    }
+
+    /// Returns the subset of `keys` present in the table.
+    async fn batch_get(&self, keys: &[String]) -> Result<HashSet<String>, LedgerError> {
+        let mut found = HashSet::new();
+        let unique: Vec<&String> = keys.iter().collect::<HashSet<_>>().into_iter().collect();
+        for chunk in unique.chunks(BATCH_GET_MAX) {
+            let mut pending: Vec<HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .map(|k| HashMap::from([(PK.to_string(), AttributeValue::S((*k).clone()))]))
+                .collect();
+            let mut round = 0;
+            while !pending.is_empty() {
+                if round >= MAX_UNPROCESSED_ROUNDS {
+                    return Err(LedgerError::Unprocessed {
+                        table: self.table.clone(),
+                        remaining: pending.len(),
+                        rounds: round,
+                    });
+                }
+                if round > 0 {
+                    tokio::time::sleep(Duration::from_millis(25u64 << round.min(6))).await;
+                }
+                round += 1;
+                let ka = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .projection_expression("#pk")
+                    .expression_attribute_names("#pk", PK)
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| self.aws_err("BatchGetItem", e))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, ka)
+                    .send()
+                    .await
+                    .map_err(|e| self.aws_err("BatchGetItem", e))?;
+                if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
+                    for item in items {
+                        if let Some(pk) = item.get(PK).and_then(|v| v.as_s().ok()) {
+                            found.insert(pk.clone());
+                        }
+                    }
+                }
+                if let Some(un) = out.unprocessed_keys().and_then(|u| u.get(&self.table)) {
+                    pending = un.keys().to_vec();
+                }
+            }
+        }
+        Ok(found)
+    }
+}
