@@ -3,3 +3,4 @@
 //! bypass. No AWS dependency (CI checks this with `cargo tree`), so it runs on
 //! plain files, in the Lambda, and in tests alike.
 #![forbid(unsafe_code)]
+pub mod notification;

@@ -1,0 +1,188 @@
+//! Every trigger shape the detector Lambda accepts, decoded from hand-written
+//! real-format fixtures in `detector/fixtures/notifications/`.
+
+use detector_core::notification::{
+    Invocation, NotificationError, ObjectKind, ObjectRef, Trigger, decode_invocation,
+    decode_message_body,
+};
+use serde_json::Value;
+use std::path::PathBuf;
+
+const BUCKET: &str = "aws-cloudtrail-logs-111122223333-3f1a2b";
+const KEY: &str = "AWSLogs/o-a1b2c3d4e5/111122223333/CloudTrail/us-east-1/2025/10/02/111122223333_CloudTrail_us-east-1_20251002T1405Z_Xn3kQ9bT7pLmWv2R.json.gz";
+
+fn fixture(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/notifications")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn direct(name: &str) -> Vec<Trigger> {
+    match decode_invocation(&fixture(name)).unwrap() {
+        Invocation::Direct(t) => t,
+        other => panic!("{name}: expected a direct invocation, got {other:?}"),
+    }
+}
+
+fn sqs(name: &str) -> Vec<(String, Result<Trigger, NotificationError>)> {
+    match decode_invocation(&fixture(name)).unwrap() {
+        Invocation::Sqs(msgs) => msgs
+            .into_iter()
+            .map(|m| (m.message_id, decode_message_body(&m.body)))
+            .collect(),
+        other => panic!("{name}: expected an SQS batch, got {other:?}"),
+    }
+}
+
+fn objects(t: &Trigger) -> &[ObjectRef] {
+    match t {
+        Trigger::Objects { objects, .. } => objects,
+        other => panic!("expected objects, got {other:?}"),
+    }
+}
+
+#[test]
+fn s3_event_key_is_form_decoded_and_size_kept() {
+    let t = direct("s3-put.json");
+    assert_eq!(t.len(), 1);
+    let o = objects(&t[0]);
+    assert_eq!(o.len(), 1);
+    assert_eq!(o[0].bucket, BUCKET);
+    assert_eq!(o[0].key, format!("security logs/{KEY}"));
+    assert_eq!(o[0].size, Some(48213));
+    assert_eq!(o[0].kind(), ObjectKind::Log);
+}
+
+#[test]
+fn s3_event_counts_removed_records_and_recognises_digest_keys() {
+    let t = direct("s3-mixed-digest-removed.json");
+    let Trigger::Objects {
+        objects,
+        ignored_records,
+    } = &t[0]
+    else {
+        panic!("{t:?}")
+    };
+    assert_eq!(*ignored_records, 1);
+    let kinds: Vec<ObjectKind> = objects.iter().map(ObjectRef::kind).collect();
+    assert_eq!(kinds, vec![ObjectKind::Log, ObjectKind::Digest]);
+}
+
+#[test]
+fn s3_test_event_is_recognised_directly_and_inside_sqs() {
+    assert_eq!(direct("s3-test-event.json"), vec![Trigger::TestEvent]);
+    let msgs = sqs("sqs-s3.json");
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[0].0, "059f36b4-87a3-44ab-83d2-661975830a7d");
+    assert_eq!(
+        objects(msgs[0].1.as_ref().unwrap())[0].key,
+        format!("security logs/{KEY}")
+    );
+    assert_eq!(msgs[1].0, "2e1424d4-f796-459a-8184-9c92662be6da");
+    assert_eq!(msgs[1].1.as_ref().unwrap(), &Trigger::TestEvent);
+}
+
+#[test]
+fn sns_envelope_inside_sqs_is_unwrapped_to_the_s3_event() {
+    let msgs = sqs("sqs-sns-s3.json");
+    let o = objects(msgs[0].1.as_ref().unwrap());
+    assert_eq!(o[0].key, format!("security logs/{KEY}"));
+}
+
+#[test]
+fn cloudtrail_sns_message_lists_every_key_unencoded() {
+    for (name, via_sqs) in [
+        ("sqs-cloudtrail-sns.json", true),
+        ("sqs-cloudtrail-raw.json", true),
+        ("sns-cloudtrail.json", false),
+    ] {
+        let t = if via_sqs {
+            sqs(name).remove(0).1.unwrap()
+        } else {
+            direct(name).remove(0)
+        };
+        let o = objects(&t);
+        assert_eq!(o.len(), 2, "{name}");
+        assert_eq!(o[0].bucket, BUCKET);
+        assert_eq!(o[0].key, KEY);
+        assert_eq!(o[0].size, None);
+        assert!(o[1].key.contains("Qq7RtY2uI9oP4aSd"), "{name}");
+    }
+}
+
+#[test]
+fn sns_direct_s3_event_is_unwrapped() {
+    let t = direct("sns-s3.json");
+    assert_eq!(objects(&t[0])[0].key, format!("security logs/{KEY}"));
+}
+
+#[test]
+fn eventbridge_object_created_key_is_taken_as_is() {
+    let t = direct("eventbridge-object-created.json");
+    let o = objects(&t[0]);
+    // A `+` would stay a `+`: EventBridge keys are not form-encoded.
+    assert_eq!(o[0].key, format!("security logs/{KEY}"));
+    assert_eq!(o[0].size, Some(48213));
+}
+
+#[test]
+fn eventbridge_api_call_yields_the_cloudtrail_record() {
+    let t = direct("eventbridge-api-call-run-microvm.json");
+    let Trigger::ApiCall(record) = &t[0] else {
+        panic!("{t:?}")
+    };
+    assert_eq!(record["eventName"], "RunMicrovm");
+    assert_eq!(record["eventID"], "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a5b");
+}
+
+#[test]
+fn eventbridge_schedule_runs_the_sweep() {
+    assert_eq!(direct("eventbridge-schedule.json"), vec![Trigger::Schedule]);
+}
+
+#[test]
+fn bad_key_fails_only_its_own_sqs_message_and_names_the_key() {
+    let msgs = sqs("sqs-bad-key.json");
+    let err = msgs[0].1.as_ref().unwrap_err().to_string();
+    assert!(err.contains("bad%G1name.json.gz"), "{err}");
+    assert!(err.contains("%G1"), "{err}");
+    assert!(msgs[1].1.is_ok());
+}
+
+#[test]
+fn sns_subscription_confirmation_is_ignored_with_a_reason() {
+    let msgs = sqs("sqs-sns-subscription-confirmation.json");
+    match msgs[0].1.as_ref().unwrap() {
+        Trigger::Ignored(why) => assert!(why.contains("SubscriptionConfirmation"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn every_fixture_decodes_without_error_except_the_bad_key() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/notifications");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let inv = decode_invocation(&fixture(&name)).unwrap();
+        if let Invocation::Sqs(msgs) = inv {
+            for m in msgs {
+                let r = decode_message_body(&m.body);
+                assert_eq!(r.is_err(), m.body.contains("%G1"), "{name}: {r:?}");
+            }
+        }
+        n += 1;
+    }
+    assert!(n >= 14, "only {n} fixtures found in {}", dir.display());
+}
+
+#[test]
+fn unknown_shapes_are_errors_not_silent_skips() {
+    let e = decode_invocation(&serde_json::json!({"hello": "world"})).unwrap_err();
+    assert!(e.to_string().contains("hello"), "{e}");
+    let e = decode_message_body(r#"{"s3Bucket":"b"}"#).unwrap_err();
+    assert!(e.to_string().contains("s3ObjectKey"), "{e}");
+}
