@@ -1,0 +1,737 @@
+//! Streaming reader for every shape CloudTrail is held in.
+//!
+//! The input is split into records at the byte level: a small state machine
+//! finds each record's byte span (tracking strings, escapes and brace depth
+//! with `memchr`) inside `{"Records":[...]}`, a bare array, JSON Lines, the
+//! `Events` of `aws cloudtrail lookup-events`, or an EventBridge envelope's
+//! `detail`. Only the current record (and one read chunk) is ever held in
+//! memory, so memory is bounded by the largest record, not by the file. Gzip
+//! (multi-member) is detected by its magic bytes, not by a file name.
+//!
+//! The splitter checks the JSON *structure* between records (objects where
+//! records belong, commas, brackets, complete values); a record's own content
+//! is validated by `serde_json` when the scanner deserialises it.
+
+use memchr::{memchr2, memchr3, memrchr};
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Limits for one input.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Largest record accepted, in bytes (default 32 MiB).
+    pub max_record_bytes: usize,
+    /// Largest input accepted, in uncompressed bytes (default 8 GiB).
+    pub max_input_bytes: u64,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            max_record_bytes: 32 << 20,
+            max_input_bytes: 8 << 30,
+        }
+    }
+}
+
+/// A record that could not be read (its JSON or a field the classifier reads).
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("{0}")]
+    Json(#[source] serde_json::Error),
+    #[error("{0}")]
+    FieldType(#[source] crate::record::FieldTypeError),
+    #[error("lookup-events entry has no string `CloudTrailEvent`")]
+    NoCloudTrailEvent,
+}
+
+/// Where in the uncompressed input something was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Byte offset from the start of the (uncompressed) input.
+    pub offset: u64,
+    /// 1-based line and column.
+    pub line: u64,
+    pub column: u64,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {} column {} (byte {})",
+            self.line, self.column, self.offset
+        )
+    }
+}
+
+/// An input (or one record of it) that could not be read. Every variant
+/// names the input and where.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{input}: truncated gzip stream at byte {compressed_offset}")]
+    TruncatedGzip {
+        input: String,
+        compressed_offset: u64,
+    },
+    #[error("{input}: invalid gzip data at byte {compressed_offset}: {err}")]
+    Gzip {
+        input: String,
+        compressed_offset: u64,
+        #[source]
+        err: io::Error,
+    },
+    #[error("{input}: read failed at byte {offset}: {err}")]
+    Io {
+        input: String,
+        offset: u64,
+        #[source]
+        err: io::Error,
+    },
+    #[error("{input}: {expected} at {at}")]
+    Syntax {
+        input: String,
+        expected: &'static str,
+        at: Position,
+    },
+    #[error(
+        "{input}: unexpected end of input at {at}: {what} starting at byte {start} is incomplete"
+    )]
+    Eof {
+        input: String,
+        what: &'static str,
+        start: u64,
+        at: Position,
+    },
+    #[error(
+        "{input}: record at byte {offset} is larger than the maximum record size of {limit} bytes"
+    )]
+    RecordTooLarge {
+        input: String,
+        offset: u64,
+        limit: usize,
+    },
+    #[error(
+        "{input}: input is larger than the maximum of {limit} uncompressed bytes (at byte {offset})"
+    )]
+    InputTooLarge {
+        input: String,
+        offset: u64,
+        limit: u64,
+    },
+    #[error("{input}: record at {at}: {err}")]
+    BadRecord {
+        input: String,
+        at: Position,
+        #[source]
+        err: RecordError,
+    },
+}
+
+/// What the splitter found.
+#[derive(Debug)]
+pub(crate) enum RawItem<'a> {
+    /// One CloudTrail record's JSON bytes.
+    Record(&'a [u8]),
+    /// One element of lookup-events' `Events` array (record in a string).
+    LookupEvent(&'a [u8]),
+    /// A CloudTrail digest file (skipped).
+    Digest,
+}
+
+pub(crate) trait Sink {
+    /// Handle an item; an error is reported at the item's position through
+    /// [`Sink::record_error`] and the scan goes on.
+    fn item(&mut self, item: RawItem<'_>) -> Result<(), RecordError>;
+    fn record_error(&mut self, err: ReadError);
+}
+
+/// Counts bytes pulled from the raw (possibly compressed) input and notes
+/// whether the raw input itself failed, so decoder errors can be told apart.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+    failed: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.count.fetch_add(n as u64, Ordering::Relaxed);
+                Ok(n)
+            }
+            Err(e) => {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    self.failed.store(true, Ordering::Relaxed);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+enum Decoded<R: Read> {
+    Plain(BufReader<Counting<R>>),
+    Gzip(flate2::bufread::MultiGzDecoder<BufReader<Counting<R>>>),
+}
+
+impl<R: Read> Read for Decoded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Decoded::Plain(r) => r.read(buf),
+            Decoded::Gzip(r) => r.read(buf),
+        }
+    }
+}
+
+const CHUNK: usize = 256 << 10;
+const INITIAL_BUF: usize = 1 << 20;
+
+/// Split `input` into items, calling `sink` for each. Returns the number of
+/// uncompressed bytes read. An error here ends this input.
+pub(crate) fn split<R: Read>(
+    input: R,
+    name: &str,
+    opts: &ScanOptions,
+    sink: &mut dyn Sink,
+) -> Result<u64, ReadError> {
+    let count = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicBool::new(false));
+    let mut raw = BufReader::with_capacity(
+        CHUNK,
+        Counting {
+            inner: input,
+            count: count.clone(),
+            failed: failed.clone(),
+        },
+    );
+    // Gzip by its magic bytes. A first read shorter than two bytes (a pipe)
+    // is treated as plain text.
+    let is_gzip = raw
+        .fill_buf()
+        .map_err(|err| ReadError::Io {
+            input: name.to_string(),
+            offset: 0,
+            err,
+        })?
+        .starts_with(&[0x1f, 0x8b]);
+    let decoded = if is_gzip {
+        Decoded::Gzip(flate2::bufread::MultiGzDecoder::new(raw))
+    } else {
+        Decoded::Plain(raw)
+    };
+    let mut s = Splitter {
+        r: decoded,
+        is_gzip,
+        count,
+        failed,
+        buf: vec![0; INITIAL_BUF],
+        end: 0,
+        pos: 0,
+        mark: None,
+        base: 0,
+        lines: 0,
+        last_nl: None,
+        eof: false,
+        opts,
+        name,
+    };
+    s.run(sink)?;
+    Ok(s.base + s.end as u64)
+}
+
+struct Splitter<'o, R: Read> {
+    r: Decoded<R>,
+    is_gzip: bool,
+    count: Arc<AtomicU64>,
+    failed: Arc<AtomicBool>,
+    buf: Vec<u8>,
+    /// Valid bytes are `buf[..end]`.
+    end: usize,
+    /// Scanning position.
+    pos: usize,
+    /// Start of the value whose bytes must be kept across refills.
+    mark: Option<usize>,
+    /// Absolute offset of `buf[0]`.
+    base: u64,
+    /// Newlines in the input before `buf[0]`.
+    lines: u64,
+    /// Absolute offset of the last newline before `buf[0]`.
+    last_nl: Option<u64>,
+    eof: bool,
+    opts: &'o ScanOptions,
+    name: &'o str,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ArrayKind {
+    Records,
+    Events,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Records,
+    Events,
+    Detail,
+    DetailType,
+    Digest,
+    Other,
+}
+
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+impl<R: Read> Splitter<'_, R> {
+    fn position(&self, p: usize) -> Position {
+        let head = &self.buf[..p];
+        let nl_in_buf = memchr::memchr_iter(b'\n', head).count() as u64;
+        let last_nl = memrchr(b'\n', head)
+            .map(|i| self.base + i as u64)
+            .or(self.last_nl);
+        let offset = self.base + p as u64;
+        Position {
+            offset,
+            line: self.lines + nl_in_buf + 1,
+            column: match last_nl {
+                Some(nl) => offset - nl,
+                None => offset + 1,
+            },
+        }
+    }
+
+    fn syntax(&self, expected: &'static str) -> ReadError {
+        ReadError::Syntax {
+            input: self.name.to_string(),
+            expected,
+            at: self.position(self.pos.min(self.end)),
+        }
+    }
+
+    fn eof_in(&self, what: &'static str, start: usize) -> ReadError {
+        ReadError::Eof {
+            input: self.name.to_string(),
+            what,
+            start: self.base + start as u64,
+            at: self.position(self.end),
+        }
+    }
+
+    fn io_error(&self, err: io::Error) -> ReadError {
+        let compressed_offset = self.count.load(Ordering::Relaxed);
+        let input = self.name.to_string();
+        if !self.is_gzip || self.failed.load(Ordering::Relaxed) {
+            return ReadError::Io {
+                input,
+                offset: if self.is_gzip {
+                    compressed_offset
+                } else {
+                    self.base + self.end as u64
+                },
+                err,
+            };
+        }
+        if err.kind() == io::ErrorKind::UnexpectedEof {
+            ReadError::TruncatedGzip {
+                input,
+                compressed_offset,
+            }
+        } else {
+            ReadError::Gzip {
+                input,
+                compressed_offset,
+                err,
+            }
+        }
+    }
+
+    /// Read more input. Keeps `buf[mark..]` (or `buf[pos..]`); returns false
+    /// at the end of the input.
+    fn fill(&mut self) -> Result<bool, ReadError> {
+        if self.eof {
+            return Ok(false);
+        }
+        if let Some(m) = self.mark
+            && self.pos - m > self.opts.max_record_bytes
+        {
+            return Err(ReadError::RecordTooLarge {
+                input: self.name.to_string(),
+                offset: self.base + m as u64,
+                limit: self.opts.max_record_bytes,
+            });
+        }
+        let keep = self.mark.unwrap_or(self.pos).min(self.pos);
+        if keep > 0 {
+            let gone = &self.buf[..keep];
+            if let Some(i) = memrchr(b'\n', gone) {
+                self.lines += memchr::memchr_iter(b'\n', gone).count() as u64;
+                self.last_nl = Some(self.base + i as u64);
+            }
+            self.buf.copy_within(keep..self.end, 0);
+            self.end -= keep;
+            self.pos -= keep;
+            if let Some(m) = &mut self.mark {
+                *m -= keep;
+            }
+            self.base += keep as u64;
+        }
+        if self.buf.len() - self.end < CHUNK {
+            let want = (self.buf.len() * 2).max(self.end + CHUNK);
+            self.buf.resize(want, 0);
+        }
+        loop {
+            match self.r.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.end += n;
+                    let total = self.base + self.end as u64;
+                    if total > self.opts.max_input_bytes {
+                        return Err(ReadError::InputTooLarge {
+                            input: self.name.to_string(),
+                            offset: total,
+                            limit: self.opts.max_input_bytes,
+                        });
+                    }
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.io_error(e)),
+            }
+        }
+    }
+
+    /// Make sure `buf[pos]` exists; false at the end of the input.
+    fn have(&mut self) -> Result<bool, ReadError> {
+        while self.pos >= self.end {
+            if !self.fill()? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Skip whitespace; the next byte, or None at the end of the input.
+    fn peek_non_ws(&mut self) -> Result<Option<u8>, ReadError> {
+        loop {
+            if !self.have()? {
+                return Ok(None);
+            }
+            let b = self.buf[self.pos];
+            if is_ws(b) {
+                self.pos += 1;
+            } else {
+                return Ok(Some(b));
+            }
+        }
+    }
+
+    fn expect_non_ws(&mut self, what: &'static str, start: usize) -> Result<u8, ReadError> {
+        match self.peek_non_ws()? {
+            Some(b) => Ok(b),
+            None => Err(self.eof_in(what, start)),
+        }
+    }
+
+    fn run(&mut self, sink: &mut dyn Sink) -> Result<(), ReadError> {
+        // UTF-8 byte-order mark.
+        if self.have()? && self.buf[self.pos] == 0xEF {
+            while self.end < 3 && self.fill()? {}
+            if self.buf[..self.end].starts_with(&[0xEF, 0xBB, 0xBF]) {
+                self.pos = 3;
+            }
+        }
+        let mut first = true;
+        while let Some(b) = self.peek_non_ws()? {
+            match b {
+                b'{' => self.top_object(sink)?,
+                b'[' if first => self.array(ArrayKind::Records, sink)?,
+                _ => return Err(self.syntax("expected JSON object")),
+            }
+            first = false;
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, item_start: usize, item: RawItem<'_>, sink: &mut dyn Sink) {
+        if let Err(err) = sink.item(item) {
+            sink.record_error(ReadError::BadRecord {
+                input: self.name.to_string(),
+                at: self.position(item_start),
+                err,
+            });
+        }
+    }
+
+    /// `pos` at `[`: every element must be an object.
+    fn array(&mut self, kind: ArrayKind, sink: &mut dyn Sink) -> Result<(), ReadError> {
+        let start = self.pos;
+        self.pos += 1;
+        if self.expect_non_ws("JSON array", start)? == b']' {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            let b = self.expect_non_ws("JSON array", start)?;
+            if b != b'{' {
+                return Err(self.syntax("expected JSON object"));
+            }
+            self.mark = Some(self.pos);
+            self.skip_object()?;
+            let m = self.mark.take().unwrap_or_default();
+            let (bytes, end) = (m, self.pos);
+            let item = match kind {
+                ArrayKind::Records => RawItem::Record(&self.buf[bytes..end]),
+                ArrayKind::Events => RawItem::LookupEvent(&self.buf[bytes..end]),
+            };
+            if let Err(err) = sink.item(item) {
+                let at = self.position(bytes);
+                sink.record_error(ReadError::BadRecord {
+                    input: self.name.to_string(),
+                    at,
+                    err,
+                });
+            }
+            match self.expect_non_ws("JSON array", start)? {
+                b',' => self.pos += 1,
+                b']' => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.syntax("expected `,` or `]`")),
+            }
+        }
+    }
+
+    /// A top-level object: a container (`Records`/`Events`), an EventBridge
+    /// envelope, a digest, or a record on its own (a JSON Lines line).
+    fn top_object(&mut self, sink: &mut dyn Sink) -> Result<(), ReadError> {
+        let start = self.pos;
+        self.mark = Some(start);
+        self.pos += 1;
+        let mut container = false;
+        let mut digest = false;
+        let mut detail: Option<(usize, usize)> = None;
+        let mut detail_type = false;
+        if self.expect_non_ws("JSON object", start)? == b'}' {
+            self.pos += 1;
+        } else {
+            loop {
+                if self.expect_non_ws("JSON object", start)? != b'"' {
+                    return Err(self.syntax("expected a string key"));
+                }
+                let key = self.key()?;
+                if self.expect_non_ws("JSON object", start)? != b':' {
+                    return Err(self.syntax("expected `:`"));
+                }
+                self.pos += 1;
+                let v = self.expect_non_ws("JSON object", start)?;
+                match (key, v) {
+                    (Key::Records, b'[') | (Key::Events, b'[') => {
+                        container = true;
+                        self.mark = None;
+                        let kind = if key == Key::Records {
+                            ArrayKind::Records
+                        } else {
+                            ArrayKind::Events
+                        };
+                        self.array(kind, sink)?;
+                    }
+                    (Key::Detail, b'{') if !container => {
+                        let m = self.mark.unwrap_or_default();
+                        let s = self.pos - m;
+                        self.skip_object()?;
+                        let m = self.mark.unwrap_or_default();
+                        detail = Some((s, self.pos - m));
+                    }
+                    (k, _) => {
+                        digest |= k == Key::Digest;
+                        detail_type |= k == Key::DetailType;
+                        self.skip_value(start)?;
+                    }
+                }
+                match self.expect_non_ws("JSON object", start)? {
+                    b',' => self.pos += 1,
+                    b'}' => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return Err(self.syntax("expected `,` or `}`")),
+                }
+            }
+        }
+        let Some(m) = self.mark.take() else {
+            return Ok(()); // a container: its records were emitted
+        };
+        if container {
+            return Ok(());
+        }
+        if digest {
+            self.emit(m, RawItem::Digest, sink);
+            return Ok(());
+        }
+        let (s, e) = match (detail, detail_type) {
+            (Some((s, e)), true) => (m + s, m + e),
+            _ => (m, self.pos),
+        };
+        if let Err(err) = sink.item(RawItem::Record(&self.buf[s..e])) {
+            let at = self.position(s);
+            sink.record_error(ReadError::BadRecord {
+                input: self.name.to_string(),
+                at,
+                err,
+            });
+        }
+        Ok(())
+    }
+
+    /// `pos` at the opening quote of a key; reads it and classifies it.
+    fn key(&mut self) -> Result<Key, ReadError> {
+        let saved = self.mark;
+        let ks = self.pos;
+        if saved.is_none() {
+            self.mark = Some(ks);
+        }
+        let rel = ks - self.mark.unwrap_or_default();
+        self.pos += 1;
+        self.skip_string_body(ks)?;
+        let m = self.mark.unwrap_or_default();
+        let key = &self.buf[m + rel + 1..self.pos - 1];
+        let k = match key {
+            b"Records" => Key::Records,
+            b"Events" => Key::Events,
+            b"detail" => Key::Detail,
+            b"detail-type" => Key::DetailType,
+            b"digestStartTime" | b"logFiles" => Key::Digest,
+            _ => Key::Other,
+        };
+        if saved.is_none() {
+            self.mark = None;
+        }
+        Ok(k)
+    }
+
+    /// `pos` just after an opening quote; moves past the closing quote.
+    fn skip_string_body(&mut self, start: usize) -> Result<(), ReadError> {
+        loop {
+            match memchr2(b'"', b'\\', &self.buf[self.pos..self.end]) {
+                Some(i) => {
+                    let p = self.pos + i;
+                    if self.buf[p] == b'"' {
+                        self.pos = p + 1;
+                        return Ok(());
+                    }
+                    // An escape: skip the backslash and the byte after it.
+                    self.pos = p + 1;
+                    if !self.have()? {
+                        return Err(self.eof_in("JSON string", start));
+                    }
+                    self.pos += 1;
+                }
+                None => {
+                    self.pos = self.end;
+                    if !self.fill()? {
+                        return Err(self.eof_in("JSON string", start));
+                    }
+                }
+            }
+        }
+    }
+
+    /// `pos` at `{`; moves past the matching `}`. Brackets need no tracking:
+    /// in JSON that nests properly the braces balance on their own.
+    fn skip_object(&mut self) -> Result<(), ReadError> {
+        let start = self.pos;
+        let mut depth = 0usize;
+        loop {
+            match memchr3(b'"', b'{', b'}', &self.buf[self.pos..self.end]) {
+                Some(i) => {
+                    let p = self.pos + i;
+                    self.pos = p + 1;
+                    match self.buf[p] {
+                        b'{' => depth += 1,
+                        b'}' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Ok(());
+                            }
+                        }
+                        _ => self.skip_string_body(start)?,
+                    }
+                }
+                None => {
+                    self.pos = self.end;
+                    if !self.fill()? {
+                        return Err(self.eof_in("JSON object", start));
+                    }
+                }
+            }
+        }
+    }
+
+    /// `pos` at `[`; moves past the matching `]`.
+    fn skip_array(&mut self) -> Result<(), ReadError> {
+        let start = self.pos;
+        let mut depth = 0usize;
+        loop {
+            match memchr3(b'"', b'[', b']', &self.buf[self.pos..self.end]) {
+                Some(i) => {
+                    let p = self.pos + i;
+                    self.pos = p + 1;
+                    match self.buf[p] {
+                        b'[' => depth += 1,
+                        b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Ok(());
+                            }
+                        }
+                        _ => self.skip_string_body(start)?,
+                    }
+                }
+                None => {
+                    self.pos = self.end;
+                    if !self.fill()? {
+                        return Err(self.eof_in("JSON array", start));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Skip any JSON value at `pos`.
+    fn skip_value(&mut self, container_start: usize) -> Result<(), ReadError> {
+        match self.buf[self.pos] {
+            b'"' => {
+                let s = self.pos;
+                self.pos += 1;
+                self.skip_string_body(s)
+            }
+            b'{' => self.skip_object(),
+            b'[' => self.skip_array(),
+            b',' | b'}' | b']' | b':' => Err(self.syntax("expected a JSON value")),
+            _ => {
+                // number, true, false, null
+                loop {
+                    if !self.have()? {
+                        return Err(self.eof_in("JSON object", container_start));
+                    }
+                    let b = self.buf[self.pos];
+                    if matches!(b, b',' | b'}' | b']') || is_ws(b) {
+                        return Ok(());
+                    }
+                    if !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')) {
+                        return Err(self.syntax("expected a JSON value"));
+                    }
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+}
