@@ -6,11 +6,13 @@
 //! - [`record`]: the fields of a record the classifier reads.
 //! - [`classify`]: the bypass rules ([`Classifier`]).
 //! - [`reader`]: input shapes, gzip, limits and errors.
+//! - [`notification`]: the Lambda trigger shapes (S3, SQS, SNS, EventBridge).
 //! - [`scan`]: [`Scanner`], which puts them together with counting and
 //!   de-duplication.
 #![forbid(unsafe_code)]
 
 pub mod classify;
+pub mod notification;
 pub mod reader;
 pub mod record;
 pub mod scan;
