@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Validates everything under infra/ (called by scripts/test.sh; runnable on its own).
+#
+#   1. tools: .tmp/infra-venv (aws-sam-cli, cfn-lint; pinned in infra/requirements.txt) and
+#      `npm ci` in infra/cdk (aws-cdk CLI, aws-cdk-lib, cargo-lambda-cdk, and cfn-guard, whose
+#      static binary ships inside the npm package @cdklabs/cdk-validator-cfnguard). Both are
+#      re-installed only when their pin files change. Needs only the package registries.
+#   2. cfn-lint and `sam validate --lint` on infra/sam/template.yaml;
+#   3. `cdk synth` offline (no credentials, no lookups, bundling skipped) and cfn-lint on it;
+#   4. cfn-guard (infra/guard/*.guard) on both templates; every rule must pass;
+#   5. the guard negative tests: each rule must FAIL on a deliberately broken copy;
+#   6. parity: SAM and CDK have the same parameters/conditions/outputs/resources, and both
+#      Athena named queries are infra/athena/bypass-hunt.sql;
+#   7. INFRA_BUILD=1 only (slow): `cargo lambda build --release --arm64` for both functions
+#      (x86-64 if the arm64 std cannot be installed here), printing the zip sizes.
+#
+# Exit status non-zero on the first failing step, with the step named.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+INFRA_VENV="$REPO_ROOT/.tmp/infra-venv"
+CDK_DIR="$REPO_ROOT/infra/cdk"
+SAM_TEMPLATE="infra/sam/template.yaml"
+CDK_TEMPLATE="infra/cdk/cdk.out/MicrovmGovernance.template.json"
+GUARD_RULES="infra/guard/microvm-governance.guard"
+STEPS_OK=0
+
+say() { printf '\n--> infra-check: %s\n' "$*" >&2; }
+fail() {
+    printf '\ninfra-check: FAILED: %s\n' "$*" >&2
+    printf 'infra-check: %d passed, 1 failed\n' "$STEPS_OK"
+    exit 1
+}
+ok() { STEPS_OK=$((STEPS_OK + 1)); printf 'infra-check: ok: %s\n' "$*" >&2; }
+
+# Offline-safe AWS settings: nothing here talks to AWS, but the SDK-based tools want a region
+# and credentials to exist. Telemetry and update checks off (no network but the registries).
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+export AWS_REGION="${AWS_REGION:-$AWS_DEFAULT_REGION}"
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-AKIAINFRACHECKDUMMY}"
+export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-infra-check-dummy-secret}"
+export AWS_EC2_METADATA_DISABLED=true
+export SAM_CLI_TELEMETRY=0
+export CDK_DISABLE_VERSION_CHECK=true
+export CDK_DISABLE_CLI_TELEMETRY=true
+export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
+
+# ---------------------------------------------------------------- 1. tools
+ensure_pip_tools() { # $1 = requirements file, $2 = stamp name
+    local reqs="$1" stamp="$INFRA_VENV/.$2.sha256" want have=""
+    if [[ ! -x "$INFRA_VENV/bin/python" ]]; then
+        say "creating $INFRA_VENV"
+        python3 -m venv "$INFRA_VENV" || { rm -rf "$INFRA_VENV"; fail "python3 -m venv (Debian: apt-get install -y python3-venv)"; }
+    fi
+    want="$(sha256sum "$reqs" | cut -d' ' -f1)"
+    [[ -f "$stamp" ]] && have="$(cat "$stamp")"
+    if [[ "$want" != "$have" ]]; then
+        say "pip install -r $reqs (quiet; a minute or two the first time)"
+        local log="$INFRA_VENV/pip-$2.log"
+        if ! { "$INFRA_VENV/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip \
+               && "$INFRA_VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$reqs"; } >"$log" 2>&1; then
+            tail -n 30 "$log" >&2
+            fail "pip install -r $reqs (log: $log)"
+        fi
+        echo "$want" >"$stamp"
+    fi
+}
+
+say "tools"
+command -v python3 >/dev/null || fail "python3 not found"
+command -v npm >/dev/null || fail "npm not found (install Node.js 20+)"
+ensure_pip_tools infra/requirements.txt infra
+CFN_LINT="$INFRA_VENV/bin/cfn-lint"
+SAM="$INFRA_VENV/bin/sam"
+[[ -x "$CFN_LINT" && -x "$SAM" ]] || fail "cfn-lint or sam missing from $INFRA_VENV"
+
+lock_sum="$(sha256sum "$CDK_DIR/package-lock.json" | cut -d' ' -f1)"
+if [[ ! -d "$CDK_DIR/node_modules" || "$(cat "$CDK_DIR/node_modules/.infra-check.sha256" 2>/dev/null)" != "$lock_sum" ]]; then
+    say "npm ci in infra/cdk"
+    (cd "$CDK_DIR" && npm ci --no-audit --no-fund --loglevel=error >&2) || fail "npm ci in infra/cdk"
+    echo "$lock_sum" >"$CDK_DIR/node_modules/.infra-check.sha256"
+fi
+
+case "$(uname -m)" in
+    x86_64 | amd64) guard_arch=x86_64 ;;
+    aarch64 | arm64) guard_arch=aarch64 ;;
+    *) guard_arch="$(uname -m)" ;;
+esac
+CFN_GUARD="$CDK_DIR/node_modules/@cdklabs/cdk-validator-cfnguard/bin/ubuntu/$guard_arch/cfn-guard"
+if [[ ! -x "$CFN_GUARD" ]]; then
+    # No prebuilt binary for this platform in the npm package: build it from crates.io once.
+    if ! command -v cfn-guard >/dev/null; then
+        say "cargo install cfn-guard --locked (compiles for several minutes, once)"
+        cargo install cfn-guard --locked >&2 || fail "cargo install cfn-guard"
+    fi
+    CFN_GUARD="$(command -v cfn-guard)"
+fi
+"$CFN_GUARD" --version >&2 || fail "cfn-guard does not run: $CFN_GUARD"
+ok "tools ($("$CFN_LINT" --version 2>&1 | tail -1), $("$SAM" --version 2>&1), $("$CFN_GUARD" --version 2>&1))"
+
+# ---------------------------------------------------------------- 2. SAM template
+say "cfn-lint $SAM_TEMPLATE"
+"$CFN_LINT" "$SAM_TEMPLATE" >&2 || fail "cfn-lint reported problems in $SAM_TEMPLATE"
+ok "cfn-lint $SAM_TEMPLATE"
+
+say "sam validate --lint"
+"$SAM" validate --lint -t "$SAM_TEMPLATE" --region "$AWS_DEFAULT_REGION" >&2 || fail "sam validate --lint $SAM_TEMPLATE"
+ok "sam validate --lint"
+
+# ---------------------------------------------------------------- 3. CDK synth
+say "cdk synth (offline, bundling skipped)"
+rm -rf "$CDK_DIR/cdk.out"
+synth_log="$REPO_ROOT/.tmp/cdk-synth.log"
+if ! (cd "$CDK_DIR" && npx --no-install cdk synth --quiet --no-notices -c skipBundling=true) >"$synth_log" 2>&1; then
+    tail -n 40 "$synth_log" >&2
+    fail "cdk synth (log: $synth_log)"
+fi
+[[ -s "$CDK_TEMPLATE" ]] || fail "cdk synth wrote no $CDK_TEMPLATE"
+ok "cdk synth -> $CDK_TEMPLATE"
+
+# W3005 is ignored on CDK output only: CDK adds DependsOn: <role> to every function whose
+# Role is already a GetAtt of that role (redundant, harmless; see infra/README.md).
+say "cfn-lint $CDK_TEMPLATE"
+"$CFN_LINT" --ignore-checks W3005 -- "$CDK_TEMPLATE" >&2 || fail "cfn-lint reported problems in $CDK_TEMPLATE"
+ok "cfn-lint $CDK_TEMPLATE"
+
+# ---------------------------------------------------------------- 4. guard rules
+for t in "$SAM_TEMPLATE" "$CDK_TEMPLATE"; do
+    say "cfn-guard validate $t"
+    "$CFN_GUARD" validate -r "$GUARD_RULES" -d "$t" --show-summary all -o single-line-summary >&2 \
+        || fail "cfn-guard rules fail on $t"
+    ok "cfn-guard $t"
+done
+
+# ---------------------------------------------------------------- 5. guard negative tests
+say "guard negative tests (each rule must fail on a broken copy)"
+"$INFRA_VENV/bin/python" infra/guard/tests/guard_negative_tests.py \
+    --guard "$CFN_GUARD" --rules "$GUARD_RULES" --out "$REPO_ROOT/.tmp/guard-broken" \
+    "$SAM_TEMPLATE" "$CDK_TEMPLATE" >&2 || fail "guard negative tests"
+ok "guard negative tests"
+
+# ---------------------------------------------------------------- 6. parity
+say "SAM/CDK parity and Athena query"
+"$INFRA_VENV/bin/python" infra/tests/parity.py "$SAM_TEMPLATE" "$CDK_TEMPLATE" infra/athena/bypass-hunt.sql \
+    infra/policies/deny-direct-microvm-access.json >&2 || fail "SAM/CDK parity"
+ok "parity"
+
+# ---------------------------------------------------------------- 7. optional build
+if [[ "${INFRA_BUILD:-0}" == 1 ]]; then
+    ensure_pip_tools infra/requirements-build.txt build
+    export PATH="$INFRA_VENV/bin:$PATH"   # cargo-lambda and python-zig/zig for cross-linking
+    # A target dir of its own, so the slow release build does not hold the workspace's lock.
+    export CARGO_TARGET_DIR="${LAMBDA_TARGET_DIR:-$REPO_ROOT/.tmp/lambda-target}"
+    arch_flag=--arm64
+    if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
+        say "rustup target add aarch64-unknown-linux-gnu"
+        if ! timeout 120 rustup target add aarch64-unknown-linux-gnu >&2; then
+            say "WARNING: the aarch64 standard library cannot be installed here (rustup's server is not reachable); building x86-64 instead. The templates still deploy arm64: build on a machine with rustup access (sam build / cdk deploy do)."
+            arch_flag=--x86-64
+        fi
+    fi
+    for bin in launcher detector; do
+        say "cargo lambda build --release $arch_flag --bin $bin --output-format zip"
+        cargo lambda build --release "$arch_flag" --bin "$bin" --output-format zip >&2 \
+            || fail "cargo lambda build $bin ($arch_flag)"
+        zip="$CARGO_TARGET_DIR/lambda/$bin/bootstrap.zip"
+        [[ -s "$zip" ]] || fail "no $zip after the build"
+        printf 'infra-check: %s (%s): %s bytes (%s)\n' "$bin" "${arch_flag#--}" "$(stat -c %s "$zip")" "$(du -h "$zip" | cut -f1)"
+    done
+    ok "cargo lambda build ($arch_flag)"
+fi
+
+printf 'infra-check: %d passed, 0 failed\n' "$STEPS_OK"
