@@ -1,0 +1,191 @@
+//! Raising a finding: de-duplicate, deliver to every channel, then mark.
+//!
+//! Order matters (ARCHITECTURE.md: "a finding is never lost silently"):
+//! 1. if the dedupe table already has the key → suppressed (logged, counted);
+//! 2. deliver to every channel (SNS, Contro1); any failure is returned, so
+//!    the invocation fails and SQS/EventBridge retries it;
+//! 3. only then write the dedupe mark (conditional put with a TTL).
+//!
+//! A crash between 2 and 3 means one duplicate alert on retry, never a lost
+//! one. Within one invocation a key is raised at most once (local set), so a
+//! file holding the same event twice costs one table read.
+
+use super::alert::Alert;
+use super::counters::Counters;
+use super::ports::{AlertChannel, Clock, DedupeStore, LogSink, PortError};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Why raising a finding failed. The invocation must fail (retry).
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error("reading the dedupe table for `{key}`: {source}")]
+    DedupeRead {
+        key: String,
+        #[source]
+        source: PortError,
+    },
+    #[error("delivering `{key}` to {channel}: {source}")]
+    Delivery {
+        key: String,
+        channel: &'static str,
+        #[source]
+        source: PortError,
+    },
+    #[error("writing the dedupe mark for `{key}` after delivery: {source}")]
+    DedupeWrite {
+        key: String,
+        #[source]
+        source: PortError,
+    },
+}
+
+/// What happened to one finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Raised {
+    Alerted,
+    Suppressed,
+}
+
+/// Delivers findings. Shared by every invocation (in `State`).
+pub struct Alerter {
+    dedupe: Arc<dyn DedupeStore>,
+    channels: Vec<Arc<dyn AlertChannel>>,
+    log: Arc<dyn LogSink>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Alerter {
+    pub fn new(
+        dedupe: Arc<dyn DedupeStore>,
+        channels: Vec<Arc<dyn AlertChannel>>,
+        log: Arc<dyn LogSink>,
+        clock: Arc<dyn Clock>,
+    ) -> Alerter {
+        Alerter {
+            dedupe,
+            channels,
+            log,
+            clock,
+        }
+    }
+
+    pub fn log(&self) -> &dyn LogSink {
+        self.log.as_ref()
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    /// Raise one finding, once per key across invocations.
+    pub async fn raise(&self, alert: &Alert) -> Result<Raised, AlertError> {
+        let key = alert.dedupe.as_key();
+        let marked =
+            self.dedupe
+                .is_marked(&key)
+                .await
+                .map_err(|source| AlertError::DedupeRead {
+                    key: key.clone(),
+                    source,
+                })?;
+        if marked {
+            self.log.line(&alert.log_line("suppressed-duplicate"));
+            return Ok(Raised::Suppressed);
+        }
+        // The log line comes first: even if delivery fails, the finding is on
+        // record in the logs, and the error below makes the message retry.
+        self.log.line(&alert.log_line("alerting"));
+        for ch in &self.channels {
+            ch.deliver(alert)
+                .await
+                .map_err(|source| AlertError::Delivery {
+                    key: key.clone(),
+                    channel: ch.name(),
+                    source,
+                })?;
+        }
+        let expires_at = self.clock.now_epoch() + alert.dedupe.ttl_seconds();
+        self.dedupe
+            .mark(&key, expires_at)
+            .await
+            .map_err(|source| AlertError::DedupeWrite { key, source })?;
+        Ok(Raised::Alerted)
+    }
+}
+
+/// One invocation's view of the alerter: raises each key at most once per
+/// invocation and counts. Shared by concurrent tasks of one invocation.
+pub struct AlertBatch<'a> {
+    alerter: &'a Alerter,
+    seen: Mutex<HashSet<String>>,
+    alerted: AtomicU64,
+    suppressed: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl<'a> AlertBatch<'a> {
+    pub fn new(alerter: &'a Alerter) -> AlertBatch<'a> {
+        AlertBatch {
+            alerter,
+            seen: Mutex::new(HashSet::new()),
+            alerted: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        }
+    }
+
+    pub fn alerter(&self) -> &Alerter {
+        self.alerter
+    }
+
+    /// Raise one finding. The error must fail the invocation (or the SQS
+    /// message the finding came from).
+    pub async fn raise(&self, alert: &Alert) -> Result<Raised, AlertError> {
+        let key = alert.dedupe.as_key();
+        let first = self
+            .seen
+            .lock()
+            .map(|mut s| s.insert(key.clone()))
+            .unwrap_or(true);
+        if !first {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            self.alerter
+                .log
+                .line(&alert.log_line("suppressed-duplicate"));
+            return Ok(Raised::Suppressed);
+        }
+        match self.alerter.raise(alert).await {
+            Ok(r) => {
+                let c = match r {
+                    Raised::Alerted => &self.alerted,
+                    Raised::Suppressed => &self.suppressed,
+                };
+                c.fetch_add(1, Ordering::Relaxed);
+                Ok(r)
+            }
+            Err(e) => {
+                // Not alerted: forget it locally so a later attempt in this
+                // invocation (another message with the same event) tries again.
+                if let Ok(mut s) = self.seen.lock() {
+                    s.remove(&key);
+                }
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Add this batch's counts: `findings = alerted + suppressed` (findings
+    /// whose delivery failed are in `alert_failures`, and fail the
+    /// invocation).
+    pub fn fold_into(&self, c: &mut Counters) {
+        let alerted = self.alerted.load(Ordering::Relaxed);
+        let suppressed = self.suppressed.load(Ordering::Relaxed);
+        c.alerted += alerted;
+        c.suppressed += suppressed;
+        c.findings += alerted + suppressed;
+        c.alert_failures += self.failed.load(Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,234 @@
+//! The detector Lambda's configuration: a pure function of the environment
+//! (`from_parts`), validated once at cold start; only `main` reads the
+//! process environment. Every error names the variable that is wrong.
+
+use super::sweep::{Remediation, SweepConfig};
+use detector_core::ClassifierConfig;
+use shared_core::RoleRef;
+use std::collections::HashMap;
+
+pub const DEFAULT_CONTRO1_BASE_URL: &str = "https://api.contro1.com/api/centcom/v1";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{key} is required but not set")]
+    Missing { key: &'static str },
+    #[error("{key} is invalid: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// How the Contro1 API key is obtained. Its value is never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ApiKeySource {
+    /// `CONTRO1_API_KEY` (local runs).
+    Plain(String),
+    /// `CONTRO1_API_KEY_SECRET_ARN` (deployed): read from Secrets Manager at
+    /// cold start.
+    SecretArn(String),
+}
+
+impl std::fmt::Debug for ApiKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiKeySource::Plain(_) => f.write_str("Plain(<redacted>)"),
+            ApiKeySource::SecretArn(arn) => write!(f, "SecretArn({arn})"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub ledger_table: String,
+    pub dedupe_table: String,
+    pub alert_topic_arn: String,
+    pub classifier: ClassifierConfig,
+    pub contro1_base_url: String,
+    pub contro1_api_key: ApiKeySource,
+    /// Endpoint of the MicroVMs client only (emulator); `AWS_ENDPOINT_URL`
+    /// is read by the SDK itself.
+    pub microvms_endpoint_url: Option<String>,
+    pub sweep: SweepConfig,
+}
+
+fn list(v: Option<&String>) -> Vec<String> {
+    v.map(|s| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+impl Config {
+    /// Build and validate from environment variables (names as in
+    /// DEVELOPERS.md).
+    pub fn from_parts(env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let get = |k: &str| env.get(k).filter(|v| !v.trim().is_empty());
+        let required = |key: &'static str| {
+            get(key)
+                .map(|v| v.trim().to_string())
+                .ok_or(ConfigError::Missing { key })
+        };
+        let ledger_table = required("LEDGER_TABLE")?;
+        let dedupe_table = required("DEDUPE_TABLE")?;
+        let alert_topic_arn = required("ALERT_TOPIC_ARN")?;
+        if !alert_topic_arn.starts_with("arn:") || !alert_topic_arn.contains(":sns:") {
+            return Err(ConfigError::Invalid {
+                key: "ALERT_TOPIC_ARN",
+                reason: format!("`{alert_topic_arn}` is not an SNS topic ARN"),
+            });
+        }
+        let role_arns = list(get("LAUNCHER_ROLE_ARNS"));
+        if role_arns.is_empty() {
+            // Without it every governed call would be a bypass: refuse.
+            return Err(ConfigError::Missing {
+                key: "LAUNCHER_ROLE_ARNS",
+            });
+        }
+        let launcher_roles = role_arns
+            .iter()
+            .map(|a| RoleRef::from_role_arn(a))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigError::Invalid {
+                key: "LAUNCHER_ROLE_ARNS",
+                reason: e.to_string(),
+            })?;
+        let classifier = ClassifierConfig {
+            launcher_roles,
+            launcher_session_names: list(get("LAUNCHER_SESSION_NAMES")),
+        };
+        let contro1_base_url = get("CONTRO1_BASE_URL")
+            .map(|s| s.trim().trim_end_matches('/').to_string())
+            .unwrap_or_else(|| DEFAULT_CONTRO1_BASE_URL.to_string());
+        if !(contro1_base_url.starts_with("https://") || contro1_base_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                key: "CONTRO1_BASE_URL",
+                reason: format!("`{contro1_base_url}` is not an http(s) URL"),
+            });
+        }
+        let contro1_api_key = match (get("CONTRO1_API_KEY"), get("CONTRO1_API_KEY_SECRET_ARN")) {
+            (Some(k), _) => ApiKeySource::Plain(k.trim().to_string()),
+            (None, Some(arn)) => ApiKeySource::SecretArn(arn.trim().to_string()),
+            (None, None) => {
+                return Err(ConfigError::Missing {
+                    key: "CONTRO1_API_KEY (or CONTRO1_API_KEY_SECRET_ARN)",
+                });
+            }
+        };
+        let remediation = match get("REMEDIATION") {
+            None => Remediation::Off,
+            Some(v) => Remediation::parse(v.trim()).ok_or_else(|| ConfigError::Invalid {
+                key: "REMEDIATION",
+                reason: format!("`{v}`: expected off, suspend or terminate"),
+            })?,
+        };
+        let number = |key: &'static str, default: i64, min: i64, max: i64| match get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| ConfigError::Invalid {
+                    key,
+                    reason: format!("`{v}`: expected an integer from {min} to {max}"),
+                }),
+        };
+        let grace_seconds = number("REMEDIATION_GRACE_SECONDS", 900, 0, 7 * 86_400)?;
+        let concurrency = number("SWEEP_CONCURRENCY", 8, 1, 64)? as usize;
+        let check_trails = match get("TRAIL_HEALTH").map(|s| s.trim()) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(v) => {
+                return Err(ConfigError::Invalid {
+                    key: "TRAIL_HEALTH",
+                    reason: format!("`{v}`: expected on or off"),
+                });
+            }
+        };
+        Ok(Config {
+            ledger_table,
+            dedupe_table,
+            alert_topic_arn,
+            classifier,
+            contro1_base_url,
+            contro1_api_key,
+            microvms_endpoint_url: get("MICROVMS_ENDPOINT_URL").map(|s| s.trim().to_string()),
+            sweep: SweepConfig {
+                remediation,
+                grace_seconds,
+                concurrency,
+                check_trails,
+                trail_names: list(get("TRAIL_NAMES")),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> HashMap<String, String> {
+        [
+            ("LEDGER_TABLE", "ledger"),
+            ("DEDUPE_TABLE", "dedupe"),
+            ("ALERT_TOPIC_ARN", "arn:aws:sns:us-east-1:111122223333:alerts"),
+            (
+                "LAUNCHER_ROLE_ARNS",
+                "arn:aws:iam::111122223333:role/svc/launcher, arn:aws:iam::444455556666:role/launcher",
+            ),
+            ("CONTRO1_API_KEY", "sk-test-secret"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn defaults_are_remediation_off_and_trail_health_on() {
+        let c = Config::from_parts(&base()).unwrap();
+        assert_eq!(c.sweep.remediation, Remediation::Off);
+        assert_eq!(c.sweep.grace_seconds, 900);
+        assert!(c.sweep.check_trails);
+        assert_eq!(c.classifier.launcher_roles.len(), 2);
+        assert_eq!(c.contro1_base_url, DEFAULT_CONTRO1_BASE_URL);
+    }
+
+    #[test]
+    fn every_bad_value_names_its_variable() {
+        for (key, value) in [
+            ("REMEDIATION", "kill"),
+            ("REMEDIATION_GRACE_SECONDS", "-5"),
+            ("SWEEP_CONCURRENCY", "0"),
+            ("LAUNCHER_ROLE_ARNS", "arn:aws:iam::1:user/alice"),
+            ("ALERT_TOPIC_ARN", "alerts"),
+            ("CONTRO1_BASE_URL", "ftp://x"),
+            ("TRAIL_HEALTH", "maybe"),
+        ] {
+            let mut env = base();
+            env.insert(key.to_string(), value.to_string());
+            let e = Config::from_parts(&env).unwrap_err();
+            assert!(e.to_string().starts_with(key), "{key}: {e}");
+        }
+        for key in [
+            "LEDGER_TABLE",
+            "DEDUPE_TABLE",
+            "ALERT_TOPIC_ARN",
+            "LAUNCHER_ROLE_ARNS",
+        ] {
+            let mut env = base();
+            env.remove(key);
+            let e = Config::from_parts(&env).unwrap_err();
+            assert_eq!(e, ConfigError::Missing { key }, "{key}");
+        }
+    }
+
+    #[test]
+    fn the_api_key_is_never_printed() {
+        let c = Config::from_parts(&base()).unwrap();
+        assert!(!format!("{c:?}").contains("sk-test-secret"));
+    }
+}

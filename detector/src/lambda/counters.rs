@@ -1,0 +1,107 @@
+//! Per-invocation counters, logged as one JSON line at the end of every
+//! invocation. They reconcile, so a record or a finding can never disappear
+//! without showing up somewhere:
+//!
+//! - `records_in = governed + not_governed + skipped_records + parse_errors`
+//!   (trail changes are counted in `not_governed` and again in
+//!   `trail_changes`);
+//! - `findings = alerted + suppressed`.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// SQS messages in the batch (0 for other triggers).
+    pub messages: u64,
+    /// SQS messages reported in `batchItemFailures`.
+    pub messages_failed: u64,
+    /// Notifications that asked for nothing (test events, subscription
+    /// confirmations, other EventBridge events).
+    pub notifications_ignored: u64,
+    /// S3 event records that were not ObjectCreated.
+    pub s3_records_ignored: u64,
+    pub objects_read: u64,
+    pub objects_failed: u64,
+    pub objects_skipped_digest: u64,
+    pub objects_skipped_insight: u64,
+    /// Uncompressed bytes of records read.
+    pub bytes_read: u64,
+    pub records_in: u64,
+    pub governed: u64,
+    pub not_governed: u64,
+    /// Insight records and governed records seen again (same eventID).
+    pub skipped_records: u64,
+    pub parse_errors: u64,
+    pub trail_changes: u64,
+    /// Managed calls checked against the ledger by requestID.
+    pub ledger_checked_calls: u64,
+    /// Managed calls without a requestID (cannot be checked).
+    pub ledger_unchecked_calls: u64,
+    pub findings: u64,
+    pub alerted: u64,
+    pub suppressed: u64,
+    /// Findings whose delivery failed (the invocation fails and retries).
+    pub alert_failures: u64,
+    pub microvms_listed: u64,
+    pub microvms_active: u64,
+    pub unmanaged: u64,
+    pub remediations: u64,
+    pub remediation_failures: u64,
+    pub trails_checked: u64,
+}
+
+impl Counters {
+    /// True when both equations of the module doc hold.
+    pub fn reconciles(&self) -> bool {
+        self.records_in
+            == self.governed + self.not_governed + self.skipped_records + self.parse_errors
+            && self.findings == self.alerted + self.suppressed
+    }
+
+    /// Add another set of counters into this one.
+    pub fn add(&mut self, o: &Counters) {
+        macro_rules! add {
+            ($($f:ident),*) => { $( self.$f += o.$f; )* };
+        }
+        add!(
+            messages,
+            messages_failed,
+            notifications_ignored,
+            s3_records_ignored,
+            objects_read,
+            objects_failed,
+            objects_skipped_digest,
+            objects_skipped_insight,
+            bytes_read,
+            records_in,
+            governed,
+            not_governed,
+            skipped_records,
+            parse_errors,
+            trail_changes,
+            ledger_checked_calls,
+            ledger_unchecked_calls,
+            findings,
+            alerted,
+            suppressed,
+            alert_failures,
+            microvms_listed,
+            microvms_active,
+            unmanaged,
+            remediations,
+            remediation_failures,
+            trails_checked
+        );
+    }
+
+    /// The log line.
+    pub fn log_line(&self, trigger: &str) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let serde_json::Value::Object(m) = &mut v {
+            m.insert("log".into(), "invocation".into());
+            m.insert("trigger".into(), trigger.into());
+            m.insert("reconciles".into(), self.reconciles().into());
+        }
+        v
+    }
+}

@@ -1,0 +1,398 @@
+//! The detector Lambda's handler: decode the invocation, run each trigger
+//! through the core, raise findings, and answer.
+//!
+//! - SQS batch: each message on its own; the answer lists exactly the failed
+//!   messages in `batchItemFailures` (retry, then DLQ). A message fails when
+//!   its body cannot be decoded, an object cannot be read or holds an
+//!   unreadable record, the ledger cannot be read, or an alert cannot be
+//!   delivered. Never acknowledged silently.
+//! - Any other trigger (S3, SNS, EventBridge): an error fails the invocation,
+//!   so Lambda retries it.
+//!
+//! Objects are streamed: S3 `GetObject` body → `SyncIoBridge` → the core's
+//! streaming scanner on a blocking thread, so memory is bounded by the
+//! largest record, not the object.
+
+use super::alert::Alert;
+use super::alerter::{AlertBatch, AlertError, Alerter};
+use super::counters::Counters;
+use super::ports::{Auditor, LedgerReader, MicrovmsApi, ObjectStore, PortError, TrailsApi};
+use super::sweep::{SweepConfig, SweepError, SweepPorts, sweep};
+use detector_core::notification::{
+    Invocation, NotificationError, ObjectKind, ObjectRef, SqsMessage, Trigger, decode_invocation,
+    decode_message_body,
+};
+use detector_core::{
+    Classifier, GovernedCall, ReadError, RecordError, ScanEvent, ScanOptions, ScanStats, Scanner,
+    Severity,
+};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Everything an invocation needs, built once in `main`.
+pub struct State {
+    pub classifier: Classifier,
+    pub scan_options: ScanOptions,
+    pub objects: Arc<dyn ObjectStore>,
+    pub ledger: Arc<dyn LedgerReader>,
+    pub microvms: Arc<dyn MicrovmsApi>,
+    pub trails: Arc<dyn TrailsApi>,
+    pub auditor: Arc<dyn Auditor>,
+    pub alerter: Alerter,
+    pub sweep: SweepConfig,
+    /// SQS messages processed at once.
+    pub message_concurrency: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    #[error("cannot decode the notification: {0}")]
+    Decode(#[from] NotificationError),
+    #[error("s3://{bucket}/{key}: cannot open: {source}")]
+    Open {
+        bucket: String,
+        key: String,
+        #[source]
+        source: PortError,
+    },
+    #[error("s3://{bucket}/{key}: {source}")]
+    Read {
+        bucket: String,
+        key: String,
+        #[source]
+        source: ReadError,
+    },
+    #[error("s3://{bucket}/{key}: {count} unreadable record(s); first: {first}")]
+    BadRecords {
+        bucket: String,
+        key: String,
+        count: u64,
+        first: String,
+    },
+    #[error("EventBridge record: {0}")]
+    Record(#[source] RecordError),
+    #[error("scanner task failed: {0}")]
+    Task(String),
+    #[error("checking launcher calls against the ledger: {0}")]
+    Ledger(#[source] PortError),
+    #[error(transparent)]
+    Alert(#[from] AlertError),
+    #[error("sweep: {0}")]
+    Sweep(#[from] SweepError),
+}
+
+/// Handle one invocation payload. `Ok` carries the answer (for SQS, the
+/// `batchItemFailures`).
+pub async fn handle(state: &State, event: &Value) -> Result<Value, HandleError> {
+    let batch = AlertBatch::new(&state.alerter);
+    let mut counters = Counters::default();
+    let decoded = decode_invocation(event);
+    let label = match &decoded {
+        Ok(Invocation::Sqs(_)) => "sqs",
+        Ok(Invocation::Direct(t)) => match t.first() {
+            Some(Trigger::Objects { .. }) => "objects",
+            Some(Trigger::ApiCall(_)) => "api-call",
+            Some(Trigger::Schedule) => "schedule",
+            Some(Trigger::TestEvent) => "test-event",
+            Some(Trigger::Ignored(_)) | None => "ignored",
+        },
+        Err(_) => "undecodable",
+    };
+    let result = match decoded {
+        Err(e) => Err(HandleError::Decode(e)),
+        Ok(Invocation::Sqs(messages)) => {
+            counters.messages = messages.len() as u64;
+            let outcomes: Vec<(String, Counters, Result<(), HandleError>)> =
+                futures::stream::iter(messages)
+                    .map(|m| {
+                        let batch = &batch;
+                        async move {
+                            let mut c = Counters::default();
+                            let r = run_message(state, &m, batch, &mut c).await;
+                            (m.message_id, c, r)
+                        }
+                    })
+                    .buffer_unordered(state.message_concurrency.max(1))
+                    .collect()
+                    .await;
+            let mut failures = Vec::new();
+            for (id, c, r) in outcomes {
+                counters.add(&c);
+                if let Err(e) = r {
+                    state.alerter.log().line(&json!({
+                        "log": "message-failed",
+                        "message_id": id,
+                        "error": e.to_string(),
+                    }));
+                    failures.push(json!({"itemIdentifier": id}));
+                }
+            }
+            counters.messages_failed = failures.len() as u64;
+            Ok(json!({"batchItemFailures": failures}))
+        }
+        Ok(Invocation::Direct(triggers)) => {
+            let mut first_err = None;
+            for t in triggers {
+                if let Err(e) = run_trigger(state, t, &batch, &mut counters).await {
+                    log_error(state, &e);
+                    first_err.get_or_insert(e);
+                }
+            }
+            match first_err {
+                Some(e) => Err(e),
+                None => Ok(json!({"status": "ok"})),
+            }
+        }
+    };
+    batch.fold_into(&mut counters);
+    state.alerter.log().line(&counters.log_line(label));
+    result.map(|mut v| {
+        if let Value::Object(m) = &mut v {
+            m.insert(
+                "counters".into(),
+                serde_json::to_value(&counters).unwrap_or_default(),
+            );
+        }
+        v
+    })
+}
+
+fn log_error(state: &State, e: &HandleError) {
+    let mut line = json!({"log": "error", "error": e.to_string()});
+    if let HandleError::Open { bucket, key, .. }
+    | HandleError::Read { bucket, key, .. }
+    | HandleError::BadRecords { bucket, key, .. } = e
+    {
+        line["bucket"] = json!(bucket);
+        line["key"] = json!(key);
+    }
+    state.alerter.log().line(&line);
+}
+
+async fn run_message(
+    state: &State,
+    m: &SqsMessage,
+    batch: &AlertBatch<'_>,
+    counters: &mut Counters,
+) -> Result<(), HandleError> {
+    let trigger = decode_message_body(&m.body)?;
+    let r = run_trigger(state, trigger, batch, counters).await;
+    if let Err(e) = &r {
+        log_error(state, e);
+    }
+    r
+}
+
+/// Run one trigger. Every object of a trigger is read even when an earlier
+/// one failed; the first error is returned.
+pub async fn run_trigger(
+    state: &State,
+    trigger: Trigger,
+    batch: &AlertBatch<'_>,
+    counters: &mut Counters,
+) -> Result<(), HandleError> {
+    match trigger {
+        Trigger::Objects {
+            objects,
+            ignored_records,
+        } => {
+            counters.s3_records_ignored += ignored_records as u64;
+            let mut first_err = None;
+            for o in objects {
+                match o.kind() {
+                    ObjectKind::Digest => counters.objects_skipped_digest += 1,
+                    ObjectKind::Insight => counters.objects_skipped_insight += 1,
+                    ObjectKind::Log => {
+                        if let Err(e) = run_object(state, &o, batch, counters).await {
+                            counters.objects_failed += 1;
+                            if first_err.is_some() {
+                                log_error(state, &e);
+                            }
+                            first_err.get_or_insert(e);
+                        }
+                    }
+                }
+            }
+            first_err.map_or(Ok(()), Err)
+        }
+        Trigger::ApiCall(record) => {
+            let mut scanner = Scanner::new(state.classifier.clone(), state.scan_options.clone());
+            let mut events = Vec::new();
+            let res = scanner.scan_value(&record, "eventbridge", |ev| events.push(ev));
+            fold_stats(scanner.stats(), counters);
+            let handled = handle_events(state, events, batch, counters).await;
+            res.map_err(HandleError::Record)?;
+            handled.map(|_| ())
+        }
+        Trigger::Schedule => {
+            let ports = SweepPorts {
+                microvms: state.microvms.as_ref(),
+                ledger: state.ledger.as_ref(),
+                trails: state.trails.as_ref(),
+                auditor: state.auditor.as_ref(),
+            };
+            sweep(&ports, &state.sweep, batch, counters).await?;
+            Ok(())
+        }
+        Trigger::TestEvent => {
+            counters.notifications_ignored += 1;
+            Ok(())
+        }
+        Trigger::Ignored(reason) => {
+            counters.notifications_ignored += 1;
+            state
+                .alerter
+                .log()
+                .line(&json!({"log": "ignored", "reason": reason}));
+            Ok(())
+        }
+    }
+}
+
+fn fold_stats(s: &ScanStats, c: &mut Counters) {
+    c.records_in += s.records;
+    c.governed += s.governed;
+    c.not_governed += s.not_governed;
+    c.skipped_records += s.skipped_insight_records + s.duplicates;
+    c.parse_errors += s.record_errors;
+    c.trail_changes += s.trail_changes;
+    c.bytes_read += s.bytes;
+    c.objects_skipped_digest += s.skipped_digest_files;
+}
+
+/// Stream one object through the scanner and raise what it holds.
+async fn run_object(
+    state: &State,
+    o: &ObjectRef,
+    batch: &AlertBatch<'_>,
+    counters: &mut Counters,
+) -> Result<(), HandleError> {
+    let body = state
+        .objects
+        .open(&o.bucket, &o.key)
+        .await
+        .map_err(|source| HandleError::Open {
+            bucket: o.bucket.clone(),
+            key: o.key.clone(),
+            source,
+        })?;
+    let bridge = tokio_util::io::SyncIoBridge::new(body);
+    let mut scanner = Scanner::new(state.classifier.clone(), state.scan_options.clone());
+    let source = o.to_string();
+    let (scanner, read, events) = tokio::task::spawn_blocking(move || {
+        let mut events = Vec::new();
+        let read = scanner.scan_reader(bridge, &source, |ev| events.push(ev));
+        (scanner, read, events)
+    })
+    .await
+    .map_err(|e| HandleError::Task(e.to_string()))?;
+    fold_stats(scanner.stats(), counters);
+    // Findings read before a failure are raised anyway (de-duplication makes
+    // the retry cheap); then the failure fails the message.
+    let bad = handle_events(state, events, batch, counters).await?;
+    match read {
+        Err(source) => Err(HandleError::Read {
+            bucket: o.bucket.clone(),
+            key: o.key.clone(),
+            source,
+        }),
+        Ok(report) if report.record_errors > 0 => Err(HandleError::BadRecords {
+            bucket: o.bucket.clone(),
+            key: o.key.clone(),
+            count: report.record_errors,
+            first: bad.unwrap_or_default(),
+        }),
+        Ok(report) => {
+            if !report.digest {
+                counters.objects_read += 1;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Raise findings and trail changes; check launcher calls against the
+/// ledger. Returns the first record error's text, if any.
+async fn handle_events(
+    state: &State,
+    events: Vec<ScanEvent>,
+    batch: &AlertBatch<'_>,
+    counters: &mut Counters,
+) -> Result<Option<String>, HandleError> {
+    let mut managed: Vec<GovernedCall> = Vec::new();
+    let mut first_bad = None;
+    let mut first_err: Option<HandleError> = None;
+    for ev in events {
+        let alert = match ev {
+            ScanEvent::Finding(f) => Alert::from_bypass(&f),
+            ScanEvent::TrailChange(t) => Alert::from_trail_change(&t),
+            ScanEvent::Managed(call) => {
+                managed.push(call);
+                continue;
+            }
+            ScanEvent::RecordError(e) => {
+                let text = e.to_string();
+                state
+                    .alerter
+                    .log()
+                    .line(&json!({"log": "record-error", "error": text}));
+                first_bad.get_or_insert(text);
+                continue;
+            }
+        };
+        if let Err(e) = batch.raise(&alert).await {
+            first_err.get_or_insert(e.into());
+        }
+    }
+    if let Err(e) = check_ledger(state, managed, batch, counters).await {
+        first_err.get_or_insert(e);
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(first_bad),
+    }
+}
+
+/// Launcher-role calls whose `requestID` the ledger does not hold were made
+/// with the launcher's credentials outside the launcher.
+async fn check_ledger(
+    state: &State,
+    managed: Vec<GovernedCall>,
+    batch: &AlertBatch<'_>,
+    counters: &mut Counters,
+) -> Result<(), HandleError> {
+    let ids: Vec<String> = managed
+        .iter()
+        .filter_map(|c| c.request_id.clone())
+        .collect();
+    let unchecked = managed.len() - ids.len();
+    counters.ledger_unchecked_calls += unchecked as u64;
+    counters.ledger_checked_calls += ids.len() as u64;
+    if unchecked > 0 {
+        state.alerter.log().line(&json!({
+            "log": "ledger-unchecked",
+            "reason": "launcher-role governed call without requestID",
+            "count": unchecked,
+        }));
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let known = state
+        .ledger
+        .known_requests(&ids)
+        .await
+        .map_err(HandleError::Ledger)?;
+    for call in managed {
+        let Some(id) = &call.request_id else { continue };
+        if known.contains(id) {
+            continue;
+        }
+        let severity = Severity::of(call.op, call.outcome);
+        batch
+            .raise(&Alert::from_unledgered_call(&call, severity.as_str()))
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,25 @@
+//! The detector Lambda (ARCHITECTURE.md, "Detector"): every trigger a
+//! customer's CloudTrail setup may use, the scheduled sweep with trail
+//! health and optional remediation, and alert delivery with
+//! de-duplication. The same code runs under `lambda_runtime` and behind
+//! `detector sweep` / `detector handle --event FILE`.
+//!
+//! - [`config`]: environment → validated [`config::Config`].
+//! - [`alert`]: what a finding says (SNS text, audit record, log line, dedupe key).
+//! - [`alerter`]: dedupe → deliver → mark.
+//! - [`sweep`], [`trail`]: the CloudTrail-independent layer and trail health.
+//! - [`handler`]: decoding invocations, streaming objects, answering SQS.
+//! - [`ports`]: the traits at the edges; [`aws`] and [`contro1`] implement them.
+//! - [`state`]: building [`handler::State`] once from the configuration.
+
+pub mod alert;
+pub mod alerter;
+pub mod aws;
+pub mod config;
+pub mod contro1;
+pub mod counters;
+pub mod handler;
+pub mod ports;
+pub mod state;
+pub mod sweep;
+pub mod trail;

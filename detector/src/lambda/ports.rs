@@ -1,0 +1,152 @@
+//! The edges of the detector Lambda as small traits ("ports"), so the
+//! decisions (what to alert, what to suppress, what to remediate, whether
+//! detection is degraded) are tested with in-memory fakes, and the AWS and
+//! Contro1 adapters in [`super::aws`] are tested against moto, the MicroVMs
+//! emulator and the Contro1 stand-in.
+//!
+//! Futures are boxed so the ports are object-safe and `State` holds
+//! `Arc<dyn ...>`.
+
+use super::alert::{Alert, ListedMicrovm};
+use futures::future::BoxFuture;
+use std::collections::HashSet;
+
+/// Failure at an edge. `what` names the service and operation, `message`
+/// carries the SDK's full error context.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what}: {message}")]
+pub struct PortError {
+    pub what: String,
+    pub message: String,
+}
+
+impl PortError {
+    pub fn new(what: impl Into<String>, message: impl Into<String>) -> PortError {
+        PortError {
+            what: what.into(),
+            message: message.into(),
+        }
+    }
+}
+
+pub type PortResult<'a, T> = BoxFuture<'a, Result<T, PortError>>;
+
+/// The alert de-duplication table.
+pub trait DedupeStore: Send + Sync {
+    /// True when this key was already alerted.
+    fn is_marked<'a>(&'a self, key: &'a str) -> PortResult<'a, bool>;
+    /// Record that the key was alerted (conditional put; a mark that already
+    /// exists is not an error). `expires_at` is Unix seconds (TTL).
+    fn mark<'a>(&'a self, key: &'a str, expires_at: i64) -> PortResult<'a, ()>;
+}
+
+/// A place an alert is delivered to (SNS topic, Contro1 audit records).
+pub trait AlertChannel: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn deliver<'a>(&'a self, alert: &'a Alert) -> PortResult<'a, ()>;
+}
+
+/// Where structured JSON log lines go (stderr in the Lambda and the CLI; a
+/// buffer in tests).
+pub trait LogSink: Send + Sync {
+    fn line(&self, value: &serde_json::Value);
+}
+
+/// The launcher's ledger, read side.
+pub trait LedgerReader: Send + Sync {
+    fn known_microvms<'a>(&'a self, ids: &'a [String]) -> PortResult<'a, HashSet<String>>;
+    fn known_requests<'a>(&'a self, request_ids: &'a [String]) -> PortResult<'a, HashSet<String>>;
+}
+
+/// One page of `ListMicrovms`.
+#[derive(Debug, Clone, Default)]
+pub struct MicrovmPage {
+    pub items: Vec<ListedMicrovm>,
+    pub next_token: Option<String>,
+}
+
+/// The MicroVMs API, as far as the sweep needs it.
+pub trait MicrovmsApi: Send + Sync {
+    fn list_page<'a>(
+        &'a self,
+        next_token: Option<&'a str>,
+        max_results: i32,
+    ) -> PortResult<'a, MicrovmPage>;
+    fn suspend<'a>(&'a self, microvm_id: &'a str) -> PortResult<'a, ()>;
+    fn terminate<'a>(&'a self, microvm_id: &'a str) -> PortResult<'a, ()>;
+}
+
+/// One advanced event selector field condition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldCondition {
+    pub field: String,
+    pub equals: Vec<String>,
+    pub not_equals: Vec<String>,
+    pub starts_with: Vec<String>,
+    pub not_starts_with: Vec<String>,
+    pub ends_with: Vec<String>,
+    pub not_ends_with: Vec<String>,
+}
+
+/// What CloudTrail says about one trail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrailInfo {
+    pub name: String,
+    pub arn: String,
+    pub home_region: Option<String>,
+    pub is_logging: bool,
+    /// Advanced event selectors: each a list of field conditions (ANDed).
+    pub advanced_selectors: Vec<Vec<FieldCondition>>,
+    /// Basic event selectors cannot select MicroVM data events; counted only
+    /// to say so in the alert.
+    pub basic_selectors: usize,
+}
+
+/// The CloudTrail API, as far as trail health needs it.
+pub trait TrailsApi: Send + Sync {
+    fn trails(&self) -> PortResult<'_, Vec<TrailInfo>>;
+}
+
+/// Unix time, injected so tests can move it.
+pub trait Clock: Send + Sync {
+    fn now_epoch(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_epoch(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// Log lines as JSON on stderr, one per line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StderrLog;
+
+impl LogSink for StderrLog {
+    fn line(&self, value: &serde_json::Value) {
+        use std::io::Write;
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{value}");
+    }
+}
+
+/// Contro1 audit records for actions the detector itself takes
+/// (remediation). Findings go through [`AlertChannel`].
+pub trait Auditor: Send + Sync {
+    fn audit<'a>(&'a self, record: &'a contro1::AuditRecord) -> PortResult<'a, ()>;
+}
+
+/// A readable object body (S3 GetObject streamed, never buffered whole).
+pub type ObjectBody = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
+/// Where CloudTrail log files are read from.
+pub trait ObjectStore: Send + Sync {
+    fn open<'a>(&'a self, bucket: &'a str, key: &'a str) -> PortResult<'a, ObjectBody>;
+}

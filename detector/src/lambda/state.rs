@@ -1,0 +1,106 @@
+//! Building the handler's [`State`] once per process from the validated
+//! configuration and one SDK configuration: every client is created here and
+//! nowhere else.
+
+use super::alerter::Alerter;
+use super::aws::{DynamoDedupe, S3Objects, SdkMicrovms, SdkTrails, SnsChannel};
+use super::config::{ApiKeySource, Config};
+use super::contro1::Contro1Channel;
+use super::handler::State;
+use super::ports::{AlertChannel, LogSink, StderrLog, SystemClock};
+use detector_core::{Classifier, ScanOptions};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("reading the Contro1 API key from Secrets Manager ({arn}): {message}")]
+    Secret { arn: String, message: String },
+    #[error("Contro1 client: {0}")]
+    Contro1(#[source] contro1::Contro1Error),
+}
+
+/// Resolve the Contro1 API key (Secrets Manager when deployed).
+async fn api_key(cfg: &Config, sdk: &aws_config::SdkConfig) -> Result<String, BuildError> {
+    match &cfg.contro1_api_key {
+        ApiKeySource::Plain(k) => Ok(k.clone()),
+        ApiKeySource::SecretArn(arn) => {
+            let client = aws_sdk_secretsmanager::Client::new(sdk);
+            let out = client
+                .get_secret_value()
+                .secret_id(arn)
+                .send()
+                .await
+                .map_err(|e| BuildError::Secret {
+                    arn: arn.clone(),
+                    message: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+                })?;
+            out.secret_string()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| BuildError::Secret {
+                    arn: arn.clone(),
+                    message: "the secret has no string value".to_string(),
+                })
+        }
+    }
+}
+
+/// Build the state: AWS clients from `sdk` (which honours
+/// `AWS_ENDPOINT_URL`), the MicroVMs client pointed at
+/// `MICROVMS_ENDPOINT_URL` when set, the Contro1 client, and the alerter.
+pub async fn build(cfg: &Config, sdk: &aws_config::SdkConfig) -> Result<State, BuildError> {
+    build_with_log(cfg, sdk, Arc::new(StderrLog)).await
+}
+
+/// [`build`] with another log sink (tests capture the log lines).
+pub async fn build_with_log(
+    cfg: &Config,
+    sdk: &aws_config::SdkConfig,
+    log: Arc<dyn LogSink>,
+) -> Result<State, BuildError> {
+    let key = api_key(cfg, sdk).await?;
+    let contro1 = contro1::Contro1Client::new(contro1::Contro1Config::new(
+        cfg.contro1_base_url.clone(),
+        key,
+    ))
+    .map_err(BuildError::Contro1)?;
+    let contro1 = Arc::new(Contro1Channel::new(contro1));
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let sns = aws_sdk_sns::Client::new(sdk);
+    let mut mv = aws_sdk_lambdamicrovms::config::Builder::from(sdk);
+    if let Some(url) = &cfg.microvms_endpoint_url {
+        mv = mv.endpoint_url(url);
+    }
+    let microvms = aws_sdk_lambdamicrovms::Client::from_conf(mv.build());
+    let cloudtrail = aws_sdk_cloudtrail::Client::new(sdk);
+    let channels: Vec<Arc<dyn AlertChannel>> = vec![
+        Arc::new(SnsChannel::new(sns, cfg.alert_topic_arn.clone())),
+        contro1.clone(),
+    ];
+    let alerter = Alerter::new(
+        Arc::new(DynamoDedupe::new(dynamo.clone(), cfg.dedupe_table.clone())),
+        channels,
+        log,
+        Arc::new(SystemClock),
+    );
+    Ok(State {
+        classifier: Classifier::new(cfg.classifier.clone()),
+        scan_options: ScanOptions::default(),
+        objects: Arc::new(S3Objects::new(s3)),
+        ledger: Arc::new(shared_aws::DynamoLedger::new(
+            dynamo,
+            cfg.ledger_table.clone(),
+        )),
+        microvms: Arc::new(SdkMicrovms::new(microvms)),
+        trails: Arc::new(SdkTrails::new(cloudtrail)),
+        auditor: contro1,
+        alerter,
+        sweep: cfg.sweep.clone(),
+        message_concurrency: 4,
+    })
+}
