@@ -22,9 +22,10 @@
 //! - `GET /_dev/requests`, `GET /_dev/audit-records`;
 //! - `POST /_dev/requests/{id}/approve` | `/deny` (optional body
 //!   `{"responded_by": "..."}`) | `/expire` — resolve and deliver the callback;
-//! - `POST /_dev/faults` `{fail_next, status, delay_ms}` — the next
-//!   `fail_next` API calls answer `status` (default 503); every API call waits
-//!   `delay_ms` first. `GET /_dev/faults` shows them.
+//! - `POST /_dev/faults` `{fail_next, status, delay_ms, retry_after_secs}` —
+//!   the next `fail_next` API calls answer `status` (default 503, with
+//!   `Retry-After` when set); every API call waits `delay_ms` first.
+//!   `GET /_dev/faults` shows them.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -199,6 +200,8 @@ struct Faults {
     fail_next: u32,
     status: u16,
     delay_ms: u64,
+    /// `Retry-After` seconds sent with injected faults.
+    retry_after_secs: Option<u64>,
 }
 
 struct Data {
@@ -290,6 +293,7 @@ impl StandInState {
                         fail_next: 0,
                         status: 503,
                         delay_ms: 0,
+                        retry_after_secs: None,
                     },
                     hits: 0,
                 }),
@@ -331,6 +335,15 @@ impl StandInState {
         let mut d = self.data();
         d.faults.fail_next = n;
         d.faults.status = status;
+        d.faults.retry_after_secs = None;
+    }
+
+    /// As [`Self::fail_next`], with a `Retry-After: secs` header on each fault.
+    pub fn fail_next_with_retry_after(&self, n: u32, status: u16, secs: u64) {
+        let mut d = self.data();
+        d.faults.fail_next = n;
+        d.faults.status = status;
+        d.faults.retry_after_secs = Some(secs);
     }
 
     /// Every API call waits `delay` before being handled.
@@ -722,21 +735,30 @@ async fn create_audit_record(
 
 /// Counts API calls, applies the injected delay, answers injected faults.
 async fn faults_layer(State(s): State<StandInState>, req: Request, next: Next) -> Response {
-    let (delay, fail) = {
+    let (delay, fail, retry_after) = {
         let mut d = s.data();
         d.hits += 1;
         let fail = (d.faults.fail_next > 0).then(|| {
             d.faults.fail_next -= 1;
             d.faults.status
         });
-        (Duration::from_millis(d.faults.delay_ms), fail)
+        (
+            Duration::from_millis(d.faults.delay_ms),
+            fail,
+            d.faults.retry_after_secs,
+        )
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
     if let Some(status) = fail {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        return message(status, "injected fault");
+        let mut resp = message(status, "injected fault");
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        return resp;
     }
     next.run(req).await
 }
@@ -807,6 +829,7 @@ struct FaultsBody {
     fail_next: Option<u32>,
     status: Option<u16>,
     delay_ms: Option<u64>,
+    retry_after_secs: Option<u64>,
 }
 
 async fn dev_get_faults(State(s): State<StandInState>) -> Response {
@@ -841,6 +864,9 @@ async fn dev_set_faults(State(s): State<StandInState>, body: Bytes) -> Response 
     }
     if let Some(ms) = f.delay_ms {
         d.faults.delay_ms = ms;
+    }
+    if f.retry_after_secs.is_some() {
+        d.faults.retry_after_secs = f.retry_after_secs;
     }
     Json(d.faults).into_response()
 }

@@ -257,6 +257,23 @@ async fn always_503_is_unavailable_after_three_attempts() {
 }
 
 #[tokio::test]
+async fn retry_after_from_the_server_is_honoured_instead_of_the_short_backoff() {
+    let s = standin().await;
+    let c = client_for(&s.base_url()); // backoff_base 10 ms
+    s.fail_next_with_retry_after(1, 429, 1);
+    let started = std::time::Instant::now();
+    c.create_request(&question("later"), "idem-retry-after")
+        .await
+        .unwrap();
+    assert_eq!(s.hits(), 2);
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "waited only {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn too_many_requests_is_retried_like_a_5xx() {
     let s = standin().await;
     let c = client_for(&s.base_url());
