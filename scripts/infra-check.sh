@@ -10,7 +10,7 @@
 #   4. cfn-guard (infra/guard/*.guard) on both templates; every rule must pass;
 #   5. the guard negative tests: each rule must FAIL on a deliberately broken copy;
 #   6. parity: SAM and CDK have the same parameters/conditions/outputs/resources, and both
-#      Athena named queries are infra/athena/bypass-hunt.sql;
+#      Athena named queries are infra/athena/bypass-hunt.sql (which must parse as Trino SQL);
 #   7. INFRA_BUILD=1 only (slow): `cargo lambda build --release --arm64` for both functions
 #      (x86-64 if the arm64 std cannot be installed here), printing the zip sizes.
 #
@@ -145,6 +145,11 @@ say "SAM/CDK parity and Athena query"
 "$INFRA_VENV/bin/python" infra/tests/parity.py "$SAM_TEMPLATE" "$CDK_TEMPLATE" infra/athena/bypass-hunt.sql \
     infra/policies/deny-direct-microvm-access.json >&2 || fail "SAM/CDK parity"
 ok "parity"
+
+say "Athena SQL syntax (Trino parser)"
+"$INFRA_VENV/bin/python" infra/tests/athena_sql_parses.py infra/athena/bypass-hunt.sql >&2 \
+    || fail "infra/athena/bypass-hunt.sql does not parse"
+ok "Athena SQL parses"
 
 # ---------------------------------------------------------------- 7. optional build
 if [[ "${INFRA_BUILD:-0}" == 1 ]]; then
