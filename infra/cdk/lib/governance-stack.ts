@@ -513,6 +513,15 @@ export class GovernanceStack extends Stack {
       functionUrlAuthType: 'NONE',
     });
     webhookPermission.cfnOptions.condition = webhookUrlEnabled;
+    // Since October 2025 a public URL also needs lambda:InvokeFunction; InvokedViaFunctionUrl
+    // limits it to calls through the URL.
+    const webhookInvoke = new lambda.CfnPermission(this, 'LauncherWebhookInvokePermission', {
+      functionName: webhookAlias.ref,
+      action: 'lambda:InvokeFunction',
+      principal: '*',
+      invokedViaFunctionUrl: true,
+    });
+    webhookInvoke.cfnOptions.condition = webhookUrlEnabled;
 
     // ------------------------------------------------------------------ detector
     const logBucketArn = Fn.sub('arn:${AWS::Partition}:s3:::${Bucket}', {

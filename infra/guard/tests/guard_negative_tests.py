@@ -140,6 +140,12 @@ def webhook_url_off_its_alias(t: dict) -> None:
     del props["Qualifier"]
 
 
+def public_invoke_not_limited_to_url(t: dict) -> None:
+    props = res(t, "LauncherWebhookInvokePermission")["Properties"]
+    if props.pop("InvokedViaFunctionUrl", None) is None:
+        raise NothingToBreak("LauncherWebhookInvokePermission is not limited to the URL")
+
+
 def ledger_table_unencrypted(t: dict) -> None:
     props = res(t, "LedgerTable")["Properties"]
     if "SSESpecification" not in props:
@@ -190,6 +196,7 @@ CASES = [
     ("trail-with-basic-event-selectors", "created_trail_logs_microvm_data_events", trail_with_basic_selectors),
     ("launcher-url-auth-none", "function_urls_use_aws_iam", launcher_url_without_iam),
     ("webhook-url-off-its-alias", "function_urls_use_aws_iam", webhook_url_off_its_alias),
+    ("public-invoke-not-limited-to-url", "public_invoke_only_through_function_url", public_invoke_not_limited_to_url),
     ("ledger-table-unencrypted", "tables_encrypted", ledger_table_unencrypted),
     ("pending-table-sse-disabled", "tables_encrypted", pending_table_sse_disabled),
     ("dedupe-table-without-pitr", "tables_have_point_in_time_recovery", dedupe_table_without_pitr),
