@@ -189,3 +189,69 @@ impl<'a> AlertBatch<'a> {
         c.alert_failures += self.failed.load(Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lambda::fakes::{Rig, vm};
+
+    const NOW: i64 = 1_759_413_931;
+
+    #[tokio::test]
+    async fn delivery_failure_returns_an_error_and_writes_no_mark() {
+        let rig = Rig::new(NOW);
+        rig.channel.fail.store(true, Ordering::SeqCst);
+        let alerter = rig.alerter();
+        let batch = AlertBatch::new(&alerter);
+        let alert = Alert::unmanaged(&vm("ai-1", "RUNNING", NOW - 10), NOW);
+        let err = batch.raise(&alert).await.unwrap_err();
+        assert!(matches!(err, AlertError::Delivery { .. }), "{err}");
+        assert!(rig.dedupe.marks.lock().unwrap().is_empty());
+        let mut c = Counters::default();
+        batch.fold_into(&mut c);
+        assert_eq!((c.findings, c.alerted, c.alert_failures), (0, 0, 1));
+        // The retry, with the channel back, delivers and marks.
+        rig.channel.fail.store(false, Ordering::SeqCst);
+        assert_eq!(batch.raise(&alert).await.unwrap(), Raised::Alerted);
+        let marks = rig.dedupe.marks.lock().unwrap();
+        assert_eq!(marks.get("vm#ai-1#2025-10-02"), Some(&(NOW + 2 * 86_400)));
+    }
+
+    #[tokio::test]
+    async fn a_marked_finding_is_suppressed_across_invocations() {
+        let rig = Rig::new(NOW);
+        let alerter = rig.alerter();
+        let alert = Alert::unmanaged(&vm("ai-1", "RUNNING", NOW - 10), NOW);
+        let first = AlertBatch::new(&alerter);
+        assert_eq!(first.raise(&alert).await.unwrap(), Raised::Alerted);
+        let second = AlertBatch::new(&alerter);
+        assert_eq!(second.raise(&alert).await.unwrap(), Raised::Suppressed);
+        assert_eq!(rig.channel.delivered.lock().unwrap().len(), 1);
+        let mut c = Counters::default();
+        second.fold_into(&mut c);
+        assert_eq!((c.findings, c.alerted, c.suppressed), (1, 0, 1));
+        assert!(c.reconciles());
+        let statuses: Vec<String> = rig
+            .log
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| l["status"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(statuses, ["alerting", "suppressed-duplicate"]);
+    }
+
+    #[tokio::test]
+    async fn the_same_key_twice_in_one_invocation_reads_the_table_once() {
+        let rig = Rig::new(NOW);
+        rig.dedupe.fail_reads.store(false, Ordering::SeqCst);
+        let alerter = rig.alerter();
+        let batch = AlertBatch::new(&alerter);
+        let alert = Alert::unmanaged(&vm("ai-1", "RUNNING", NOW - 10), NOW);
+        batch.raise(&alert).await.unwrap();
+        // Reads now fail: a second table read would error.
+        rig.dedupe.fail_reads.store(true, Ordering::SeqCst);
+        assert_eq!(batch.raise(&alert).await.unwrap(), Raised::Suppressed);
+    }
+}

@@ -23,3 +23,6 @@ pub mod ports;
 pub mod state;
 pub mod sweep;
 pub mod trail;
+
+#[cfg(test)]
+pub(crate) mod fakes;

@@ -390,3 +390,237 @@ fn remediation_audit(
         })),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lambda::fakes::{FakeAuditor, FakeLedger, FakeMicrovms, FakeTrails, Rig, vm};
+    use crate::lambda::ports::{FieldCondition, TrailInfo};
+    use std::sync::atomic::Ordering;
+
+    const NOW: i64 = 1_759_413_931;
+
+    fn healthy_trails() -> FakeTrails {
+        FakeTrails {
+            trails: vec![TrailInfo {
+                name: "t".into(),
+                arn: "arn:aws:cloudtrail:us-east-1:1:trail/t".into(),
+                home_region: None,
+                is_logging: true,
+                advanced_selectors: vec![vec![
+                    FieldCondition {
+                        field: "eventCategory".into(),
+                        equals: vec!["Data".into()],
+                        ..Default::default()
+                    },
+                    FieldCondition {
+                        field: "resources.type".into(),
+                        equals: vec![trail::MICROVM_RESOURCE_TYPE.into()],
+                        ..Default::default()
+                    },
+                ]],
+                basic_selectors: 0,
+            }],
+        }
+    }
+
+    /// 130 VMs (3 pages): every 10th not in the ledger, every 7th terminated.
+    fn fleet() -> (FakeMicrovms, FakeLedger, Vec<String>) {
+        let mut vms = Vec::new();
+        let ledger = FakeLedger::default();
+        let mut expected = Vec::new();
+        for i in 0..130 {
+            let id = format!("ai-{i:04}");
+            let state = if i % 7 == 0 { "TERMINATED" } else { "RUNNING" };
+            // Older VMs first: i < 65 started two hours ago, the rest 60 s ago.
+            let started = if i < 65 { NOW - 7200 } else { NOW - 60 };
+            vms.push(vm(&id, state, started));
+            if i % 10 == 0 {
+                if state != "TERMINATED" {
+                    expected.push(id);
+                }
+            } else {
+                ledger.vms.lock().unwrap().insert(id);
+            }
+        }
+        (
+            FakeMicrovms {
+                vms,
+                ..Default::default()
+            },
+            ledger,
+            expected,
+        )
+    }
+
+    #[tokio::test]
+    async fn sweep_finds_exactly_the_unmanaged_vms_over_every_page() {
+        let (mv, ledger, expected) = fleet();
+        let (trails, auditor) = (healthy_trails(), FakeAuditor::default());
+        let rig = Rig::new(NOW);
+        let alerter = rig.alerter();
+        let batch = AlertBatch::new(&alerter);
+        let ports = SweepPorts {
+            microvms: &mv,
+            ledger: &ledger,
+            trails: &trails,
+            auditor: &auditor,
+        };
+        let mut c = Counters::default();
+        let report = sweep(&ports, &SweepConfig::default(), &batch, &mut c)
+            .await
+            .unwrap();
+        let found: Vec<String> = report
+            .unmanaged
+            .iter()
+            .map(|v| v.microvm_id.clone())
+            .collect();
+        assert_eq!(found, expected);
+        assert_eq!(report.pages, 3);
+        assert_eq!(mv.pages_served.load(Ordering::SeqCst), 3);
+        assert_eq!(c.microvms_listed, 130);
+        let delivered = rig.channel.delivered.lock().unwrap();
+        assert_eq!(delivered.len(), expected.len());
+        assert!(
+            delivered
+                .iter()
+                .all(|a| a.event == shared_core::Event::UnmanagedDetected)
+        );
+        // Remediation is off by default: no action, no audit.
+        assert!(mv.suspended.lock().unwrap().is_empty());
+        assert!(mv.terminated.lock().unwrap().is_empty());
+        assert!(auditor.records.lock().unwrap().is_empty());
+        assert!(report.trail_health.unwrap().healthy);
+    }
+
+    #[tokio::test]
+    async fn terminate_remediation_spares_vms_younger_than_the_grace_period_and_audits_each() {
+        let (mv, ledger, expected) = fleet();
+        let (trails, auditor) = (healthy_trails(), FakeAuditor::default());
+        let rig = Rig::new(NOW);
+        let alerter = rig.alerter();
+        let batch = AlertBatch::new(&alerter);
+        let ports = SweepPorts {
+            microvms: &mv,
+            ledger: &ledger,
+            trails: &trails,
+            auditor: &auditor,
+        };
+        let cfg = SweepConfig {
+            remediation: Remediation::Terminate,
+            grace_seconds: 900,
+            ..Default::default()
+        };
+        sweep(&ports, &cfg, &batch, &mut Counters::default())
+            .await
+            .unwrap();
+        let old: Vec<String> = expected
+            .iter()
+            .filter(|id| id[3..].parse::<u32>().unwrap() < 65)
+            .cloned()
+            .collect();
+        assert!(!old.is_empty() && old.len() < expected.len());
+        assert_eq!(*mv.terminated.lock().unwrap(), old);
+        assert!(mv.suspended.lock().unwrap().is_empty());
+        let audits = auditor.records.lock().unwrap();
+        assert_eq!(audits.len(), old.len());
+        assert!(
+            audits
+                .iter()
+                .all(|a| a.action == "aws.microvm.terminate.requested")
+        );
+    }
+
+    #[tokio::test]
+    async fn no_trail_selecting_data_events_raises_degraded_once_a_day() {
+        let (mv, ledger, _) = fleet();
+        let trails = FakeTrails {
+            trails: vec![TrailInfo {
+                name: "mgmt-only".into(),
+                arn: "arn:aws:cloudtrail:us-east-1:1:trail/mgmt-only".into(),
+                is_logging: true,
+                basic_selectors: 1,
+                ..Default::default()
+            }],
+        };
+        let auditor = FakeAuditor::default();
+        let rig = Rig::new(NOW);
+        let alerter = rig.alerter();
+        let ports = SweepPorts {
+            microvms: &mv,
+            ledger: &ledger,
+            trails: &trails,
+            auditor: &auditor,
+        };
+        for _ in 0..2 {
+            let batch = AlertBatch::new(&alerter);
+            sweep(
+                &ports,
+                &SweepConfig::default(),
+                &batch,
+                &mut Counters::default(),
+            )
+            .await
+            .unwrap();
+        }
+        let delivered = rig.channel.delivered.lock().unwrap();
+        let degraded: Vec<&Alert> = delivered
+            .iter()
+            .filter(|a| a.event == shared_core::Event::DetectionDegraded)
+            .collect();
+        assert_eq!(degraded.len(), 1);
+        assert!(
+            degraded[0].what.contains("only basic event selectors"),
+            "{}",
+            degraded[0].what
+        );
+    }
+
+    #[tokio::test]
+    async fn a_vm_written_to_the_ledger_during_the_sweep_is_not_reported() {
+        // The second read of the candidates sees the late ledger item.
+        struct LateLedger(FakeLedger);
+        impl LedgerReader for LateLedger {
+            fn known_microvms<'a>(
+                &'a self,
+                ids: &'a [String],
+            ) -> crate::lambda::ports::PortResult<'a, HashSet<String>> {
+                if self.0.reads.load(Ordering::SeqCst) >= 1 {
+                    self.0.vms.lock().unwrap().insert("ai-late".into());
+                }
+                self.0.known_microvms(ids)
+            }
+            fn known_requests<'a>(
+                &'a self,
+                ids: &'a [String],
+            ) -> crate::lambda::ports::PortResult<'a, HashSet<String>> {
+                self.0.known_requests(ids)
+            }
+        }
+        let mv = FakeMicrovms {
+            vms: vec![vm("ai-late", "PENDING", NOW)],
+            ..Default::default()
+        };
+        let ledger = LateLedger(FakeLedger::default());
+        let (trails, auditor) = (healthy_trails(), FakeAuditor::default());
+        let rig = Rig::new(NOW);
+        let alerter = rig.alerter();
+        let batch = AlertBatch::new(&alerter);
+        let ports = SweepPorts {
+            microvms: &mv,
+            ledger: &ledger,
+            trails: &trails,
+            auditor: &auditor,
+        };
+        let report = sweep(
+            &ports,
+            &SweepConfig::default(),
+            &batch,
+            &mut Counters::default(),
+        )
+        .await
+        .unwrap();
+        assert!(report.unmanaged.is_empty());
+        assert!(rig.channel.delivered.lock().unwrap().is_empty());
+    }
+}

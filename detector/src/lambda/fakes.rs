@@ -1,0 +1,215 @@
+//! In-memory implementations of the ports, for unit tests of the decisions
+//! (dedupe order, sweep join, remediation, trail health). The adapters
+//! themselves are tested against moto, the emulator and the Contro1 stand-in
+//! in `detector/tests/`.
+
+use super::alert::{Alert, ListedMicrovm};
+use super::alerter::Alerter;
+use super::ports::{
+    AlertChannel, Auditor, Clock, DedupeStore, LedgerReader, LogSink, MicrovmPage, MicrovmsApi,
+    PortError, PortResult, TrailInfo, TrailsApi,
+};
+use futures::FutureExt;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+pub struct FakeDedupe {
+    pub marks: Mutex<HashMap<String, i64>>,
+    pub fail_reads: AtomicBool,
+}
+
+impl DedupeStore for FakeDedupe {
+    fn is_marked<'a>(&'a self, key: &'a str) -> PortResult<'a, bool> {
+        async move {
+            if self.fail_reads.load(Ordering::SeqCst) {
+                return Err(PortError::new("fake dedupe", "down"));
+            }
+            Ok(self.marks.lock().unwrap().contains_key(key))
+        }
+        .boxed()
+    }
+    fn mark<'a>(&'a self, key: &'a str, expires_at: i64) -> PortResult<'a, ()> {
+        async move {
+            self.marks
+                .lock()
+                .unwrap()
+                .insert(key.to_string(), expires_at);
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+#[derive(Default)]
+pub struct FakeChannel {
+    pub delivered: Mutex<Vec<Alert>>,
+    pub fail: AtomicBool,
+}
+
+impl AlertChannel for FakeChannel {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+    fn deliver<'a>(&'a self, alert: &'a Alert) -> PortResult<'a, ()> {
+        async move {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(PortError::new("fake channel", "topic does not exist"));
+            }
+            self.delivered.lock().unwrap().push(alert.clone());
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+#[derive(Default)]
+pub struct FakeLog {
+    pub lines: Mutex<Vec<serde_json::Value>>,
+}
+
+impl LogSink for FakeLog {
+    fn line(&self, value: &serde_json::Value) {
+        self.lines.lock().unwrap().push(value.clone());
+    }
+}
+
+pub struct FixedClock(pub AtomicI64);
+
+impl Clock for FixedClock {
+    fn now_epoch(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Default)]
+pub struct FakeLedger {
+    pub vms: Mutex<HashSet<String>>,
+    pub requests: Mutex<HashSet<String>>,
+    pub reads: AtomicUsize,
+}
+
+impl LedgerReader for FakeLedger {
+    fn known_microvms<'a>(&'a self, ids: &'a [String]) -> PortResult<'a, HashSet<String>> {
+        async move {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            let vms = self.vms.lock().unwrap();
+            Ok(ids.iter().filter(|i| vms.contains(*i)).cloned().collect())
+        }
+        .boxed()
+    }
+    fn known_requests<'a>(&'a self, ids: &'a [String]) -> PortResult<'a, HashSet<String>> {
+        async move {
+            let r = self.requests.lock().unwrap();
+            Ok(ids.iter().filter(|i| r.contains(*i)).cloned().collect())
+        }
+        .boxed()
+    }
+}
+
+/// Pages of `page_size` over a fixed list; records remediation calls.
+#[derive(Default)]
+pub struct FakeMicrovms {
+    pub vms: Vec<ListedMicrovm>,
+    pub pages_served: AtomicUsize,
+    pub suspended: Mutex<Vec<String>>,
+    pub terminated: Mutex<Vec<String>>,
+}
+
+impl MicrovmsApi for FakeMicrovms {
+    fn list_page<'a>(
+        &'a self,
+        next_token: Option<&'a str>,
+        max_results: i32,
+    ) -> PortResult<'a, MicrovmPage> {
+        async move {
+            self.pages_served.fetch_add(1, Ordering::SeqCst);
+            let start: usize = next_token.map_or(0, |t| t.parse().unwrap());
+            let end = (start + max_results as usize).min(self.vms.len());
+            Ok(MicrovmPage {
+                items: self.vms[start..end].to_vec(),
+                next_token: (end < self.vms.len()).then(|| end.to_string()),
+            })
+        }
+        .boxed()
+    }
+    fn suspend<'a>(&'a self, id: &'a str) -> PortResult<'a, ()> {
+        async move {
+            self.suspended.lock().unwrap().push(id.to_string());
+            Ok(())
+        }
+        .boxed()
+    }
+    fn terminate<'a>(&'a self, id: &'a str) -> PortResult<'a, ()> {
+        async move {
+            self.terminated.lock().unwrap().push(id.to_string());
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+#[derive(Default)]
+pub struct FakeTrails {
+    pub trails: Vec<TrailInfo>,
+}
+
+impl TrailsApi for FakeTrails {
+    fn trails(&self) -> PortResult<'_, Vec<TrailInfo>> {
+        let t = self.trails.clone();
+        async move { Ok(t) }.boxed()
+    }
+}
+
+#[derive(Default)]
+pub struct FakeAuditor {
+    pub records: Mutex<Vec<contro1::AuditRecord>>,
+}
+
+impl Auditor for FakeAuditor {
+    fn audit<'a>(&'a self, record: &'a contro1::AuditRecord) -> PortResult<'a, ()> {
+        async move {
+            self.records.lock().unwrap().push(record.clone());
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+/// An alerter over fakes, with handles on each.
+pub struct Rig {
+    pub dedupe: Arc<FakeDedupe>,
+    pub channel: Arc<FakeChannel>,
+    pub log: Arc<FakeLog>,
+    pub clock: Arc<FixedClock>,
+}
+
+impl Rig {
+    pub fn new(now: i64) -> Rig {
+        Rig {
+            dedupe: Arc::default(),
+            channel: Arc::default(),
+            log: Arc::default(),
+            clock: Arc::new(FixedClock(AtomicI64::new(now))),
+        }
+    }
+    pub fn alerter(&self) -> Alerter {
+        Alerter::new(
+            self.dedupe.clone(),
+            vec![self.channel.clone()],
+            self.log.clone(),
+            self.clock.clone(),
+        )
+    }
+}
+
+pub fn vm(id: &str, state: &str, started_at: i64) -> ListedMicrovm {
+    ListedMicrovm {
+        microvm_id: id.to_string(),
+        state: state.to_string(),
+        image_arn: Some("arn:aws:lambda:us-east-1:111122223333:microvm-image:sandbox".into()),
+        image_version: Some("1".into()),
+        started_at: Some(started_at),
+    }
+}

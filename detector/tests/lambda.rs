@@ -1,0 +1,801 @@
+//! The detector Lambda's handler against real parts: moto (S3, SQS, SNS,
+//! DynamoDB, CloudTrail), the MicroVMs emulator through the real SDK, and the
+//! Contro1 stand-in. Needs `MOTO_ENDPOINT` (./scripts/test.sh sets it).
+
+use aws_sdk_cloudtrail::types::{AdvancedEventSelector, AdvancedFieldSelector};
+use aws_sdk_dynamodb::types::AttributeValue;
+use contro1::{StandIn, StandInConfig, StandInHandle};
+use detector::lambda::config::Config;
+use detector::lambda::handler::{State, handle};
+use detector::lambda::ports::LogSink;
+use detector::lambda::state::build_with_log;
+use detector_core::notification::{Invocation, Trigger, decode_invocation, decode_message_body};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde_json::{Value, json};
+use shared_core::LedgerEntry;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use testkit::emulator::{CallerIdentity, Emulator, MicrovmState};
+use testkit::moto;
+
+const ACCOUNT: &str = "123456789012";
+const LAUNCHER_ROLE: &str = "arn:aws:iam::123456789012:role/svc/microvm-launcher";
+const IMAGE: &str = "arn:aws:lambda:us-east-1:123456789012:microvm-image:agent-sandbox";
+const FIXTURE_BUCKET: &str = "aws-cloudtrail-logs-111122223333-3f1a2b";
+
+#[derive(Default)]
+struct Lines(Mutex<Vec<Value>>);
+
+impl LogSink for Lines {
+    fn line(&self, value: &Value) {
+        self.0.lock().unwrap().push(value.clone());
+    }
+}
+
+impl Lines {
+    fn all(&self) -> Vec<Value> {
+        self.0.lock().unwrap().clone()
+    }
+    fn with(&self, log: &str) -> Vec<Value> {
+        self.all().into_iter().filter(|l| l["log"] == log).collect()
+    }
+}
+
+/// Every resource one test needs, uniquely named in the shared moto.
+struct Rig {
+    s3: aws_sdk_s3::Client,
+    ddb: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+    cloudtrail: aws_sdk_cloudtrail::Client,
+    bucket: String,
+    dedupe_table: String,
+    ledger: shared_aws::DynamoLedger,
+    alert_queue: String,
+    trail_name: String,
+    emulator: Emulator,
+    contro1: StandInHandle,
+    lines: Arc<Lines>,
+    env: HashMap<String, String>,
+}
+
+impl Rig {
+    async fn new() -> Rig {
+        let sdk = moto::sdk_config().await;
+        let s3 = moto::s3_client().await;
+        let ddb = moto::dynamodb_client().await;
+        let sqs = moto::sqs_client().await;
+        let sns = moto::sns_client().await;
+        let bucket = testkit::unique_name("detector-logs");
+        moto::create_bucket(&s3, &bucket).await;
+        let dedupe_table = testkit::unique_name("dedupe");
+        let ledger_table = testkit::unique_name("ledger");
+        moto::create_pk_table(&ddb, &dedupe_table).await;
+        moto::create_pk_table(&ddb, &ledger_table).await;
+        let (topic_arn, alert_queue) =
+            moto::sns_topic_with_queue(&sns, &sqs, &testkit::unique_name("alerts")).await;
+        let emulator = Emulator::start().await;
+        let contro1 = StandIn::start(StandInConfig::new("detector-test-key", "whsec-test"))
+            .await
+            .expect("start the Contro1 stand-in");
+        let trail_name = testkit::unique_name("trail");
+        let env: HashMap<String, String> = [
+            ("LEDGER_TABLE", ledger_table.clone()),
+            ("DEDUPE_TABLE", dedupe_table.clone()),
+            ("ALERT_TOPIC_ARN", topic_arn),
+            ("LAUNCHER_ROLE_ARNS", LAUNCHER_ROLE.to_string()),
+            ("CONTRO1_BASE_URL", contro1.base_url()),
+            ("CONTRO1_API_KEY", "detector-test-key".to_string()),
+            ("MICROVMS_ENDPOINT_URL", emulator.base_url().to_string()),
+            ("TRAIL_NAMES", trail_name.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Rig {
+            s3,
+            cloudtrail: aws_sdk_cloudtrail::Client::new(&sdk),
+            ddb: ddb.clone(),
+            sqs,
+            bucket,
+            dedupe_table,
+            ledger: shared_aws::DynamoLedger::new(ddb, ledger_table),
+            alert_queue,
+            trail_name,
+            emulator,
+            contro1,
+            lines: Arc::default(),
+            env,
+        }
+    }
+
+    async fn state(&self) -> State {
+        let cfg = Config::from_parts(&self.env).expect("test configuration");
+        build_with_log(&cfg, &moto::sdk_config().await, self.lines.clone())
+            .await
+            .expect("build state")
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>) {
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .expect("put object");
+    }
+
+    async fn alerts(&self) -> Vec<moto::SnsMessage> {
+        moto::drain_sns_messages(&self.sqs, &self.alert_queue).await
+    }
+
+    async fn dedupe_item(&self, key: &str) -> Option<HashMap<String, AttributeValue>> {
+        self.ddb
+            .get_item()
+            .table_name(&self.dedupe_table)
+            .key("pk", AttributeValue::S(key.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get dedupe item")
+            .item
+    }
+
+    /// A trail in moto, logging, with or without the MicroVM data selector.
+    async fn trail(&self, microvm_data_events: bool) {
+        self.cloudtrail
+            .create_trail()
+            .name(&self.trail_name)
+            .s3_bucket_name(&self.bucket)
+            .send()
+            .await
+            .expect("create trail");
+        self.cloudtrail
+            .start_logging()
+            .name(&self.trail_name)
+            .send()
+            .await
+            .expect("start logging");
+        let field = |f: &str, v: &str| {
+            AdvancedFieldSelector::builder()
+                .field(f)
+                .equals(v)
+                .build()
+                .unwrap()
+        };
+        let selector = if microvm_data_events {
+            AdvancedEventSelector::builder()
+                .name("microvm data events")
+                .field_selectors(field("eventCategory", "Data"))
+                .field_selectors(field("resources.type", "AWS::Lambda::MicrovmImage"))
+                .build()
+                .unwrap()
+        } else {
+            AdvancedEventSelector::builder()
+                .name("management events")
+                .field_selectors(field("eventCategory", "Management"))
+                .build()
+                .unwrap()
+        };
+        self.cloudtrail
+            .put_event_selectors()
+            .trail_name(&self.trail_name)
+            .advanced_event_selectors(selector)
+            .send()
+            .await
+            .expect("put event selectors");
+    }
+}
+
+fn fixture(name: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/notifications")
+        .join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The RunMicrovm record of the EventBridge fixture (IAM user alice: a
+/// bypass), with a fresh eventID.
+fn bypass_record(event_id: &str) -> Value {
+    let env: Value =
+        serde_json::from_str(&fixture("eventbridge-api-call-run-microvm.json")).unwrap();
+    let mut r = env["detail"].clone();
+    r["eventID"] = json!(event_id);
+    r["recipientAccountId"] = json!(ACCOUNT);
+    r
+}
+
+/// A governed call by the launcher role (session `microvm-launcher`).
+fn launcher_record(event_id: &str, request_id: &str) -> Value {
+    json!({
+        "eventVersion": "1.11",
+        "userIdentity": {
+            "type": "AssumedRole",
+            "principalId": "AROAEXAMPLE:microvm-launcher",
+            "arn": "arn:aws:sts::123456789012:assumed-role/microvm-launcher/microvm-launcher",
+            "accountId": ACCOUNT,
+            "sessionContext": {"sessionIssuer": {"type": "Role", "arn": LAUNCHER_ROLE, "accountId": ACCOUNT}}
+        },
+        "eventTime": "2025-10-02T14:03:11Z",
+        "eventSource": "lambda.amazonaws.com",
+        "eventName": "TerminateMicrovm",
+        "awsRegion": "us-east-1",
+        "requestParameters": {"microvmIdentifier": "ai-launcher-vm"},
+        "responseElements": null,
+        "requestID": request_id,
+        "eventID": event_id,
+        "eventType": "AwsApiCall",
+        "managementEvent": false,
+        "eventCategory": "Data",
+        "recipientAccountId": ACCOUNT
+    })
+}
+
+fn gz_log(records: &[Value]) -> Vec<u8> {
+    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+    enc.write_all(json!({"Records": records}).to_string().as_bytes())
+        .unwrap();
+    enc.finish().unwrap()
+}
+
+fn log_key(n: u32) -> String {
+    format!(
+        "AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2025/10/02/{ACCOUNT}_CloudTrail_us-east-1_20251002T14{n:02}Z_{}.json.gz",
+        &uuid_like()
+    )
+}
+
+fn uuid_like() -> String {
+    testkit::unique_name("k").replace('-', "")
+}
+
+fn s3_event(bucket: &str, encoded_key: &str) -> Value {
+    json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2025-10-02T14:05:31.512Z", "eventName": "ObjectCreated:Put",
+        "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
+               "object": {"key": encoded_key, "size": 1234}}
+    }]})
+}
+
+fn sqs_event(bodies: &[(&str, String)]) -> Value {
+    json!({"Records": bodies.iter().map(|(id, body)| json!({
+        "messageId": id, "receiptHandle": "rh", "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+        "awsRegion": "us-east-1"
+    })).collect::<Vec<_>>()})
+}
+
+fn failed_ids(answer: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = answer["batchItemFailures"]
+        .as_array()
+        .expect("batchItemFailures")
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn every_trigger_shape_reads_the_object_and_the_finding_is_alerted_once() {
+    let rig = Rig::new().await;
+    let st = rig.state().await;
+    let event_id = format!("ev-{}", uuid_like());
+    let log = gz_log(&[bypass_record(&event_id)]);
+    let shapes = [
+        "s3-put.json",
+        "sqs-s3.json",
+        "sqs-sns-s3.json",
+        "sqs-cloudtrail-sns.json",
+        "sqs-cloudtrail-raw.json",
+        "sns-s3.json",
+        "sns-cloudtrail.json",
+        "eventbridge-object-created.json",
+    ];
+    let mut reads = 0;
+    for name in shapes {
+        // The fixture as delivered, pointed at this test's bucket; the object
+        // is stored under every key the shape decodes to (a key with a space
+        // proves the form-decoding against real S3).
+        let text = fixture(name).replace(FIXTURE_BUCKET, &rig.bucket);
+        let event: Value = serde_json::from_str(&text).unwrap();
+        let triggers = match decode_invocation(&event).unwrap() {
+            Invocation::Direct(t) => t,
+            Invocation::Sqs(m) => m
+                .iter()
+                .map(|m| decode_message_body(&m.body).unwrap())
+                .collect(),
+        };
+        let mut expected = 0;
+        for t in triggers {
+            if let Trigger::Objects { objects, .. } = t {
+                for o in objects {
+                    rig.put(&o.key, log.clone()).await;
+                    expected += 1;
+                }
+            }
+        }
+        let answer = handle(&st, &event)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        if let Some(f) = answer.get("batchItemFailures") {
+            assert_eq!(f, &json!([]), "{name}");
+        }
+        assert_eq!(
+            answer["counters"]["objects_read"],
+            json!(expected),
+            "{name}"
+        );
+        reads += expected;
+    }
+    assert!(reads >= 10, "{reads}");
+    // One finding, delivered by eight shapes and ten objects: one alert.
+    let alerts = rig.alerts().await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let subject = alerts[0].subject.clone().unwrap();
+    assert!(
+        subject.starts_with("[HIGH] RunMicrovm succeeded outside the launcher"),
+        "{subject}"
+    );
+    assert!(subject.len() <= 100);
+    assert!(
+        alerts[0]
+            .message
+            .contains("Who:     arn:aws:iam::111122223333:user/alice")
+    );
+    assert!(
+        alerts[0]
+            .message
+            .contains("MicroVM: ai-4b1f6c2e-8d3a-4e9b-a7c5-1d2e3f4a5b6c")
+    );
+    assert!(alerts[0].message.contains("What to do:"));
+    assert_eq!(
+        alerts[0].envelope["MessageAttributes"]["event"]["Value"],
+        "aws.microvm.bypass.detected"
+    );
+    let audits = rig.contro1.state().audit_records();
+    assert_eq!(audits.len(), 1, "{audits:?}");
+    assert_eq!(audits[0]["action"], "aws.microvm.bypass.detected");
+    assert_eq!(
+        audits[0]["metadata"]["cloudtrail_event_id"],
+        json!(event_id)
+    );
+    let item = rig
+        .dedupe_item(&format!("event#{event_id}"))
+        .await
+        .expect("dedupe mark");
+    let expires: i64 = item["expires_at"].as_n().unwrap().parse().unwrap();
+    assert!(expires > 1_700_000_000);
+    // One JSON log line per finding: alerted once, suppressed thereafter.
+    let findings = rig.lines.with("finding");
+    assert_eq!(
+        findings
+            .iter()
+            .filter(|l| l["status"] == "alerting")
+            .count(),
+        1
+    );
+    assert!(
+        findings
+            .iter()
+            .filter(|l| l["status"] == "suppressed-duplicate")
+            .count()
+            >= 7
+    );
+    for inv in rig.lines.with("invocation") {
+        assert_eq!(inv["reconciles"], true, "{inv}");
+    }
+}
+
+#[tokio::test]
+async fn sqs_batch_reports_exactly_the_failed_message_ids_and_never_acks_a_corrupt_object() {
+    let rig = Rig::new().await;
+    let st = rig.state().await;
+    let good = log_key(1);
+    rig.put(
+        &good,
+        gz_log(&[bypass_record(&format!("ev-{}", uuid_like()))]),
+    )
+    .await;
+    let truncated_key = log_key(2);
+    let full = gz_log(&vec![bypass_record("x"); 50]);
+    rig.put(&truncated_key, full[..full.len() / 2].to_vec())
+        .await;
+    let bad_json_key = log_key(3);
+    // A governed record whose JSON is broken (the scanner's prefilter skips
+    // parsing records that cannot be governed calls, so the broken one must
+    // look like one).
+    rig.put(
+        &bad_json_key,
+        br#"{"Records":[{"eventSource":"lambda.amazonaws.com","eventName":"RunMicrovm","eventID": }]}"#
+            .to_vec(),
+    )
+    .await;
+    let missing_key = log_key(4);
+    let body = |k: &str| s3_event(&rig.bucket, k).to_string();
+    let event = sqs_event(&[
+        ("m-good", body(&good)),
+        ("m-truncated", body(&truncated_key)),
+        ("m-bad-json", body(&bad_json_key)),
+        ("m-missing", body(&missing_key)),
+        ("m-not-json", "this is not a notification".to_string()),
+        ("m-test-event", fixture("s3-test-event.json")),
+    ]);
+    let answer = handle(&st, &event)
+        .await
+        .expect("the batch itself succeeds");
+    assert_eq!(
+        failed_ids(&answer),
+        ["m-bad-json", "m-missing", "m-not-json", "m-truncated"]
+    );
+    assert_eq!(answer["counters"]["messages"], 6);
+    assert_eq!(answer["counters"]["messages_failed"], 4);
+    // Each failed object is logged with its bucket, key and the error.
+    let errors = rig.lines.with("error");
+    let truncated = errors
+        .iter()
+        .find(|l| l["key"] == json!(truncated_key))
+        .expect("log line for the truncated object");
+    assert_eq!(truncated["bucket"], json!(rig.bucket));
+    assert!(
+        truncated["error"].as_str().unwrap().contains("gzip"),
+        "{truncated}"
+    );
+    let missing = errors
+        .iter()
+        .find(|l| l["key"] == json!(missing_key))
+        .expect("log line for the missing object");
+    assert!(
+        missing["error"].as_str().unwrap().contains("NoSuchKey"),
+        "{missing}"
+    );
+    let failed: Vec<Value> = rig.lines.with("message-failed");
+    assert_eq!(failed.len(), 4);
+}
+
+#[tokio::test]
+async fn alert_delivery_failure_fails_the_invocation_and_writes_no_dedupe_mark() {
+    let mut rig = Rig::new().await;
+    rig.env.insert(
+        "ALERT_TOPIC_ARN".into(),
+        format!(
+            "arn:aws:sns:us-east-1:{ACCOUNT}:{}",
+            testkit::unique_name("no-such-topic")
+        ),
+    );
+    let st = rig.state().await;
+    let event_id = format!("ev-{}", uuid_like());
+    let key = log_key(5);
+    rig.put(&key, gz_log(&[bypass_record(&event_id)])).await;
+    let err = handle(&st, &s3_event(&rig.bucket, &key)).await.unwrap_err();
+    assert!(err.to_string().contains("sns"), "{err}");
+    assert!(
+        rig.dedupe_item(&format!("event#{event_id}"))
+            .await
+            .is_none()
+    );
+    // In an SQS batch the same failure fails exactly that message.
+    let answer = handle(
+        &st,
+        &sqs_event(&[("m1", s3_event(&rig.bucket, &key).to_string())]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(failed_ids(&answer), ["m1"]);
+    assert!(
+        rig.dedupe_item(&format!("event#{event_id}"))
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn eventbridge_api_call_is_classified_at_once_and_launcher_calls_are_checked_against_the_ledger()
+ {
+    let rig = Rig::new().await;
+    let st = rig.state().await;
+    let envelope = |detail: Value| {
+        json!({"version": "0", "id": "x", "detail-type": "AWS API Call via CloudTrail",
+               "source": "aws.lambda", "account": ACCOUNT, "time": "2025-10-02T14:03:11Z",
+               "region": "us-east-1", "resources": [], "detail": detail})
+    };
+    // A launcher call the ledger knows: nothing to report.
+    let known = format!("req-{}", uuid_like());
+    rig.ledger
+        .record(&LedgerEntry {
+            contro1_request_id: "c1-req".into(),
+            operation: "TerminateMicrovm".into(),
+            microvm_id: Some("ai-launcher-vm".into()),
+            aws_request_id: Some(known.clone()),
+            agent_id: "agent-1".into(),
+            owner: "team-a".into(),
+            correlation_id: None,
+            image_arn: Some(IMAGE.into()),
+            execution_role_arn: None,
+            outcome: "succeeded".into(),
+            time_epoch: 1_759_413_791,
+        })
+        .await
+        .unwrap();
+    handle(
+        &st,
+        &envelope(launcher_record(&format!("ev-{}", uuid_like()), &known)),
+    )
+    .await
+    .unwrap();
+    assert!(rig.alerts().await.is_empty());
+    // The launcher's role, a requestID the ledger has never seen.
+    let unknown_event = format!("ev-{}", uuid_like());
+    let answer = handle(
+        &st,
+        &envelope(launcher_record(
+            &unknown_event,
+            &format!("req-{}", uuid_like()),
+        )),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer["counters"]["ledger_checked_calls"], 1);
+    let alerts = rig.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(
+        alerts[0].envelope["MessageAttributes"]["rule"]["Value"],
+        "launcher-credentials-outside-launcher"
+    );
+    // A bypass by an IAM user.
+    handle(
+        &st,
+        &envelope(bypass_record(&format!("ev-{}", uuid_like()))),
+    )
+    .await
+    .unwrap();
+    let alerts = rig.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(
+        alerts[0].envelope["MessageAttributes"]["rule"]["Value"],
+        "non-launcher-principal"
+    );
+}
+
+#[tokio::test]
+async fn stop_logging_in_the_record_stream_reports_detection_degraded() {
+    let rig = Rig::new().await;
+    let st = rig.state().await;
+    let event = json!({"version": "0", "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.cloudtrail", "detail": {
+            "eventVersion": "1.09", "eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging",
+            "eventID": format!("ev-{}", uuid_like()), "eventTime": "2025-10-02T14:00:00Z", "awsRegion": "us-east-1",
+            "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/mallory", "accountId": ACCOUNT},
+            "requestParameters": {"name": "org-trail"}, "responseElements": null,
+            "requestID": "r", "eventType": "AwsApiCall", "managementEvent": true, "recipientAccountId": ACCOUNT}});
+    handle(&st, &event).await.unwrap();
+    let alerts = rig.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(
+        alerts[0].envelope["MessageAttributes"]["event"]["Value"],
+        "aws.microvm.detection.degraded"
+    );
+    assert!(
+        alerts[0]
+            .subject
+            .as_deref()
+            .unwrap()
+            .contains("StopLogging")
+    );
+    assert!(alerts[0].message.contains("mallory"));
+}
+
+fn scheduled() -> Value {
+    serde_json::from_str(&fixture("eventbridge-schedule.json")).unwrap()
+}
+
+async fn ledger_vm(rig: &Rig, id: &str) {
+    rig.ledger
+        .record(&LedgerEntry {
+            contro1_request_id: format!("c1-{id}"),
+            operation: "RunMicrovm".into(),
+            microvm_id: Some(id.to_string()),
+            aws_request_id: Some(format!("req-{id}")),
+            agent_id: "agent-1".into(),
+            owner: "team-a".into(),
+            correlation_id: None,
+            image_arn: Some(IMAGE.into()),
+            execution_role_arn: None,
+            outcome: "succeeded".into(),
+            time_epoch: 1_759_413_791,
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sweep_finds_exactly_the_unmanaged_vms_among_managed_ones_over_multiple_pages() {
+    let rig = Rig::new().await;
+    rig.trail(true).await;
+    let managed = rig
+        .emulator
+        .seed_microvms(110, IMAGE, MicrovmState::Running);
+    let unmanaged = rig.emulator.seed_microvms(7, IMAGE, MicrovmState::Running);
+    let terminated = rig
+        .emulator
+        .seed_microvms(5, IMAGE, MicrovmState::Terminated);
+    for id in &managed {
+        ledger_vm(&rig, id).await;
+    }
+    let st = rig.state().await;
+    let answer = handle(&st, &scheduled()).await.unwrap();
+    assert_eq!(answer["counters"]["microvms_listed"], 122);
+    assert_eq!(answer["counters"]["unmanaged"], 7);
+    let alerts = rig.alerts().await;
+    let mut alerted: Vec<String> = alerts
+        .iter()
+        .map(|a| {
+            assert_eq!(
+                a.envelope["MessageAttributes"]["event"]["Value"], "aws.microvm.unmanaged.detected",
+                "{}",
+                a.message
+            );
+            let details = a.message.split("--- details (JSON) ---").nth(1).unwrap();
+            let v: Value = serde_json::from_str(details.trim()).unwrap();
+            assert_eq!(v["image_arn"], IMAGE);
+            assert_eq!(v["state"], "RUNNING");
+            assert!(v["started_at"].as_str().unwrap().ends_with('Z'));
+            v["microvm_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    alerted.sort();
+    let mut expected = unmanaged.clone();
+    expected.sort();
+    assert_eq!(alerted, expected);
+    assert!(terminated.iter().all(|t| !alerted.contains(t)));
+    // Every page was read (122 VMs / 50 a page = 3 pages), and remediation is
+    // off by default: no suspend or terminate reached the API.
+    let calls = rig.emulator.calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.operation == "ListMicrovms")
+            .count(),
+        3
+    );
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.operation != "SuspendMicrovm" && c.operation != "TerminateMicrovm")
+    );
+    assert_eq!(rig.contro1.state().audit_records().len(), 7);
+    // The next sweep the same day alerts nothing new.
+    handle(&st, &scheduled()).await.unwrap();
+    assert!(rig.alerts().await.is_empty());
+}
+
+#[tokio::test]
+async fn remediation_terminate_acts_only_on_unmanaged_vms_and_audits_each_action() {
+    let mut rig = Rig::new().await;
+    rig.trail(true).await;
+    rig.env.insert("REMEDIATION".into(), "terminate".into());
+    rig.env
+        .insert("REMEDIATION_GRACE_SECONDS".into(), "0".into());
+    let managed = rig.emulator.seed_microvms(3, IMAGE, MicrovmState::Running);
+    let mut unmanaged = rig.emulator.seed_microvms(2, IMAGE, MicrovmState::Running);
+    for id in &managed {
+        ledger_vm(&rig, id).await;
+    }
+    let st = rig.state().await;
+    handle(&st, &scheduled()).await.unwrap();
+    let mut terminated: Vec<String> = rig
+        .emulator
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "TerminateMicrovm")
+        .map(|c| c.microvm_id.unwrap())
+        .collect();
+    terminated.sort();
+    unmanaged.sort();
+    assert_eq!(terminated, unmanaged);
+    for id in &managed {
+        assert_eq!(
+            rig.emulator.microvm(id).unwrap().state,
+            MicrovmState::Running
+        );
+    }
+    let audits = rig.contro1.state().audit_records();
+    let actions: Vec<&str> = audits
+        .iter()
+        .filter(|a| a["action"] == "aws.microvm.terminate.requested")
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["success", "success"]);
+}
+
+#[tokio::test]
+async fn degraded_detection_when_the_trail_does_not_select_microvm_data_events() {
+    let rig = Rig::new().await;
+    rig.trail(false).await;
+    let st = rig.state().await;
+    let answer = handle(&st, &scheduled()).await.unwrap();
+    assert_eq!(answer["counters"]["trails_checked"], 1);
+    let alerts = rig.alerts().await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(
+        alerts[0].envelope["MessageAttributes"]["event"]["Value"],
+        "aws.microvm.detection.degraded"
+    );
+    assert!(
+        alerts[0].message.contains("eventCategory is not Data"),
+        "{}",
+        alerts[0].message
+    );
+    // With the selector in place, the same check passes.
+    let good = Rig::new().await;
+    good.trail(true).await;
+    handle(&good.state().await, &scheduled()).await.unwrap();
+    assert!(good.alerts().await.is_empty());
+}
+
+#[tokio::test]
+async fn launcher_activity_at_the_emulator_fed_back_as_cloudtrail_is_told_apart_from_a_bypass() {
+    // End to end: the launcher's role and an IAM user both call the MicroVMs
+    // API; the emulator writes the CloudTrail log AWS would; only the calls
+    // the ledger does not account for are reported.
+    let rig = Rig::new().await;
+    rig.emulator.register_identity(
+        "AKIALAUNCHER",
+        CallerIdentity::assumed_role(LAUNCHER_ROLE, "microvm-launcher"),
+    );
+    rig.emulator
+        .register_identity("AKIAALICE", CallerIdentity::iam_user(ACCOUNT, "alice"));
+    let launcher = rig.emulator.client("AKIALAUNCHER");
+    let alice = rig.emulator.client("AKIAALICE");
+    let seeded = rig.emulator.seed_microvms(2, IMAGE, MicrovmState::Running);
+    let out = launcher
+        .suspend_microvm()
+        .microvm_identifier(&seeded[0])
+        .send()
+        .await
+        .unwrap();
+    let _ = out;
+    let launcher_req = rig
+        .emulator
+        .calls()
+        .last()
+        .map(|c| c.request_id.clone())
+        .unwrap();
+    rig.ledger
+        .record(&LedgerEntry {
+            contro1_request_id: "c1-x".into(),
+            operation: "SuspendMicrovm".into(),
+            microvm_id: Some(seeded[0].clone()),
+            aws_request_id: Some(launcher_req),
+            agent_id: "agent-1".into(),
+            owner: "team-a".into(),
+            correlation_id: None,
+            image_arn: Some(IMAGE.into()),
+            execution_role_arn: None,
+            outcome: "succeeded".into(),
+            time_epoch: 1_759_413_791,
+        })
+        .await
+        .unwrap();
+    alice
+        .terminate_microvm()
+        .microvm_identifier(&seeded[1])
+        .send()
+        .await
+        .unwrap();
+    let key = Emulator::cloudtrail_object_key(std::time::SystemTime::now());
+    rig.put(&key, rig.emulator.cloudtrail_log_gz()).await;
+    let st = rig.state().await;
+    let answer = handle(&st, &s3_event(&rig.bucket, &key)).await.unwrap();
+    assert_eq!(answer["counters"]["governed"], 2, "{answer}");
+    let alerts = rig.alerts().await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(alerts[0].message.contains("user/alice"));
+    assert!(alerts[0].message.contains(&seeded[1]));
+}
