@@ -1,0 +1,222 @@
+//! End-to-end S3 object throughput inside the Lambda handler (issue 4): SQS
+//! batches of S3 notifications → GetObject from moto, streamed through
+//! `SyncIoBridge` into the core scanner → findings alerted (SNS, Contro1
+//! stand-in, DynamoDB dedupe) and launcher calls checked against the ledger.
+//!
+//! Baseline measured in the same run: the core scanner alone over the same
+//! gzip bytes held in memory (no S3, no alerts). Prints objects/s and MB/s
+//! (uncompressed JSON) for both and their ratio.
+//!
+//!   export MOTO_ENDPOINT=$(scripts/moto.sh start)
+//!   cargo bench -p detector --bench handler_throughput
+//!
+//! The corpus comes from ../shared/tools/make-corpus.py (python3), written to
+//! a temporary directory: `THROUGHPUT_RECORDS` (default 100000) records,
+//! `THROUGHPUT_PER_FILE` (default 5000) per object.
+
+use detector::lambda::config::Config;
+use detector::lambda::handler::handle;
+use detector::lambda::ports::LogSink;
+use detector::lambda::state::build_with_log;
+use detector_core::{Classifier, ScanEvent, ScanOptions, Scanner};
+use serde_json::{Value, json};
+use shared_core::LedgerEntry;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use testkit::moto;
+
+const LAUNCHER_ROLE: &str = "arn:aws:iam::111122223333:role/Contro1MicrovmLauncher";
+const LAUNCHER_SESSION: &str = "contro1-microvm-launcher";
+
+struct NoLog;
+impl LogSink for NoLog {
+    fn line(&self, _: &Value) {}
+}
+
+fn env_num(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files(&p, out);
+        } else if p.to_string_lossy().ends_with(".json.gz") {
+            out.push(p);
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let records = env_num("THROUGHPUT_RECORDS", 100_000);
+    let per_file = env_num("THROUGHPUT_PER_FILE", 5_000);
+    let dir = std::env::temp_dir().join(testkit::unique_name("detector-throughput"));
+    let tool = testkit::shared_dir().join("tools/make-corpus.py");
+    let status = std::process::Command::new("python3")
+        .arg(&tool)
+        .arg(&dir)
+        .args(["--records", &records.to_string()])
+        .args(["--per-file", &per_file.to_string()])
+        .status()
+        .expect("run python3 make-corpus.py");
+    assert!(status.success(), "make-corpus.py failed");
+    let mut paths = Vec::new();
+    files(&dir, &mut paths);
+    paths.sort();
+    let root = dir.clone();
+    let objects: Vec<(String, Vec<u8>)> = paths
+        .iter()
+        .map(|p| {
+            (
+                p.strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+                std::fs::read(p).unwrap(),
+            )
+        })
+        .collect();
+    let gz_bytes: usize = objects.iter().map(|(_, b)| b.len()).sum();
+
+    let classifier_cfg = detector_core::ClassifierConfig {
+        launcher_roles: vec![shared_core::RoleRef::from_role_arn(LAUNCHER_ROLE).unwrap()],
+        launcher_session_names: vec![LAUNCHER_SESSION.to_string()],
+    };
+
+    // Baseline: the scanner alone over the same bytes, in memory.
+    let t = Instant::now();
+    let mut managed_requests = Vec::new();
+    let mut raw_bytes = 0u64;
+    let mut raw_findings = 0u64;
+    for (key, body) in &objects {
+        let mut scanner = Scanner::new(
+            Classifier::new(classifier_cfg.clone()),
+            ScanOptions::default(),
+        );
+        let report = scanner
+            .scan_reader(&body[..], key, |ev| match ev {
+                ScanEvent::Managed(c) => managed_requests.extend(c.request_id),
+                ScanEvent::Finding(_) => raw_findings += 1,
+                _ => {}
+            })
+            .unwrap();
+        raw_bytes += report.bytes;
+    }
+    let raw = t.elapsed();
+
+    // Moto resources, the ledger holding every launcher call, the stand-in.
+    let sdk = moto::sdk_config().await;
+    let s3 = moto::s3_client().await;
+    let ddb = moto::dynamodb_client().await;
+    let sns = moto::sns_client().await;
+    let sqs = moto::sqs_client().await;
+    let bucket = testkit::unique_name("bench-trail");
+    moto::create_bucket(&s3, &bucket).await;
+    let ledger_table = testkit::unique_name("bench-ledger");
+    let dedupe_table = testkit::unique_name("bench-dedupe");
+    moto::create_pk_table(&ddb, &ledger_table).await;
+    moto::create_pk_table(&ddb, &dedupe_table).await;
+    let ledger = shared_aws::DynamoLedger::new(ddb.clone(), ledger_table.clone());
+    for req in &managed_requests {
+        ledger
+            .record(&LedgerEntry {
+                contro1_request_id: format!("c1-{req}"),
+                operation: "RunMicrovm".into(),
+                microvm_id: None,
+                aws_request_id: Some(req.clone()),
+                agent_id: "agent".into(),
+                owner: "owner".into(),
+                correlation_id: None,
+                image_arn: None,
+                execution_role_arn: None,
+                outcome: "failed".into(),
+                time_epoch: 0,
+            })
+            .await
+            .unwrap();
+    }
+    let (topic, queue) =
+        moto::sns_topic_with_queue(&sns, &sqs, &testkit::unique_name("bench-alerts")).await;
+    for (key, body) in &objects {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(key)
+            .body(body.clone().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let contro1 = contro1::StandIn::start(contro1::StandInConfig::new("bench-key", "whsec"))
+        .await
+        .unwrap();
+    let env: HashMap<String, String> = [
+        ("LEDGER_TABLE", ledger_table),
+        ("DEDUPE_TABLE", dedupe_table),
+        ("ALERT_TOPIC_ARN", topic),
+        ("LAUNCHER_ROLE_ARNS", LAUNCHER_ROLE.to_string()),
+        ("LAUNCHER_SESSION_NAMES", LAUNCHER_SESSION.to_string()),
+        ("CONTRO1_BASE_URL", contro1.base_url()),
+        ("CONTRO1_API_KEY", "bench-key".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let cfg = Config::from_parts(&env).unwrap();
+    let state = build_with_log(&cfg, &sdk, Arc::new(NoLog)).await.unwrap();
+
+    // The handler: SQS batches of 10 S3 notifications.
+    let t = Instant::now();
+    let mut handler_bytes = 0u64;
+    let mut findings = 0u64;
+    for (i, chunk) in objects.chunks(10).enumerate() {
+        let records: Vec<Value> = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, (key, _))| {
+                let body = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                    "s3": {"bucket": {"name": bucket}, "object": {"key": key}}}]});
+                json!({"messageId": format!("m-{i}-{j}"), "body": body.to_string(), "eventSource": "aws:sqs"})
+            })
+            .collect();
+        let answer = handle(&state, &json!({"Records": records})).await.unwrap();
+        assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+        handler_bytes += answer["counters"]["bytes_read"].as_u64().unwrap();
+        findings += answer["counters"]["findings"].as_u64().unwrap();
+    }
+    let handler = t.elapsed();
+    assert_eq!(handler_bytes, raw_bytes);
+    assert_eq!(findings, raw_findings);
+    let alerts = moto::drain_queue(&sqs, &queue).await.len();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let mb = raw_bytes as f64 / 1e6;
+    let n = objects.len() as f64;
+    println!(
+        "handler throughput: {} objects, {records} records, {:.1} MB uncompressed ({:.1} MB gzip), {} findings alerted ({alerts} SNS messages), {} launcher calls checked against the ledger",
+        objects.len(),
+        mb,
+        gz_bytes as f64 / 1e6,
+        findings,
+        managed_requests.len()
+    );
+    println!(
+        "  baseline  scanner over in-memory bytes   {:>7.2} s  {:>7.1} objects/s  {:>7.1} MB/s",
+        raw.as_secs_f64(),
+        n / raw.as_secs_f64(),
+        mb / raw.as_secs_f64()
+    );
+    println!(
+        "  handler   SQS → S3 (moto) → scan → alert {:>7.2} s  {:>7.1} objects/s  {:>7.1} MB/s   ratio to baseline {:.2}",
+        handler.as_secs_f64(),
+        n / handler.as_secs_f64(),
+        mb / handler.as_secs_f64(),
+        (mb / handler.as_secs_f64()) / (mb / raw.as_secs_f64())
+    );
+}
