@@ -14,7 +14,7 @@
 
 use memchr::{memchr2, memchr3, memrchr};
 use std::fmt;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -173,9 +173,32 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// The first bytes of the input, read ahead to look for the gzip magic, then
+/// handed back before the rest of the input.
+struct Peeked<R> {
+    head: [u8; 2],
+    head_len: usize,
+    head_pos: usize,
+    inner: R,
+}
+
+impl<R: Read> Read for Peeked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.head_pos < self.head_len {
+            let n = (self.head_len - self.head_pos).min(buf.len());
+            buf[..n].copy_from_slice(&self.head[self.head_pos..self.head_pos + n]);
+            self.head_pos += n;
+            return Ok(n);
+        }
+        self.inner.read(buf)
+    }
+}
+
+type Raw<R> = BufReader<Peeked<Counting<R>>>;
+
 enum Decoded<R: Read> {
-    Plain(BufReader<Counting<R>>),
-    Gzip(flate2::bufread::MultiGzDecoder<BufReader<Counting<R>>>),
+    Plain(Raw<R>),
+    Gzip(flate2::bufread::MultiGzDecoder<Raw<R>>),
 }
 
 impl<R: Read> Read for Decoded<R> {
@@ -200,24 +223,41 @@ pub(crate) fn split<R: Read>(
 ) -> Result<u64, ReadError> {
     let count = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicBool::new(false));
-    let mut raw = BufReader::with_capacity(
+    let mut counting = Counting {
+        inner: input,
+        count: count.clone(),
+        failed: failed.clone(),
+    };
+    // Gzip by its magic bytes. A read may return a single byte (a pipe, a
+    // network stream), so read until two bytes or the end of the input
+    // (fuzz: cloudtrail_reader found gzip read as plain text when the first
+    // read returned one byte).
+    let mut head = [0u8; 2];
+    let mut head_len = 0;
+    while head_len < head.len() {
+        match counting.read(&mut head[head_len..]) {
+            Ok(0) => break,
+            Ok(n) => head_len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => {
+                return Err(ReadError::Io {
+                    input: name.to_string(),
+                    offset: head_len as u64,
+                    err,
+                });
+            }
+        }
+    }
+    let is_gzip = head[..head_len] == [0x1f, 0x8b];
+    let raw = BufReader::with_capacity(
         CHUNK,
-        Counting {
-            inner: input,
-            count: count.clone(),
-            failed: failed.clone(),
+        Peeked {
+            head,
+            head_len,
+            head_pos: 0,
+            inner: counting,
         },
     );
-    // Gzip by its magic bytes. A first read shorter than two bytes (a pipe)
-    // is treated as plain text.
-    let is_gzip = raw
-        .fill_buf()
-        .map_err(|err| ReadError::Io {
-            input: name.to_string(),
-            offset: 0,
-            err,
-        })?
-        .starts_with(&[0x1f, 0x8b]);
     let decoded = if is_gzip {
         Decoded::Gzip(flate2::bufread::MultiGzDecoder::new(raw))
     } else {
@@ -733,5 +773,53 @@ impl<R: Read> Splitter<'_, R> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Classifier, ClassifierConfig, ScanOptions, Scanner};
+    use std::io::{self, Read};
+
+    /// Hands the input over one byte per read, as a pipe may.
+    struct OneByte<'a>(&'a [u8]);
+
+    impl Read for OneByte<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some((first, rest)) = self.0.split_first() else {
+                return Ok(0);
+            };
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            buf[0] = *first;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    /// Fuzz (cloudtrail_reader, crash-71b05364): a gzip file whose first read
+    /// returned one byte was read as plain text and failed with "expected
+    /// JSON object at line 1 column 1".
+    #[test]
+    fn regression_fuzz_cloudtrail_reader_gzip_magic_split_across_reads() {
+        let log = br#"{"Records":[{"eventID":"e1","eventSource":"s3.amazonaws.com","eventName":"GetObject"}]}"#;
+        let gz = gzip(log);
+        let mut scanner = Scanner::new(
+            Classifier::new(ClassifierConfig::default()),
+            ScanOptions::default(),
+        );
+        let report = scanner
+            .scan_reader(OneByte(&gz), "one-byte.json.gz", |_| {})
+            .unwrap();
+        assert_eq!(report.records, 1);
+        assert_eq!(report.bytes, log.len() as u64);
     }
 }
