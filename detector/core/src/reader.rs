@@ -194,6 +194,13 @@ impl<R: Read> Read for Peeked<R> {
     }
 }
 
+impl<R> Peeked<R> {
+    /// Bytes read ahead and not handed back yet.
+    fn unread(&self) -> usize {
+        self.head_len - self.head_pos
+    }
+}
+
 type Raw<R> = BufReader<Peeked<Counting<R>>>;
 
 enum Decoded<R: Read> {
@@ -375,6 +382,16 @@ impl<R: Read> Splitter<'_, R> {
                 err,
             };
         }
+        // Where the decoder stopped: what it pulled, less what is still
+        // buffered ahead of it (not what read-ahead happened to fetch; fuzz:
+        // cloudtrail_reader found the offset depended on read sizes).
+        let compressed_offset = match &self.r {
+            Decoded::Gzip(d) => {
+                let ahead = d.get_ref().buffer().len() + d.get_ref().get_ref().unread();
+                compressed_offset.saturating_sub(ahead as u64)
+            }
+            Decoded::Plain(_) => compressed_offset,
+        };
         if err.kind() == io::ErrorKind::UnexpectedEof {
             ReadError::TruncatedGzip {
                 input,
@@ -821,5 +838,38 @@ mod tests {
             .unwrap();
         assert_eq!(report.records, 1);
         assert_eq!(report.bytes, log.len() as u64);
+    }
+
+    /// Fuzz (cloudtrail_reader, crash-6d0ef560): a bad gzip header was
+    /// reported "at byte 446" (everything read ahead so far) when read at
+    /// once, "at byte 11" when read in pieces. The offset is now where the
+    /// decoder stopped, whatever the read sizes.
+    #[test]
+    fn regression_fuzz_cloudtrail_reader_gzip_error_offset_is_where_the_decoder_stopped() {
+        let mut gz = gzip(&[b' '; 4000]);
+        gz[2] = 9; // compression method 9 does not exist
+        let scan = |r: &mut dyn Read| {
+            let mut scanner = Scanner::new(
+                Classifier::new(ClassifierConfig::default()),
+                ScanOptions::default(),
+            );
+            scanner
+                .scan_reader(r, "bad-header.json.gz", |_| {})
+                .unwrap_err()
+                .to_string()
+        };
+        let whole = scan(&mut &gz[..]);
+        assert_eq!(whole, scan(&mut OneByte(&gz)));
+        assert!(whole.contains("invalid gzip data at byte "), "{whole}");
+        let at: u64 = whole
+            .split("at byte ")
+            .nth(1)
+            .and_then(|r| r.split(':').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no offset in {whole}"));
+        assert!(
+            at <= 10,
+            "the header is 10 bytes, error reported at {at}: {whole}"
+        );
     }
 }
