@@ -359,11 +359,19 @@ impl<R: Read> Splitter<'_, R> {
         }
     }
 
-    fn eof_in(&self, what: &'static str, start: usize) -> ReadError {
+    /// Absolute offset of `buf[p]`. Values that must survive a refill (which
+    /// moves the buffer) are kept absolute (fuzz: cloudtrail_reader found
+    /// "starting at byte" offsets off by however far the buffer had moved).
+    fn abs(&self, p: usize) -> u64 {
+        self.base + p as u64
+    }
+
+    /// `start` is absolute ([`Self::abs`]).
+    fn eof_in(&self, what: &'static str, start: u64) -> ReadError {
         ReadError::Eof {
             input: self.name.to_string(),
             what,
-            start: self.base + start as u64,
+            start,
             at: self.position(self.end),
         }
     }
@@ -489,7 +497,7 @@ impl<R: Read> Splitter<'_, R> {
         }
     }
 
-    fn expect_non_ws(&mut self, what: &'static str, start: usize) -> Result<u8, ReadError> {
+    fn expect_non_ws(&mut self, what: &'static str, start: u64) -> Result<u8, ReadError> {
         match self.peek_non_ws()? {
             Some(b) => Ok(b),
             None => Err(self.eof_in(what, start)),
@@ -528,7 +536,7 @@ impl<R: Read> Splitter<'_, R> {
 
     /// `pos` at `[`: every element must be an object.
     fn array(&mut self, kind: ArrayKind, sink: &mut dyn Sink) -> Result<(), ReadError> {
-        let start = self.pos;
+        let start = self.abs(self.pos);
         self.pos += 1;
         if self.expect_non_ws("JSON array", start)? == b']' {
             self.pos += 1;
@@ -569,8 +577,8 @@ impl<R: Read> Splitter<'_, R> {
     /// A top-level object: a container (`Records`/`Events`), an EventBridge
     /// envelope, a digest, or a record on its own (a JSON Lines line).
     fn top_object(&mut self, sink: &mut dyn Sink) -> Result<(), ReadError> {
-        let start = self.pos;
-        self.mark = Some(start);
+        let start = self.abs(self.pos);
+        self.mark = Some(self.pos);
         self.pos += 1;
         let mut container = false;
         let mut digest = false;
@@ -657,7 +665,7 @@ impl<R: Read> Splitter<'_, R> {
         }
         let rel = ks - self.mark.unwrap_or_default();
         self.pos += 1;
-        self.skip_string_body(ks)?;
+        self.skip_string_body(self.abs(ks))?;
         let m = self.mark.unwrap_or_default();
         let key = &self.buf[m + rel + 1..self.pos - 1];
         let k = match key {
@@ -675,7 +683,7 @@ impl<R: Read> Splitter<'_, R> {
     }
 
     /// `pos` just after an opening quote; moves past the closing quote.
-    fn skip_string_body(&mut self, start: usize) -> Result<(), ReadError> {
+    fn skip_string_body(&mut self, start: u64) -> Result<(), ReadError> {
         loop {
             match memchr2(b'"', b'\\', &self.buf[self.pos..self.end]) {
                 Some(i) => {
@@ -704,7 +712,7 @@ impl<R: Read> Splitter<'_, R> {
     /// `pos` at `{`; moves past the matching `}`. Brackets need no tracking:
     /// in JSON that nests properly the braces balance on their own.
     fn skip_object(&mut self) -> Result<(), ReadError> {
-        let start = self.pos;
+        let start = self.abs(self.pos);
         let mut depth = 0usize;
         loop {
             match memchr3(b'"', b'{', b'}', &self.buf[self.pos..self.end]) {
@@ -719,7 +727,7 @@ impl<R: Read> Splitter<'_, R> {
                                 return Ok(());
                             }
                         }
-                        _ => self.skip_string_body(start)?,
+                        _ => self.skip_string_body(self.abs(p))?,
                     }
                 }
                 None => {
@@ -734,7 +742,7 @@ impl<R: Read> Splitter<'_, R> {
 
     /// `pos` at `[`; moves past the matching `]`.
     fn skip_array(&mut self) -> Result<(), ReadError> {
-        let start = self.pos;
+        let start = self.abs(self.pos);
         let mut depth = 0usize;
         loop {
             match memchr3(b'"', b'[', b']', &self.buf[self.pos..self.end]) {
@@ -749,7 +757,7 @@ impl<R: Read> Splitter<'_, R> {
                                 return Ok(());
                             }
                         }
-                        _ => self.skip_string_body(start)?,
+                        _ => self.skip_string_body(self.abs(p))?,
                     }
                 }
                 None => {
@@ -763,12 +771,12 @@ impl<R: Read> Splitter<'_, R> {
     }
 
     /// Skip any JSON value at `pos`.
-    fn skip_value(&mut self, container_start: usize) -> Result<(), ReadError> {
+    fn skip_value(&mut self, container_start: u64) -> Result<(), ReadError> {
         match self.buf[self.pos] {
             b'"' => {
                 let s = self.pos;
                 self.pos += 1;
-                self.skip_string_body(s)
+                self.skip_string_body(self.abs(s))
             }
             b'{' => self.skip_object(),
             b'[' => self.skip_array(),
@@ -870,6 +878,38 @@ mod tests {
         assert!(
             at <= 10,
             "the header is 10 bytes, error reported at {at}: {whole}"
+        );
+    }
+
+    /// Fuzz (cloudtrail_reader, crash-acdabda2): "JSON object starting at
+    /// byte N is incomplete" named 4716 for a record at byte 2358 (read at
+    /// once) and 3177 (read in pieces): the start was a buffer index that
+    /// went stale when a refill moved the buffer.
+    #[test]
+    fn regression_fuzz_cloudtrail_reader_incomplete_value_start_survives_refills() {
+        let scan = |r: &mut dyn Read| {
+            let mut scanner = Scanner::new(
+                Classifier::new(ClassifierConfig::default()),
+                ScanOptions::default(),
+            );
+            scanner
+                .scan_reader(r, "cut.json", |_| {})
+                .unwrap_err()
+                .to_string()
+        };
+        let log = br#"{"Records":[{"a":1},{"b":2,"c":"xy"#;
+        let whole = scan(&mut &log[..]);
+        assert_eq!(whole, scan(&mut OneByte(log)));
+        assert!(
+            whole.contains("JSON string starting at byte 31 is incomplete"),
+            "{whole}"
+        );
+        let log = br#"{"Records":[{"a":1},{"b":2"#;
+        let whole = scan(&mut &log[..]);
+        assert_eq!(whole, scan(&mut OneByte(log)));
+        assert!(
+            whole.contains("JSON object starting at byte 20 is incomplete"),
+            "{whole}"
         );
     }
 }
