@@ -1,4 +1,9 @@
-//! `detector`: command-line entry point.
+//! `detector`: command-line entry point. Everything lives in [`cli`]; this
+//! file only hands over the exit status.
 #![forbid(unsafe_code)]
 
-fn main() {}
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,0 +1,50 @@
+//! The `detector` command line: one clap `Subcommand` per job. `scan` reads
+//! CloudTrail from files, stdin or S3 and prints bypass findings; the Lambda
+//! jobs (`sweep`, `handle`) slot in beside it as further variants.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+pub mod s3;
+pub mod scan;
+
+/// Exit status for a usage error (BSD `EX_USAGE`).
+pub const EXIT_USAGE: u8 = 64;
+/// Exit status when some input could not be read or parsed.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "detector",
+    version,
+    about = "Finds Lambda MicroVM calls that bypassed the governed launcher"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan CloudTrail logs (files, directories, `-`, s3://bucket/prefix)
+    /// and print one finding per bypassing MicroVM call.
+    Scan(scan::ScanArgs),
+}
+
+/// Parse the command line and run the chosen job.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS // --help, --version
+            };
+        }
+    };
+    match cli.command {
+        Command::Scan(args) => scan::run(&args),
+    }
+}

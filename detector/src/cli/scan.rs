@@ -1,0 +1,405 @@
+//! `detector scan`: the CLI contract of issue 2. Reads files, directories
+//! (recursively), stdin and S3 prefixes, prints one finding per line (jsonl)
+//! or a table on stdout, a summary (and progress, on a terminal) on stderr.
+//! Exit 0 when every input was read, 2 when any could not be, 64 on usage.
+
+use super::s3::{S3Source, parse_url};
+use super::{EXIT_BAD_INPUT, EXIT_USAGE};
+use detector_core::{
+    Classifier, ClassifierConfig, Finding, Rule, ScanEvent, ScanOptions, ScanStats, Scanner,
+};
+use shared_core::RoleRef;
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON finding per line.
+    Jsonl,
+    /// Aligned columns for a human, with a total line.
+    Table,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ScanArgs {
+    /// IAM role ARN the launcher runs as (repeatable; env LAUNCHER_ROLE_ARNS,
+    /// comma-separated; flags win).
+    #[arg(
+        long = "launcher-role-arn",
+        value_name = "ARN",
+        env = "LAUNCHER_ROLE_ARNS",
+        value_delimiter = ','
+    )]
+    pub launcher_role_arns: Vec<String>,
+    /// Session name the launcher uses (repeatable; env LAUNCHER_SESSION_NAMES,
+    /// comma-separated; flags win). When set, other sessions of the launcher
+    /// role are findings.
+    #[arg(
+        long = "launcher-session-name",
+        value_name = "NAME",
+        env = "LAUNCHER_SESSION_NAMES",
+        value_delimiter = ','
+    )]
+    pub launcher_session_names: Vec<String>,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    pub format: Format,
+    /// Largest record accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = ScanOptions::default().max_record_bytes)]
+    pub max_record_bytes: usize,
+    /// Largest input accepted, in uncompressed bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = ScanOptions::default().max_input_bytes)]
+    pub max_input_bytes: u64,
+    /// Files, directories (recursive), `-` for stdin, or s3://bucket/prefix.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<String>,
+}
+
+/// Names read inside a directory or S3 prefix; others are counted as ignored.
+const EXTENSIONS: [&str; 5] = [".json", ".json.gz", ".jsonl", ".ndjson", ".gz"];
+
+fn wanted(name: &str) -> bool {
+    EXTENSIONS.iter().any(|ext| name.ends_with(ext))
+}
+
+/// The classifier configuration from the flags (or env), validated.
+pub fn classifier_config(args: &ScanArgs) -> Result<ClassifierConfig, String> {
+    let mut launcher_roles = Vec::new();
+    for arn in args.launcher_role_arns.iter().map(|s| s.trim()) {
+        if arn.is_empty() {
+            continue;
+        }
+        launcher_roles
+            .push(RoleRef::from_role_arn(arn).map_err(|e| format!("--launcher-role-arn: {e}"))?);
+    }
+    let launcher_session_names = args
+        .launcher_session_names
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    Ok(ClassifierConfig {
+        launcher_roles,
+        launcher_session_names,
+    })
+}
+
+pub fn run(args: &ScanArgs) -> ExitCode {
+    let cfg = match classifier_config(&args) {
+        Ok(cfg) => cfg,
+        Err(msg) => {
+            eprintln!("detector scan: {msg}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    for p in &args.paths {
+        if p.starts_with("s3://") && parse_url(p).is_none() {
+            eprintln!("detector scan: `{p}` is not an s3://bucket/prefix URL");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
+    if cfg.launcher_roles.is_empty() {
+        eprintln!(
+            "detector scan: warning: no launcher role given (--launcher-role-arn or LAUNCHER_ROLE_ARNS); every governed call will be reported"
+        );
+    }
+    let opts = ScanOptions {
+        max_record_bytes: args.max_record_bytes,
+        max_input_bytes: args.max_input_bytes,
+    };
+    let mut run = Run {
+        scanner: Scanner::new(Classifier::new(cfg), opts),
+        out: Output::new(args.format),
+        ignored: 0,
+        bad_inputs: 0,
+        progress: io::stderr().is_terminal().then(Instant::now),
+    };
+    let mut s3: Option<S3Source> = None;
+    for path in &args.paths {
+        if path == "-" {
+            run.scan_one(io::stdin().lock(), "-");
+        } else if let Some((bucket, prefix)) = parse_url(path) {
+            if s3.is_none() {
+                match S3Source::new() {
+                    Ok(src) => s3 = Some(src),
+                    Err(e) => {
+                        run.input_failed(path, &format!("{e:#}"));
+                        continue;
+                    }
+                }
+            }
+            if let Some(src) = &s3 {
+                run.scan_s3(src, bucket, prefix);
+            }
+        } else {
+            run.scan_path(Path::new(path), true);
+        }
+    }
+    run.finish()
+}
+
+struct Run {
+    scanner: Scanner,
+    out: Output,
+    ignored: u64,
+    bad_inputs: u64,
+    /// Last progress line, when stderr is a terminal.
+    progress: Option<Instant>,
+}
+
+impl Run {
+    fn input_failed(&mut self, input: &str, what: &str) {
+        self.bad_inputs += 1;
+        eprintln!("error: {input}: {what}");
+    }
+
+    fn scan_one(&mut self, reader: impl Read, source: &str) {
+        let out = &mut self.out;
+        let result = self.scanner.scan_reader(reader, source, |ev| match ev {
+            ScanEvent::Finding(f) => out.finding(f),
+            ScanEvent::RecordError(e) => eprintln!("error: {e}"),
+            ScanEvent::Managed(_) | ScanEvent::TrailChange(_) => {}
+        });
+        match result {
+            Ok(report) if report.record_errors > 0 => self.bad_inputs += 1,
+            Ok(_) => {}
+            Err(e) => {
+                self.bad_inputs += 1;
+                eprintln!("error: {e}");
+            }
+        }
+        self.tick();
+    }
+
+    fn tick(&mut self) {
+        if let Some(last) = self.progress
+            && last.elapsed() > Duration::from_millis(250)
+        {
+            let s = self.scanner.stats();
+            eprint!(
+                "\r\x1b[Kscanning: {} files, {} records, {} findings",
+                s.files,
+                s.records,
+                s.total_findings()
+            );
+            self.progress = Some(Instant::now());
+        }
+    }
+
+    /// A path named on the command line (`named`) is always read; inside a
+    /// directory only the wanted extensions are.
+    fn scan_path(&mut self, path: &Path, named: bool) {
+        let meta = if named {
+            std::fs::metadata(path)
+        } else {
+            std::fs::symlink_metadata(path)
+        };
+        let meta = match meta {
+            Ok(m) => m,
+            Err(e) => return self.input_failed(&path.display().to_string(), &e.to_string()),
+        };
+        if meta.is_dir() {
+            let mut entries: Vec<_> = match std::fs::read_dir(path) {
+                Ok(rd) => match rd.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>() {
+                    Ok(v) => v,
+                    Err(e) => {
+                        return self.input_failed(&path.display().to_string(), &e.to_string());
+                    }
+                },
+                Err(e) => return self.input_failed(&path.display().to_string(), &e.to_string()),
+            };
+            entries.sort();
+            for entry in entries {
+                self.scan_path(&entry, false);
+            }
+            return;
+        }
+        let name = path.display().to_string();
+        if !named && (!meta.is_file() || !wanted(&name)) {
+            self.ignored += 1;
+            return;
+        }
+        match File::open(path) {
+            Ok(f) => self.scan_one(f, &name),
+            Err(e) => self.input_failed(&name, &e.to_string()),
+        }
+    }
+
+    fn scan_s3(&mut self, src: &S3Source, bucket: &str, prefix: &str) {
+        let mut keys_seen = false;
+        let listed = src.for_each_key(bucket, prefix, |key| {
+            keys_seen = true;
+            let url = format!("s3://{bucket}/{key}");
+            if key != prefix && !wanted(key) {
+                self.ignored += 1;
+                return;
+            }
+            match src.open(bucket, key) {
+                Ok(body) => self.scan_one(body, &url),
+                Err(e) => self.input_failed(&url, &format!("{e:#}")),
+            }
+        });
+        if let Err(e) = listed {
+            self.input_failed(&format!("s3://{bucket}/{prefix}"), &format!("{e:#}"));
+        } else if !keys_seen {
+            eprintln!("detector scan: warning: no objects under s3://{bucket}/{prefix}");
+        }
+    }
+
+    fn finish(mut self) -> ExitCode {
+        if self.progress.is_some() {
+            eprint!("\r\x1b[K");
+        }
+        let write_result = self.out.finish();
+        let stats = self.scanner.stats().clone();
+        eprint!("{}", summary(&stats, self.ignored, self.bad_inputs));
+        if let Err(e) = write_result {
+            eprintln!("error: writing findings to stdout: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+        if self.bad_inputs > 0 {
+            ExitCode::from(EXIT_BAD_INPUT)
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// The stderr summary.
+pub fn summary(s: &ScanStats, ignored: u64, bad_inputs: u64) -> String {
+    let mut out = format!(
+        "detector scan: {} files read ({} ignored), {} records ({} MB), {} governed calls ({} managed), {} findings\n",
+        s.files,
+        ignored,
+        s.records,
+        s.bytes / 1_000_000,
+        s.governed,
+        s.managed,
+        s.total_findings()
+    );
+    let by_rule: Vec<String> = Rule::ALL
+        .iter()
+        .map(|r| format!("{} {}", r.as_str(), s.findings.get(r).copied().unwrap_or(0)))
+        .collect();
+    out += &format!("  findings by rule: {}\n", by_rule.join(", "));
+    out += &format!(
+        "  skipped: {} digest files, {} insight records, {} duplicate events; {} trail changes seen\n",
+        s.skipped_digest_files, s.skipped_insight_records, s.duplicates, s.trail_changes
+    );
+    out += &format!(
+        "  errors: {} inputs unreadable, {} records unreadable, {} inputs with errors\n",
+        s.input_errors, s.record_errors, bad_inputs
+    );
+    out
+}
+
+/// Findings on stdout.
+struct Output {
+    format: Format,
+    w: BufWriter<io::Stdout>,
+    rows: Vec<Finding>,
+    err: Option<io::Error>,
+}
+
+impl Output {
+    fn new(format: Format) -> Output {
+        Output {
+            format,
+            w: BufWriter::with_capacity(64 << 10, io::stdout()),
+            rows: Vec::new(),
+            err: None,
+        }
+    }
+
+    fn finding(&mut self, f: Finding) {
+        match self.format {
+            Format::Table => self.rows.push(f),
+            Format::Jsonl => {
+                if self.err.is_some() {
+                    return;
+                }
+                let r = serde_json::to_writer(&mut self.w, &f)
+                    .map_err(io::Error::from)
+                    .and_then(|()| self.w.write_all(b"\n"));
+                if let Err(e) = r {
+                    self.err = Some(e);
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        if let Some(e) = self.err.take() {
+            return Err(e);
+        }
+        if self.format == Format::Table {
+            let table = render_table(&self.rows);
+            self.w.write_all(table.as_bytes())?;
+        }
+        self.w.flush()
+    }
+}
+
+/// The findings as aligned columns, with a total line.
+pub fn render_table(rows: &[Finding]) -> String {
+    const HEAD: [&str; 10] = [
+        "SEVERITY",
+        "RULE",
+        "EVENT",
+        "OUTCOME",
+        "EVENT_TIME",
+        "PRINCIPAL",
+        "MICROVM",
+        "CONTRO1_REQUEST",
+        "EVENT_ID",
+        "SOURCE",
+    ];
+    let dash = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".to_string());
+    let cells: Vec<[String; 10]> = rows
+        .iter()
+        .map(|f| {
+            [
+                f.severity.as_str().to_string(),
+                f.rule.as_str().to_string(),
+                f.event_name.clone(),
+                f.outcome.as_str().to_string(),
+                dash(&f.event_time),
+                dash(&f.principal_arn),
+                dash(&f.microvm_id),
+                dash(&f.contro1_request_id),
+                dash(&f.event_id),
+                f.source.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = HEAD.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cols: &[&str]| {
+        let mut s = String::new();
+        for (i, (c, w)) in cols.iter().zip(widths).enumerate() {
+            if i + 1 == cols.len() {
+                s += c;
+            } else {
+                s += &format!("{c:<w$}  ");
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(&HEAD);
+    for row in &cells {
+        out += &line(&row.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    out += &format!(
+        "total: {} finding{}\n",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" }
+    );
+    out
+}
