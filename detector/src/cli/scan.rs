@@ -88,7 +88,7 @@ pub fn classifier_config(args: &ScanArgs) -> Result<ClassifierConfig, String> {
 }
 
 pub fn run(args: &ScanArgs) -> ExitCode {
-    let cfg = match classifier_config(&args) {
+    let cfg = match classifier_config(args) {
         Ok(cfg) => cfg,
         Err(msg) => {
             eprintln!("detector scan: {msg}");
