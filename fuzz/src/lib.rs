@@ -1,0 +1,183 @@
+//! Helpers shared by the fuzz targets: the classifier they scan with, a reader
+//! that hands input over in awkward pieces, and the invariants every scan must
+//! keep (counts reconcile, errors name the input). Kept here so each target
+//! stays a few lines and the invariants are written once.
+#![forbid(unsafe_code)]
+
+use detector_core::{
+    Classifier, ClassifierConfig, InputReport, ReadError, ScanEvent, ScanOptions, ScanStats,
+    Scanner,
+};
+use shared_core::RoleRef;
+use std::collections::HashSet;
+use std::io::{self, Read};
+
+/// The input name every scan uses; every error message must carry it.
+pub const SOURCE: &str = "fuzz-input.json";
+
+/// The launcher as `scripts/fuzz-seeds.py` writes it into the seeds, so that
+/// managed calls and every bypass rule are reachable.
+pub const LAUNCHER_ROLE: &str = "arn:aws:iam::111122223333:role/Contro1MicrovmLauncher";
+pub const LAUNCHER_SESSION: &str = "contro1-microvm-launcher";
+
+pub fn classifier() -> Classifier {
+    Classifier::new(ClassifierConfig {
+        launcher_roles: vec![RoleRef::from_role_arn(LAUNCHER_ROLE).expect("valid role ARN")],
+        launcher_session_names: vec![LAUNCHER_SESSION.to_string()],
+    })
+}
+
+/// A reader that returns `data` in pieces of 1..=`max` bytes, the sizes
+/// following a small deterministic sequence, so that every buffer boundary
+/// of the splitter (inside a string, an escape, a key, the gzip magic) gets
+/// exercised.
+pub struct Chunked<'a> {
+    data: &'a [u8],
+    pos: usize,
+    state: u32,
+    max: usize,
+}
+
+impl<'a> Chunked<'a> {
+    pub fn new(data: &'a [u8], seed: u32, max: usize) -> Chunked<'a> {
+        Chunked {
+            data,
+            pos: 0,
+            state: seed | 1,
+            max: max.max(1),
+        }
+    }
+}
+
+impl Read for Chunked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // xorshift32: cheap and deterministic.
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 17;
+        self.state ^= self.state << 5;
+        let want = 1 + (self.state as usize % self.max);
+        let n = want.min(buf.len()).min(self.data.len() - self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Everything one scan produced, rendered so two scans can be compared.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub events: Vec<String>,
+    pub result: Result<InputReport, String>,
+    pub stats: ScanStats,
+}
+
+/// Per-kind counts of the events a scan passed to its callback.
+#[derive(Debug, Default)]
+struct Counts {
+    findings: u64,
+    managed: u64,
+    trail_changes: u64,
+    record_errors: u64,
+}
+
+/// Scan one input with a fresh scanner and check every invariant that must
+/// hold whatever the bytes were.
+pub fn scan_checked<R: Read>(input: R, opts: ScanOptions) -> Outcome {
+    let mut scanner = Scanner::new(classifier(), opts);
+    let mut counts = Counts::default();
+    let mut events = Vec::new();
+    let mut ids = HashSet::new();
+    let result = scanner.scan_reader(input, SOURCE, |ev| {
+        match &ev {
+            ScanEvent::Finding(f) => {
+                counts.findings += 1;
+                assert_eq!(f.source, SOURCE);
+                assert_eq!(f.event.as_str(), "aws.microvm.bypass.detected");
+                if let Some(id) = &f.event_id {
+                    assert!(
+                        ids.insert(id.clone()),
+                        "governed eventID {id} reported twice"
+                    );
+                }
+            }
+            ScanEvent::Managed(m) => {
+                counts.managed += 1;
+                assert_eq!(m.source, SOURCE);
+                if let Some(id) = &m.event_id {
+                    assert!(
+                        ids.insert(id.clone()),
+                        "governed eventID {id} reported twice"
+                    );
+                }
+            }
+            ScanEvent::TrailChange(_) => counts.trail_changes += 1,
+            ScanEvent::RecordError(e) => {
+                counts.record_errors += 1;
+                assert_names_input(e);
+            }
+        }
+        events.push(format!("{ev:?}"));
+    });
+    if let Err(e) = &result {
+        assert_names_input(e);
+    }
+    let stats = scanner.stats().clone();
+    check_stats(&stats, &counts, &result);
+    Outcome {
+        events,
+        result: result.map_err(|e| e.to_string()),
+        stats,
+    }
+}
+
+fn assert_names_input(e: &ReadError) {
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(SOURCE),
+        "error does not name its input: {msg}"
+    );
+}
+
+/// The counters reconcile with what was reported and with each other.
+fn check_stats(s: &ScanStats, c: &Counts, result: &Result<InputReport, ReadError>) {
+    assert_eq!(s.files + s.input_errors, 1, "{s:?}");
+    assert_eq!(s.input_errors, u64::from(result.is_err()), "{s:?}");
+    assert_eq!(s.total_findings(), c.findings, "{s:?}");
+    assert_eq!(s.managed, c.managed, "{s:?}");
+    assert_eq!(s.trail_changes, c.trail_changes, "{s:?}");
+    assert_eq!(s.record_errors, c.record_errors, "{s:?}");
+    assert_eq!(s.governed, s.managed + s.total_findings(), "{s:?}");
+    assert!(s.trail_changes <= s.not_governed, "{s:?}");
+    // Every counted record ends in exactly one bucket, or as a record error
+    // (lookup-events entries can fail before they are counted as records).
+    let classified = s.governed + s.not_governed + s.duplicates + s.skipped_insight_records;
+    assert!(classified <= s.records, "{s:?}");
+    assert!(s.records - classified <= s.record_errors, "{s:?}");
+    if let Ok(report) = result {
+        assert_eq!(report.records, s.records, "{s:?} {report:?}");
+        assert_eq!(report.record_errors, s.record_errors, "{s:?} {report:?}");
+        assert_eq!(report.bytes, s.bytes, "{s:?} {report:?}");
+        assert_eq!(
+            report.digest,
+            s.skipped_digest_files > 0,
+            "{s:?} {report:?}"
+        );
+    }
+}
+
+/// Gzip `data` as one member.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).expect("writing to a Vec");
+    enc.finish().expect("writing to a Vec")
+}
+
+/// Small limits, so that the record and input caps are reachable with
+/// fuzzer-sized inputs.
+pub fn tiny_limits() -> ScanOptions {
+    ScanOptions {
+        max_record_bytes: 300,
+        max_input_bytes: 3000,
+    }
+}
