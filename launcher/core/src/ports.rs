@@ -1,0 +1,321 @@
+//! The ports: what the launcher needs from the outside world, as small traits
+//! over plain types. The launcher crate implements them over DynamoDB, the
+//! MicroVMs SDK and the Contro1 client; [`crate::fakes`] implements them in
+//! memory for the state machine's unit tests.
+//!
+//! Methods return boxed futures so the traits stay object-safe
+//! (`Arc<dyn PendingStore>`), built once at cold start.
+
+use crate::approval::State;
+use crate::policy::{Decision, RiskLevel};
+use crate::request::{Action, Lifecycle, NetworkEgress, Ports};
+use serde::{Deserialize, Serialize};
+use shared_core::{Event, LedgerEntry};
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed, sendable future.
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A secret value (a MicroVM auth token). `Debug` and `Display` never show it;
+/// it is serialised only where it is handed to the agent or stored for it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The outcome of a governed AWS call, without any secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecResult {
+    pub operation: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub microvm_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub aws_request_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub token_expires_in_minutes: Option<u32>,
+}
+
+/// One pending (or finished) approval, as the pending table holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingRecord {
+    /// The Contro1 request id; also the `contro1_request_id` of the AWS call.
+    pub request_id: String,
+    pub agent_id: String,
+    pub owner: String,
+    /// The stored input: the only thing ever executed.
+    pub action: Action,
+    pub decision: Decision,
+    pub idempotency_key: String,
+    pub state: State,
+    pub created_at: i64,
+    /// Unix seconds after which an approval is no longer acted upon (and the
+    /// table's TTL may delete the item).
+    pub expires_at: i64,
+    pub result: Option<ExecResult>,
+    pub error: Option<String>,
+    /// A token is stored and has not been fetched yet.
+    pub has_token: bool,
+}
+
+/// The pending table could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("pending store: {message}")]
+pub struct StoreError {
+    pub message: String,
+}
+
+/// Result of [`PendingStore::put_pending`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    /// An item with this request id exists already (an idempotent retry).
+    AlreadyExists,
+}
+
+/// Result of a conditional state change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Done,
+    /// The item was not in the expected state: another delivery won.
+    LostRace {
+        current: Option<State>,
+    },
+}
+
+/// How an executing item ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish {
+    /// `Executed` or `Failed`.
+    pub state: State,
+    pub result: Option<ExecResult>,
+    pub error: Option<String>,
+    pub token: Option<Secret>,
+}
+
+pub trait PendingStore: Send + Sync {
+    /// Create the item unless one with the same request id exists.
+    fn put_pending<'a>(
+        &'a self,
+        rec: &'a PendingRecord,
+    ) -> BoxFut<'a, Result<PutOutcome, StoreError>>;
+    fn get<'a>(
+        &'a self,
+        request_id: &'a str,
+    ) -> BoxFut<'a, Result<Option<PendingRecord>, StoreError>>;
+    /// Move `from → to` only if the item is in `from` (a conditional write).
+    fn transition<'a>(
+        &'a self,
+        request_id: &'a str,
+        from: State,
+        to: State,
+    ) -> BoxFut<'a, Result<Transition, StoreError>>;
+    /// Move `executing → executed|failed` and store the result (and a token
+    /// for the agent to fetch once).
+    fn finish<'a>(
+        &'a self,
+        request_id: &'a str,
+        finish: Finish,
+    ) -> BoxFut<'a, Result<Transition, StoreError>>;
+    /// Remove and return the stored token; `None` if there is none (any more).
+    /// Of concurrent callers at most one gets it.
+    fn take_token_once<'a>(
+        &'a self,
+        request_id: &'a str,
+    ) -> BoxFut<'a, Result<Option<Secret>, StoreError>>;
+}
+
+/// The ledger could not be read or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ledger: {message}")]
+pub struct LedgerError {
+    pub message: String,
+}
+
+pub trait Ledger: Send + Sync {
+    fn record<'a>(&'a self, entry: &'a LedgerEntry) -> BoxFut<'a, Result<(), LedgerError>>;
+    /// The `vm#` item of a MicroVM the launcher started, if any.
+    fn microvm<'a>(
+        &'a self,
+        microvm_id: &'a str,
+    ) -> BoxFut<'a, Result<Option<LedgerEntry>, LedgerError>>;
+}
+
+/// RunMicrovm, as the launcher makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunCall {
+    /// = contro1_request_id: a retried approval can never start a second VM.
+    pub client_token: String,
+    pub image_arn: String,
+    pub image_version: Option<String>,
+    pub execution_role_arn: String,
+    pub max_duration_seconds: u32,
+    pub network_egress: NetworkEgress,
+    pub shell_access: bool,
+    /// Compact JSON `{contro1_request_id, agent_id, owner, correlation_id}`.
+    pub run_hook_payload: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutput {
+    pub microvm_id: String,
+    pub state: String,
+    pub endpoint: Option<String>,
+    pub aws_request_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenOutput {
+    pub token: Secret,
+    pub aws_request_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleOutput {
+    pub state: Option<String>,
+    pub aws_request_id: Option<String>,
+}
+
+/// A MicroVMs API call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MicrovmError {
+    /// AWS answered with an error (validation, conflict, not found, denied...).
+    #[error("{operation} rejected by AWS ({code}): {message}")]
+    Rejected {
+        operation: &'static str,
+        code: String,
+        message: String,
+        aws_request_id: Option<String>,
+    },
+    /// No answer (network, timeout, throttling after retries).
+    #[error("{operation} failed: {message}")]
+    Unavailable {
+        operation: &'static str,
+        message: String,
+        aws_request_id: Option<String>,
+    },
+}
+
+impl MicrovmError {
+    pub fn aws_request_id(&self) -> Option<&str> {
+        match self {
+            MicrovmError::Rejected { aws_request_id, .. }
+            | MicrovmError::Unavailable { aws_request_id, .. } => aws_request_id.as_deref(),
+        }
+    }
+}
+
+pub trait MicrovmApi: Send + Sync {
+    fn run<'a>(&'a self, call: &'a RunCall) -> BoxFut<'a, Result<RunOutput, MicrovmError>>;
+    fn auth_token<'a>(
+        &'a self,
+        microvm_id: &'a str,
+        ports: &'a Ports,
+        expiration_minutes: u32,
+    ) -> BoxFut<'a, Result<TokenOutput, MicrovmError>>;
+    fn shell_token<'a>(
+        &'a self,
+        microvm_id: &'a str,
+        expiration_minutes: u32,
+    ) -> BoxFut<'a, Result<TokenOutput, MicrovmError>>;
+    /// Suspend, resume or terminate.
+    fn lifecycle<'a>(
+        &'a self,
+        microvm_id: &'a str,
+        op: Lifecycle,
+    ) -> BoxFut<'a, Result<LifecycleOutput, MicrovmError>>;
+}
+
+/// A human-review request to create in Contro1.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApprovalRequest {
+    pub idempotency_key: String,
+    pub question: String,
+    pub context: String,
+    pub callback_url: String,
+    pub risk_level: RiskLevel,
+    pub required_role: String,
+    pub sla_minutes: u32,
+    pub decision: Decision,
+    pub correlation_id: Option<String>,
+    pub agent_id: String,
+    pub owner: String,
+    pub action_type: &'static str,
+    pub microvm_id: Option<String>,
+    pub metadata: serde_json::Value,
+}
+
+/// One audit event: a Contro1 audit record and a JSON log line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEvent {
+    pub action: Event,
+    pub summary: String,
+    pub agent_id: String,
+    pub microvm_id: Option<String>,
+    /// `success` or `failure`.
+    pub outcome: &'static str,
+    /// `info`, `warning` or `critical`.
+    pub severity: &'static str,
+    pub correlation_id: Option<String>,
+    pub external_request_id: Option<String>,
+    /// The Contro1 request or audit record this one follows.
+    pub in_reply_to: Option<String>,
+    pub metadata: serde_json::Value,
+}
+
+/// Contro1 could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApprovalsError {
+    /// Down, slow (timeout) or 429/5xx after bounded retries: fail closed.
+    #[error("Contro1 unavailable: {message}")]
+    Unavailable { message: String },
+    /// Contro1 refused the call (4xx): fail closed, and it is a bug or misconfiguration.
+    #[error("Contro1 rejected the call (HTTP {status}): {message}")]
+    Rejected { status: u16, message: String },
+}
+
+pub trait Approvals: Send + Sync {
+    /// Create a request; returns its id.
+    fn create_request<'a>(
+        &'a self,
+        req: &'a ApprovalRequest,
+    ) -> BoxFut<'a, Result<String, ApprovalsError>>;
+    /// Write an audit record; returns its id.
+    fn audit<'a>(&'a self, event: &'a AuditEvent) -> BoxFut<'a, Result<String, ApprovalsError>>;
+}
+
+/// Unix time, behind a port so tests can move it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> i64;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }
+}
