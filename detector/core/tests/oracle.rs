@@ -1,0 +1,386 @@
+//! A slow, obvious oracle checked against the fast path: the whole input is
+//! parsed into one `serde_json::Value`, the shape is recognised by looking at
+//! it, and the rules of issue 2 are applied with JSON pointers. The streaming
+//! scanner (byte-level splitter, prefilter, borrowed struct) must agree on
+//! every generated input: findings, managed calls and counts.
+
+use detector_core::{Classifier, ClassifierConfig, ScanEvent, ScanOptions, Scanner};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use shared_core::ops::normalise_event_name;
+use shared_core::{GovernedOp, RoleRef};
+use std::collections::HashSet;
+use std::io::Write;
+
+const LAUNCHER: &str = "arn:aws:iam::111122223333:role/gov/microvm-launcher";
+const SESSION: &str = "microvm-launcher";
+
+/// What either path reports for one input: findings and managed calls as
+/// comparable tuples, plus counts.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Report {
+    /// (event_id, rule, severity, event_name, outcome, microvm_id, contro1_request_id, principal)
+    findings: Vec<[Option<String>; 8]>,
+    /// (event_id, contro1_request_id, microvm_id)
+    managed: Vec<[Option<String>; 3]>,
+    records: u64,
+    insight: u64,
+    digest: u64,
+    duplicates: u64,
+}
+
+fn s(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str).map(str::to_string)
+}
+
+fn visible(v: Option<&Value>) -> Option<String> {
+    s(v).filter(|x| x != "HIDDEN_DUE_TO_SECURITY_REASONS")
+}
+
+// ---- the oracle -------------------------------------------------------
+
+fn oracle(bytes: &[u8]) -> Report {
+    let text = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(bytes), &mut out)
+            .unwrap();
+        out
+    } else {
+        bytes.to_vec()
+    };
+    let mut report = Report::default();
+    let mut seen = HashSet::new();
+    let mut records = Vec::new();
+    // JSON Lines (and a single document) = a stream of top-level values.
+    for top in serde_json::Deserializer::from_slice(&text).into_iter::<Value>() {
+        let top = top.unwrap();
+        match &top {
+            Value::Array(items) => records.extend(items.iter().cloned()),
+            Value::Object(o) if o.get("Records").is_some_and(Value::is_array) => {
+                records.extend(o["Records"].as_array().unwrap().iter().cloned());
+            }
+            Value::Object(o) if o.get("Events").is_some_and(Value::is_array) => {
+                for e in o["Events"].as_array().unwrap() {
+                    records.push(
+                        serde_json::from_str(e["CloudTrailEvent"].as_str().unwrap()).unwrap(),
+                    );
+                }
+            }
+            Value::Object(o) if o.contains_key("digestStartTime") || o.contains_key("logFiles") => {
+                report.digest += 1;
+            }
+            Value::Object(o)
+                if o.contains_key("detail-type")
+                    && o.get("detail").is_some_and(Value::is_object) =>
+            {
+                records.push(o["detail"].clone());
+            }
+            _ => records.push(top),
+        }
+    }
+    let launcher = RoleRef::from_role_arn(LAUNCHER).unwrap();
+    for r in records {
+        report.records += 1;
+        if r["eventType"] == "AwsCloudTrailInsight" {
+            report.insight += 1;
+            continue;
+        }
+        let source = r["eventSource"].as_str().unwrap_or("");
+        let name = normalise_event_name(r["eventName"].as_str().unwrap_or(""));
+        let Some(op) = GovernedOp::from_name(name) else {
+            continue;
+        };
+        if source != "lambda.amazonaws.com" && source != "lambda-microvms.amazonaws.com" {
+            continue;
+        }
+        let event_id = s(r.get("eventID"));
+        if let Some(id) = &event_id {
+            if !seen.insert(id.clone()) {
+                report.duplicates += 1;
+                continue;
+            }
+        }
+        let principal = s(r.pointer("/userIdentity/arn"));
+        let assumed = principal
+            .as_deref()
+            .and_then(|p| RoleRef::from_assumed_role_arn(p).ok());
+        let role = match r
+            .pointer("/userIdentity/sessionContext/sessionIssuer/arn")
+            .and_then(Value::as_str)
+        {
+            Some(issuer) => RoleRef::from_role_arn(issuer).ok(),
+            None => assumed.as_ref().map(|a| a.0.clone()),
+        };
+        let session = assumed.map(|a| a.1.rsplit('/').next().unwrap().to_string());
+        let is_launcher = role.is_some_and(|r| launcher.matches(&r));
+        let payload = r.pointer("/requestParameters/runHookPayload");
+        // None = not visible; Some(None) = visible without a usable id.
+        let payload_id: Option<Option<String>> = match payload {
+            _ if op != GovernedOp::RunMicrovm => None,
+            None | Some(Value::Null) => None,
+            Some(Value::String(p)) if p == "HIDDEN_DUE_TO_SECURITY_REASONS" => None,
+            Some(Value::String(p)) => Some(
+                serde_json::from_str::<Value>(p)
+                    .ok()
+                    .and_then(|v| s(v.get("contro1_request_id")))
+                    .filter(|id| !id.is_empty()),
+            ),
+            Some(v) => Some(s(v.get("contro1_request_id")).filter(|id| !id.is_empty())),
+        };
+        let token = visible(r.pointer("/requestParameters/clientToken"));
+        let rule = if !is_launcher {
+            Some("non-launcher-principal")
+        } else if session.as_deref() != Some(SESSION) {
+            Some("launcher-session-mismatch")
+        } else if payload_id == Some(None) {
+            Some("missing-contro1-request-id")
+        } else if let (Some(Some(id)), Some(t)) = (&payload_id, &token)
+            && id != t
+        {
+            Some("contro1-request-id-mismatch")
+        } else {
+            None
+        };
+        let failed = r.get("errorCode").is_some_and(Value::is_string);
+        let microvm = visible(r.pointer("/requestParameters/microvmIdentifier"))
+            .or_else(|| visible(r.pointer("/responseElements/microvmId")));
+        let id = payload_id.flatten();
+        match rule {
+            None => report.managed.push([event_id, id.or(token), microvm]),
+            Some(rule) => {
+                let severity = match (failed, op) {
+                    (false, GovernedOp::CreateMicrovmShellAuthToken) => "critical",
+                    (false, GovernedOp::RunMicrovm | GovernedOp::CreateMicrovmAuthToken) => "high",
+                    (false, _) => "medium",
+                    (true, GovernedOp::CreateMicrovmShellAuthToken) => "medium",
+                    (true, _) => "low",
+                };
+                report.findings.push([
+                    event_id,
+                    Some(rule.into()),
+                    Some(severity.into()),
+                    Some(op.as_str().into()),
+                    Some(if failed { "failed" } else { "succeeded" }.into()),
+                    microvm,
+                    id,
+                    principal,
+                ]);
+            }
+        }
+    }
+    report
+}
+
+// ---- the fast path ----------------------------------------------------
+
+fn fast(bytes: &[u8]) -> Report {
+    let cfg = ClassifierConfig {
+        launcher_roles: vec![RoleRef::from_role_arn(LAUNCHER).unwrap()],
+        launcher_session_names: vec![SESSION.into()],
+    };
+    let mut scanner = Scanner::new(Classifier::new(cfg), ScanOptions::default());
+    let mut report = Report::default();
+    scanner
+        .scan_reader(bytes, "gen", |ev| match ev {
+            ScanEvent::Finding(f) => {
+                let j = serde_json::to_value(&f).unwrap();
+                report.findings.push(
+                    [
+                        "event_id",
+                        "rule",
+                        "severity",
+                        "event_name",
+                        "outcome",
+                        "microvm_id",
+                        "contro1_request_id",
+                        "principal_arn",
+                    ]
+                    .map(|k| s(j.get(k))),
+                );
+            }
+            ScanEvent::Managed(m) => {
+                report
+                    .managed
+                    .push([m.event_id, m.contro1_request_id, m.microvm_id])
+            }
+            ScanEvent::RecordError(e) => panic!("record error on generated input: {e}"),
+            ScanEvent::TrailChange(_) => {}
+        })
+        .unwrap();
+    let st = scanner.stats();
+    report.records = st.records;
+    report.insight = st.skipped_insight_records;
+    report.digest = st.skipped_digest_files;
+    report.duplicates = st.duplicates;
+    report
+}
+
+// ---- generators -------------------------------------------------------
+
+fn identity() -> impl Strategy<Value = Value> {
+    let launcher = |issuer: Option<&str>, acct: &str, session: &str| {
+        let mut v = json!({"type": "AssumedRole",
+            "arn": format!("arn:aws:sts::{acct}:assumed-role/microvm-launcher/{session}"),
+            "accountId": acct});
+        if let Some(i) = issuer {
+            v["sessionContext"] = json!({"sessionIssuer": {"type": "Role", "arn": i, "accountId": acct},
+                                         "attributes": {"mfaAuthenticated": "false"}});
+        }
+        v
+    };
+    prop_oneof![
+        4 => Just(launcher(Some(LAUNCHER), "111122223333", SESSION)),
+        1 => Just(launcher(None, "111122223333", SESSION)),
+        1 => Just(launcher(Some("arn:aws:iam::111122223333:role/microvm-launcher"), "111122223333", SESSION)),
+        1 => Just(launcher(Some("arn:aws:iam::444455556666:role/gov/microvm-launcher"), "444455556666", SESSION)),
+        1 => Just(launcher(Some(LAUNCHER), "111122223333", "alice")),
+        1 => Just(json!({"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/alice", "userName": "alice"})),
+        1 => Just(json!({"type": "Root", "arn": "arn:aws:iam::111122223333:root"})),
+        1 => Just(json!({"type": "AWSService", "invokedBy": "lambda.amazonaws.com"})),
+        1 => Just(json!({"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/Other/microvm-launcher",
+                          "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::111122223333:role/Other"}}})),
+    ]
+}
+
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("plain".to_string()),
+        Just("with \"quotes\" and \\ backslash".to_string()),
+        Just("braces } { ] [ , :".to_string()),
+        Just("tab\tnew\nline \u{1F600} é \u{0001}".to_string()),
+        Just("Microvm in text".to_string()),
+        "[a-zA-Z0-9{}\\[\\]\",:\\\\ ]{0,20}",
+    ]
+}
+
+prop_compose! {
+    fn record()(
+        source in prop_oneof![4 => Just("lambda.amazonaws.com"), 1 => Just("lambda-microvms.amazonaws.com"),
+                              1 => Just("s3.amazonaws.com"), 1 => Just("cloudtrail.amazonaws.com")],
+        name in prop_oneof![
+            Just("RunMicrovm"), Just("CreateMicrovmAuthToken"), Just("CreateMicrovmShellAuthToken"),
+            Just("SuspendMicrovm"), Just("ResumeMicrovm"), Just("TerminateMicrovm"),
+            Just("GetMicrovm"), Just("ListMicrovms"), Just("GetObject"), Just("StopLogging")],
+        suffix in prop_oneof![4 => Just(""), 1 => Just("20250909"), 1 => Just("20250909v2")],
+        who in identity(),
+        id in 0u8..40,
+        token in prop::option::of(prop_oneof![Just("c1"), Just("c2"), Just("HIDDEN_DUE_TO_SECURITY_REASONS")]),
+        payload in prop::option::of(prop_oneof![
+            Just(json!("HIDDEN_DUE_TO_SECURITY_REASONS")),
+            Just(json!(json!({"contro1_request_id": "c1", "agent_id": "a"}).to_string())),
+            Just(json!(json!({"contro1_request_id": "c2"}).to_string())),
+            Just(json!(json!({"agent_id": "a"}).to_string())),
+            Just(json!(json!({"contro1_request_id": ""}).to_string())),
+            Just(json!("not json")),
+            Just(json!(null)),
+            Just(json!({"contro1_request_id": "c1"})),
+        ]),
+        vm in prop::option::of("vm-[a-z0-9]{1,6}"),
+        vm_in_response in any::<bool>(),
+        failed in prop::bool::weighted(0.2),
+        insight in prop::bool::weighted(0.05),
+        junk in text(),
+    ) -> Value {
+        let mut params = json!({"note": junk.clone()});
+        if let Some(t) = token { params["clientToken"] = json!(t); }
+        if let Some(p) = payload { params["runHookPayload"] = p; }
+        let mut resp = Value::Null;
+        if let Some(vm) = vm {
+            if vm_in_response { resp = json!({"microvmId": vm, "state": "PENDING"}); }
+            else { params["microvmIdentifier"] = json!(vm); }
+        }
+        let mut r = json!({"eventVersion": "1.11", "eventID": format!("ev-{id}"), "eventTime": "2026-11-20T10:00:00Z",
+            "eventSource": source, "eventName": format!("{name}{suffix}"), "awsRegion": "us-east-1",
+            "userIdentity": who, "requestParameters": params, "responseElements": resp,
+            "additionalEventData": {"x": [junk, {"deep": [[{}]]}]}, "requestID": "r",
+            "eventType": if insight { "AwsCloudTrailInsight" } else { "AwsApiCall" }});
+        if failed { r["errorCode"] = json!("AccessDenied"); }
+        r
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    Records,
+    RecordsWithExtraKeys,
+    BareArray,
+    JsonLines,
+    LookupEvents,
+    EventBridge,
+}
+
+fn encode(shape: Shape, records: &[Value], pretty: bool, escape: bool, gz: bool) -> Vec<u8> {
+    let ser = |v: &Value| {
+        let t = if pretty {
+            serde_json::to_string_pretty(v).unwrap()
+        } else {
+            v.to_string()
+        };
+        // JSON unicode escapes where a prefilter would look for plain text
+        if escape {
+            t.replace("Microvm", "\\u004dicrovm")
+        } else {
+            t
+        }
+    };
+    let text = match shape {
+        Shape::Records => ser(&json!({"Records": records})),
+        Shape::RecordsWithExtraKeys => {
+            ser(&json!({"a": {"Records": 1}, "Records": records, "z": [1, "]"]}))
+        }
+        Shape::BareArray => ser(&Value::Array(records.to_vec())),
+        Shape::JsonLines => records.iter().map(|r| ser(r) + "\n").collect(),
+        Shape::LookupEvents => ser(&json!({"Events": records.iter()
+            .map(|r| json!({"EventId": r["eventID"], "CloudTrailEvent": r.to_string()})).collect::<Vec<_>>()})),
+        Shape::EventBridge => ser(
+            &json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.lambda",
+                                         "detail": records.first().cloned().unwrap_or(json!({}))}),
+        ),
+    };
+    if gz {
+        let mut e = GzEncoder::new(Vec::new(), Compression::fast());
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap()
+    } else {
+        text.into_bytes()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fast_path_equals_the_whole_file_oracle(
+        records in prop::collection::vec(record(), 1..25),
+        shape in prop_oneof![Just(Shape::Records), Just(Shape::RecordsWithExtraKeys), Just(Shape::BareArray),
+                             Just(Shape::JsonLines), Just(Shape::LookupEvents), Just(Shape::EventBridge)],
+        pretty in any::<bool>(),
+        escape in prop::bool::weighted(0.2),
+        gz in any::<bool>(),
+    ) {
+        let bytes = encode(shape, &records, pretty, escape, gz);
+        let want = oracle(&bytes);
+        let got = fast(&bytes);
+        prop_assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn the_oracle_itself_sees_findings_in_generated_shapes() {
+    // Guards against an oracle and a fast path that agree on nothing.
+    let r = json!({"eventID": "e", "eventSource": "lambda.amazonaws.com", "eventName": "RunMicrovm",
+                   "userIdentity": {"type": "Root", "arn": "arn:aws:iam::1:root"}});
+    for shape in [
+        Shape::Records,
+        Shape::BareArray,
+        Shape::JsonLines,
+        Shape::LookupEvents,
+        Shape::EventBridge,
+    ] {
+        let bytes = encode(shape, std::slice::from_ref(&r), false, true, true);
+        assert_eq!(oracle(&bytes).findings.len(), 1, "{shape:?}");
+        assert_eq!(fast(&bytes).findings.len(), 1, "{shape:?}");
+    }
+}
