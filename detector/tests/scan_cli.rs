@@ -1,0 +1,442 @@
+//! `detector scan` end to end: the built binary, its stdout/stderr and its
+//! exit status, on the bundled examples, the real CloudTrail data, a
+//! make-corpus.py corpus, broken inputs, stdin and an S3 prefix (moto).
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const ROLE: &str = "arn:aws:iam::111122223333:role/microvm-launcher";
+const SESSION: &str = "microvm-launcher";
+
+fn detector() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_detector"));
+    c.env_remove("LAUNCHER_ROLE_ARNS")
+        .env_remove("LAUNCHER_SESSION_NAMES");
+    c
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/examples")
+}
+
+fn scan(args: &[&str]) -> Output {
+    detector().arg("scan").args(args).output().unwrap()
+}
+
+fn stdout_findings(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(testkit::unique_name(name));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn triples(findings: &[Value]) -> BTreeSet<(String, String, String)> {
+    findings
+        .iter()
+        .map(|f| {
+            (
+                f["event_id"].as_str().unwrap().to_string(),
+                f["rule"].as_str().unwrap().to_string(),
+                f["severity"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn bundled_examples_give_exactly_the_documented_findings() {
+    let ex = examples();
+    let out = scan(&[
+        "--launcher-role-arn",
+        ROLE,
+        "--launcher-session-name",
+        SESSION,
+        ex.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let findings = stdout_findings(&out);
+    let want: BTreeSet<(String, String, String)> = [
+        (
+            "5b0f1c0e-5d1d-4c57-9a51-1f6c2b7d0a05",
+            "non-launcher-principal",
+            "high",
+        ),
+        (
+            "5b0f1c0e-5d1d-4c57-9a51-1f6c2b7d0a06",
+            "non-launcher-principal",
+            "critical",
+        ),
+        (
+            "5b0f1c0e-5d1d-4c57-9a51-1f6c2b7d0a07",
+            "non-launcher-principal",
+            "low",
+        ),
+        (
+            "5b0f1c0e-5d1d-4c57-9a51-1f6c2b7d0a08",
+            "non-launcher-principal",
+            "high",
+        ),
+        (
+            "6c1a2d1f-6e2e-4d68-8b62-2a7d3c8e1b01",
+            "launcher-session-mismatch",
+            "medium",
+        ),
+        (
+            "6c1a2d1f-6e2e-4d68-8b62-2a7d3c8e1b02",
+            "missing-contro1-request-id",
+            "high",
+        ),
+        (
+            "7d2b3e20-7f3f-4e79-9c73-3b8e4d9f2c01",
+            "contro1-request-id-mismatch",
+            "high",
+        ),
+        (
+            "8e3c4f31-8a4a-4f8a-8d84-4c9f5e0a3d01",
+            "non-launcher-principal",
+            "medium",
+        ),
+        (
+            "9f4d5a42-9b5b-4a9b-9e95-5d0a6f1b4e01",
+            "non-launcher-principal",
+            "high",
+        ),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(
+        findings.len(),
+        9,
+        "one finding per event, duplicate dropped"
+    );
+    assert_eq!(triples(&findings), want);
+    let suffixed = findings
+        .iter()
+        .find(|f| f["event_id"] == "5b0f1c0e-5d1d-4c57-9a51-1f6c2b7d0a08")
+        .unwrap();
+    assert_eq!(suffixed["event_name"], "RunMicrovm");
+    let failed = findings
+        .iter()
+        .find(|f| f["event_id"] == "5b0f1c0e-5d1d-4c57-9a51-1f6c2b7d0a07")
+        .unwrap();
+    assert_eq!(failed["outcome"], "failed");
+    assert!(failed["source"].as_str().unwrap().ends_with(".json.gz"));
+    let err = stderr(&out);
+    assert!(err.contains("7 files read (1 ignored)"), "{err}");
+    assert!(err.contains("13 governed calls (4 managed)"), "{err}");
+    assert!(
+        err.contains("1 digest files, 1 insight records, 1 duplicate events"),
+        "{err}"
+    );
+}
+
+#[test]
+fn table_format_aligns_findings_and_ends_with_a_total_line() {
+    let ex = examples();
+    let out = scan(&[
+        "--format",
+        "table",
+        "--launcher-role-arn",
+        ROLE,
+        ex.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("SEVERITY"));
+    // without session names, the hand-assumed launcher session is managed: 8 findings
+    assert_eq!(*lines.last().unwrap(), "total: 8 findings");
+    assert_eq!(lines.len(), 10);
+    let col = lines[0].find("RULE").unwrap();
+    for l in &lines[1..lines.len() - 1] {
+        assert_eq!(&l[col - 2..col], "  ", "{l}");
+    }
+}
+
+#[test]
+fn launcher_settings_come_from_the_environment_and_flags_win() {
+    let ex = examples();
+    let from_env = detector()
+        .args(["scan", ex.to_str().unwrap()])
+        .env(
+            "LAUNCHER_ROLE_ARNS",
+            format!("arn:aws:iam::1:role/x,{ROLE}"),
+        )
+        .env("LAUNCHER_SESSION_NAMES", SESSION)
+        .output()
+        .unwrap();
+    assert_eq!(stdout_findings(&from_env).len(), 9);
+    let flag_wins = detector()
+        .args([
+            "scan",
+            "--launcher-role-arn",
+            "arn:aws:iam::1:role/x",
+            ex.to_str().unwrap(),
+        ])
+        .env("LAUNCHER_ROLE_ARNS", ROLE)
+        .output()
+        .unwrap();
+    // the flag names another role: every governed call (13, minus none) is a finding
+    assert_eq!(stdout_findings(&flag_wins).len(), 13);
+}
+
+#[test]
+fn all_real_cloudtrail_data_gives_zero_findings_and_exit_0() {
+    let data = testkit::shared_data_dir();
+    let out = scan(&["--launcher-role-arn", ROLE, data.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(err.contains("33697 records"), "{err}");
+    assert!(err.contains("1 digest files"), "{err}");
+    assert!(err.contains(" 0 findings"), "{err}");
+}
+
+#[test]
+fn make_corpus_findings_equal_expected_bypass_exactly() {
+    let dir = temp_dir("corpus");
+    let tool = testkit::shared_dir().join("tools/make-corpus.py");
+    let st = Command::new("python3")
+        .arg(&tool)
+        .arg(&dir)
+        .args([
+            "--records",
+            "6000",
+            "--per-file",
+            "700",
+            "--microvm-every",
+            "37",
+            "--seed",
+            "11",
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .expect("python3 must be installed to run make-corpus.py");
+    assert!(st.success());
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("corpus.json")).unwrap()).unwrap();
+    let out = scan(&[
+        "--launcher-role-arn",
+        meta["launcher_role_arn"].as_str().unwrap(),
+        "--launcher-session-name",
+        meta["launcher_session_name"].as_str().unwrap(),
+        dir.join("AWSLogs").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let got: BTreeSet<(String, String, String)> = stdout_findings(&out)
+        .iter()
+        .map(|f| {
+            (
+                f["event_id"].as_str().unwrap().into(),
+                f["event_name"].as_str().unwrap().into(),
+                f["rule"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let want: BTreeSet<(String, String, String)> =
+        std::fs::read_to_string(dir.join("expected-bypass.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                (
+                    v["event_id"].as_str().unwrap().into(),
+                    v["event_name"].as_str().unwrap().into(),
+                    v["rule"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+    assert_eq!(stdout_findings(&out).len(), want.len());
+    assert!(stderr(&out).contains("6000 records"), "{}", stderr(&out));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn broken_inputs_exit_2_naming_each_while_the_others_are_still_scanned() {
+    let dir = temp_dir("broken");
+    // a good file with one finding
+    std::fs::write(
+        dir.join("a-good.json"),
+        r#"{"Records":[{"eventID":"good-1","eventSource":"lambda.amazonaws.com","eventName":"RunMicrovm","userIdentity":{"type":"Root","arn":"arn:aws:iam::111122223333:root"}}]}"#,
+    )
+    .unwrap();
+    // a truncated gzip
+    let mut big = String::from(r#"{"Records":["#);
+    for i in 0..5000 {
+        big += &format!(
+            r#"{{"eventID":"o{i}","eventSource":"s3.amazonaws.com","eventName":"GetObject","n":{i}}},"#
+        );
+    }
+    big += "{}]}";
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(big.as_bytes()).unwrap();
+    let gz = e.finish().unwrap();
+    std::fs::write(dir.join("b-truncated.json.gz"), &gz[..gz.len() / 2]).unwrap();
+    // malformed JSON Lines
+    std::fs::write(
+        dir.join("c-bad.jsonl"),
+        "{\"eventID\":\"x\"}\n{\"eventID\":\"y\"}\noops\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("notes.txt"), "ignored").unwrap();
+    let out = scan(&["--launcher-role-arn", ROLE, dir.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(triples(&stdout_findings(&out)).len(), 1);
+    assert!(
+        err.contains("b-truncated.json.gz: truncated gzip stream at byte"),
+        "{err}"
+    );
+    assert!(
+        err.contains("c-bad.jsonl: expected JSON object at line 3 column 1"),
+        "{err}"
+    );
+    assert!(err.contains("(1 ignored)"), "{err}");
+    // a missing path is an unreadable input too
+    let out = scan(&[
+        dir.join("nope.json").to_str().unwrap(),
+        dir.join("a-good.json").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stdout_findings(&out).len(), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_file_named_on_the_command_line_is_read_whatever_its_name() {
+    let dir = temp_dir("named");
+    let f = dir.join("export.txt");
+    std::fs::write(&f, r#"[{"eventID":"n1","eventSource":"lambda.amazonaws.com","eventName":"TerminateMicrovm","userIdentity":{"type":"Root"}}]"#).unwrap();
+    let out = scan(&[f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stdout_findings(&out).len(), 1);
+    let out = scan(&[dir.to_str().unwrap()]);
+    assert_eq!(stdout_findings(&out).len(), 0);
+    assert!(stderr(&out).contains("(1 ignored)"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn stdin_is_read_for_a_dash() {
+    let bytes = std::fs::read(examples().join("siem-export.jsonl")).unwrap();
+    let mut child = detector()
+        .args(["scan", "--launcher-role-arn", ROLE, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let f = stdout_findings(&out);
+    assert_eq!(f.len(), 2);
+    assert!(f.iter().all(|f| f["source"] == "-"));
+}
+
+#[test]
+fn usage_errors_exit_64_with_a_message() {
+    for args in [
+        vec!["scan"],
+        vec!["scan", "--format", "xml", "x"],
+        vec![
+            "scan",
+            "--launcher-role-arn",
+            "arn:aws:iam::1:user/alice",
+            "x",
+        ],
+        vec!["scan", "s3://"],
+        vec!["frobnicate"],
+    ] {
+        let out = detector().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}");
+    }
+    let out = detector()
+        .args([
+            "scan",
+            "--launcher-role-arn",
+            "arn:aws:iam::1:user/alice",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("`arn:aws:iam::1:user/alice` is not an IAM role ARN"));
+}
+
+#[tokio::test]
+async fn an_s3_prefix_is_listed_and_streamed_through_aws_endpoint_url() {
+    let endpoint = testkit::moto::ensure_running().await;
+    let s3 = testkit::moto::s3_client().await;
+    let bucket = testkit::unique_name("scan-cli");
+    testkit::moto::create_bucket(&s3, &bucket).await;
+    let ex = examples();
+    let gz = std::fs::read_dir(
+        ex.join("cloudtrail/AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/20"),
+    )
+    .unwrap()
+    .next()
+    .unwrap()
+    .unwrap()
+    .path();
+    for (key, path) in [
+        ("logs/AWSLogs/111122223333/CloudTrail/a.json.gz", gz),
+        ("logs/bare-array.json", ex.join("bare-array.json")),
+        ("logs/README.md", ex.join("README.md")),
+        ("other/siem-export.jsonl", ex.join("siem-export.jsonl")),
+    ] {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(key)
+            .body(std::fs::read(path).unwrap().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let url = format!("s3://{bucket}/logs/");
+    let out = tokio::task::spawn_blocking(move || {
+        detector()
+            .args([
+                "scan",
+                "--launcher-role-arn",
+                ROLE,
+                "--launcher-session-name",
+                SESSION,
+                &url,
+            ])
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let findings = stdout_findings(&out);
+    assert_eq!(findings.len(), 6, "4 in the gzip log + 2 in the bare array");
+    assert!(
+        findings.iter().any(|f| f["source"]
+            == format!("s3://{bucket}/logs/AWSLogs/111122223333/CloudTrail/a.json.gz"))
+    );
+    assert!(err.contains("2 files read (1 ignored)"), "{err}");
+}
