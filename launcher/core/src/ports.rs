@@ -277,8 +277,24 @@ pub struct AuditEvent {
     pub correlation_id: Option<String>,
     pub external_request_id: Option<String>,
     /// The Contro1 request or audit record this one follows.
-    pub in_reply_to: Option<String>,
+    pub in_reply_to: Option<ReplyTo>,
     pub metadata: serde_json::Value,
+}
+
+/// What an audit record follows up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", content = "id", rename_all = "snake_case")]
+pub enum ReplyTo {
+    Request(String),
+    AuditRecord(String),
+}
+
+impl ReplyTo {
+    pub fn id(&self) -> &str {
+        match self {
+            ReplyTo::Request(id) | ReplyTo::AuditRecord(id) => id,
+        }
+    }
 }
 
 /// Contro1 could not be used.

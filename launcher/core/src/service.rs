@@ -16,8 +16,8 @@ use crate::config::Config;
 use crate::policy::{self, Decision, Target, Verdict};
 use crate::ports::{
     ApprovalRequest, Approvals, ApprovalsError, AuditEvent, Clock, ExecResult, Finish, Ledger,
-    LedgerError, MicrovmApi, MicrovmError, PendingRecord, PendingStore, PutOutcome, RunCall,
-    Secret, StoreError, Transition,
+    LedgerError, MicrovmApi, MicrovmError, PendingRecord, PendingStore, PutOutcome, ReplyTo,
+    RunCall, Secret, StoreError, Transition,
 };
 use crate::request::{Action, FieldError, Lifecycle};
 use serde::Serialize;
@@ -275,7 +275,7 @@ impl Service {
                     .execute(&request_id, agent, &action, target_entry.flatten().as_ref())
                     .await?;
                 let mut done = self.decision_event(&agent.id, &action, &decision, Phase::Executed);
-                done.in_reply_to = Some(request_id.clone());
+                done.in_reply_to = Some(ReplyTo::AuditRecord(request_id.clone()));
                 done.microvm_id = executed.result.microvm_id.clone();
                 done.metadata["aws_request_id"] = serde_json::json!(executed.result.aws_request_id);
                 self.audit(done).await;
@@ -353,7 +353,7 @@ impl Service {
         let state = match self.ports.store.put_pending(&rec).await? {
             PutOutcome::Created => {
                 let mut ev = self.decision_event(&agent.id, &action, &decision, Phase::Requested);
-                ev.in_reply_to = Some(request_id.clone());
+                ev.in_reply_to = Some(ReplyTo::Request(request_id.clone()));
                 ev.external_request_id = Some(key);
                 audit_log(&ev, None);
                 State::Pending
@@ -409,7 +409,7 @@ impl Service {
         if resolution != Resolution::Approved {
             let mut ev =
                 self.decision_event(&rec.agent_id, &rec.action, &rec.decision, Phase::Denied);
-            ev.in_reply_to = Some(rec.request_id.clone());
+            ev.in_reply_to = Some(ReplyTo::Request(rec.request_id.clone()));
             ev.metadata["resolution"] = serde_json::json!(to.as_str());
             self.audit(ev).await;
             return Ok(CallbackOutcome::Recorded { state: to });
@@ -417,7 +417,7 @@ impl Service {
         // We own the execution now. Re-check the agent: it may have been disabled since.
         let mut approved =
             self.decision_event(&rec.agent_id, &rec.action, &rec.decision, Phase::Approved);
-        approved.in_reply_to = Some(rec.request_id.clone());
+        approved.in_reply_to = Some(ReplyTo::Request(rec.request_id.clone()));
         self.audit(approved).await;
         let finish = match self.config.agents.get(&rec.agent_id).filter(|a| a.enabled) {
             None => Finish {
@@ -456,7 +456,7 @@ impl Service {
         let state = finish.state;
         let mut done =
             self.decision_event(&rec.agent_id, &rec.action, &rec.decision, Phase::Executed);
-        done.in_reply_to = Some(rec.request_id.clone());
+        done.in_reply_to = Some(ReplyTo::Request(rec.request_id.clone()));
         done.outcome = if state == State::Executed {
             "success"
         } else {
@@ -713,7 +713,7 @@ fn audit_log(ev: &AuditEvent, record_id: Option<&str>) {
         outcome = ev.outcome,
         severity = ev.severity,
         correlation_id = ev.correlation_id.as_deref(),
-        in_reply_to = ev.in_reply_to.as_deref(),
+        in_reply_to = ev.in_reply_to.as_ref().map(ReplyTo::id),
         audit_record_id = record_id,
         metadata = %ev.metadata,
         "{}", ev.summary
