@@ -43,8 +43,16 @@ pub enum RecordError {
     Json(#[source] serde_json::Error),
     #[error("{0}")]
     FieldType(#[source] crate::record::FieldTypeError),
-    #[error("lookup-events entry has no string `CloudTrailEvent`")]
+    #[error("lookup-events entry has no `CloudTrailEvent`")]
     NoCloudTrailEvent,
+    #[error(
+        "lookup-events entry: `CloudTrailEvent` must be a string holding the record's JSON, found {found}"
+    )]
+    CloudTrailEventType { found: &'static str },
+    #[error(
+        "lookup-events entry: the `CloudTrailEvent` string is not a JSON record (position inside the string): {0}"
+    )]
+    CloudTrailEventJson(#[source] serde_json::Error),
 }
 
 /// Where in the uncompressed input something was found.
@@ -105,6 +113,8 @@ pub enum ReadError {
         start: u64,
         at: Position,
     },
+    #[error("{input}: input is empty (no JSON value, not even an empty `Records` array)")]
+    Empty { input: String },
     #[error(
         "{input}: record at byte {offset} is larger than the maximum record size of {limit} bytes"
     )]
@@ -444,12 +454,24 @@ impl<R: Read> Splitter<'_, R> {
             }
             self.base += keep as u64;
         }
+        // Memory stays within the record cap plus a chunk or two: the buffer
+        // grows no further than that, and a read never goes further past the
+        // current record's start than the cap check needs (the bad-input
+        // table found a 1 GiB record pulling 64 MiB for a 32 MiB cap).
+        let held_max = self.opts.max_record_bytes.saturating_add(CHUNK);
         if self.buf.len() - self.end < CHUNK {
-            let want = (self.buf.len() * 2).max(self.end + CHUNK);
+            let want = (self.buf.len() * 2)
+                .min(held_max.saturating_add(CHUNK))
+                .max(self.end + CHUNK);
             self.buf.resize(want, 0);
         }
+        let room = match self.mark {
+            Some(m) => held_max.saturating_sub(self.end - m).max(1),
+            None => usize::MAX,
+        };
+        let stop = self.end.saturating_add(room).min(self.buf.len());
         loop {
-            match self.r.read(&mut self.buf[self.end..]) {
+            match self.r.read(&mut self.buf[self.end..stop]) {
                 Ok(0) => {
                     self.eof = true;
                     return Ok(false);
@@ -520,6 +542,13 @@ impl<R: Read> Splitter<'_, R> {
                 _ => return Err(self.syntax("expected JSON object")),
             }
             first = false;
+        }
+        if first {
+            // CloudTrail never writes an empty file; fail rather than report
+            // "no records" for an object that lost its content.
+            return Err(ReadError::Empty {
+                input: self.name.to_string(),
+            });
         }
         Ok(())
     }
@@ -598,6 +627,13 @@ impl<R: Read> Splitter<'_, R> {
                 self.pos += 1;
                 let v = self.expect_non_ws("JSON object", start)?;
                 match (key, v) {
+                    (Key::Records, b) if b != b'[' => {
+                        return Err(self.syntax("expected `Records` to be an array of records"));
+                    }
+                    (Key::Events, b) if b != b'[' => {
+                        return Err(self
+                            .syntax("expected `Events` to be an array of lookup-events entries"));
+                    }
                     (Key::Records, b'[') | (Key::Events, b'[') => {
                         container = true;
                         self.mark = None;
