@@ -6,10 +6,9 @@ use crate::classify::{
     Classification, Classifier, Finding, GovernedCall, Kind, Rule, TrailChange, kind_of,
 };
 use crate::reader::{RawItem, ReadError, RecordError, ScanOptions, Sink, split};
-use crate::record::Record;
+use crate::record::{Field, Record};
 use memchr::memmem::Finder;
 use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 
@@ -141,8 +140,9 @@ impl std::fmt::Debug for Scanner {
 
 #[derive(Deserialize)]
 struct LookupEvent<'a> {
-    #[serde(borrow, rename = "CloudTrailEvent")]
-    cloudtrail_event: Option<Cow<'a, str>>,
+    /// Lenient, so that a value of the wrong type is named, not a serde error.
+    #[serde(borrow, default, rename = "CloudTrailEvent")]
+    cloudtrail_event: Field<'a>,
 }
 
 struct ScanSink<'s, F> {
@@ -226,8 +226,16 @@ impl<F: FnMut(ScanEvent)> Sink for ScanSink<'_, F> {
             RawItem::LookupEvent(bytes) => {
                 let ev: LookupEvent<'_> =
                     serde_json::from_slice(bytes).map_err(RecordError::Json)?;
-                let inner = ev.cloudtrail_event.ok_or(RecordError::NoCloudTrailEvent)?;
-                self.record(inner.as_bytes(), false)
+                let inner = match ev.cloudtrail_event {
+                    Field::Str(s) => s,
+                    Field::Wrong(found) => return Err(RecordError::CloudTrailEventType { found }),
+                    Field::Missing | Field::Null => return Err(RecordError::NoCloudTrailEvent),
+                };
+                // Positions in a serde error are inside the string: say so.
+                self.record(inner.as_bytes(), false).map_err(|e| match e {
+                    RecordError::Json(e) => RecordError::CloudTrailEventJson(e),
+                    other => other,
+                })
             }
             RawItem::Digest => {
                 self.report.digest = true;
