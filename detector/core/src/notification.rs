@@ -170,7 +170,10 @@ pub fn decode_invocation(event: &Value) -> Result<Invocation, NotificationError>
                         field: "Sns",
                         expected: "object",
                     })?;
-                    out.push(decode_message_body(field(sns, SNS, "Message")?)?);
+                    out.push(decode_json_text(
+                        field(sns, SNS, "Message")?,
+                        "SNS event `Sns.Message`",
+                    )?);
                 }
                 return Ok(Invocation::Direct(out));
             }
@@ -184,10 +187,14 @@ pub fn decode_invocation(event: &Value) -> Result<Invocation, NotificationError>
 /// event, an `s3:TestEvent`, an SNS envelope (SNS → SQS without raw delivery),
 /// CloudTrail's own SNS message, or an EventBridge event (EventBridge → SQS).
 pub fn decode_message_body(body: &str) -> Result<Trigger, NotificationError> {
-    let v: Value = serde_json::from_str(body).map_err(|source| NotificationError::NotJson {
-        context: "message body",
-        source,
-    })?;
+    decode_json_text(body, "message body")
+}
+
+/// Decode a notification held as JSON text; `context` names where the text
+/// was in a "not JSON" error.
+fn decode_json_text(text: &str, context: &'static str) -> Result<Trigger, NotificationError> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|source| NotificationError::NotJson { context, source })?;
     decode_value(&v)
 }
 
@@ -202,7 +209,9 @@ pub fn decode_value(v: &Value) -> Result<Trigger, NotificationError> {
     if obj.get("Type").and_then(Value::as_str).is_some() && obj.contains_key("TopicArn") {
         let ty = field(v, SNS_ENVELOPE, "Type")?;
         return match ty {
-            "Notification" => decode_message_body(field(v, SNS_ENVELOPE, "Message")?),
+            "Notification" => {
+                decode_json_text(field(v, SNS_ENVELOPE, "Message")?, "SNS envelope `Message`")
+            }
             other => Ok(Trigger::Ignored(format!("SNS message of Type `{other}`"))),
         };
     }
