@@ -143,10 +143,11 @@ impl DynamoLedger {
         if let Some(req) = &entry.aws_request_id {
             items.push(Self::item(entry, call_key(req), "call"));
         }
-        if entry.operation == "RunMicrovm" && entry.outcome == "succeeded" {
-            if let Some(vm) = &entry.microvm_id {
-                items.push(Self::item(entry, vm_key(vm), "vm"));
-            }
+        if entry.operation == "RunMicrovm"
+            && entry.outcome == "succeeded"
+            && let Some(vm) = &entry.microvm_id
+        {
+            items.push(Self::item(entry, vm_key(vm), "vm"));
         }
         for item in items {
             self.client
