@@ -64,14 +64,14 @@ fn aws_connector(region: &str, name: &str) -> String {
     format!("arn:aws:lambda:{region}:aws:network-connector:aws-network-connector:{name}")
 }
 
-fn map_err<E, R>(operation: &'static str, e: SdkError<E, R>) -> MicrovmError
+fn map_err<E, R>(operation: &'static str, e: &SdkError<E, R>) -> MicrovmError
 where
     E: ProvideErrorMetadata + RequestId + std::error::Error + 'static,
     R: std::fmt::Debug,
     SdkError<E, R>: RequestId,
 {
     let aws_request_id = e.request_id().map(str::to_string);
-    match &e {
+    match e {
         SdkError::ServiceError(se) => MicrovmError::Rejected {
             operation,
             code: se.err().code().unwrap_or("Unknown").to_string(),
@@ -80,7 +80,7 @@ where
         },
         _ => MicrovmError::Unavailable {
             operation,
-            message: aws_sdk_lambdamicrovms::error::DisplayErrorContext(&e).to_string(),
+            message: aws_sdk_lambdamicrovms::error::DisplayErrorContext(e).to_string(),
             aws_request_id,
         },
     }
@@ -168,7 +168,7 @@ impl MicrovmApi for SdkMicrovms {
             if let Some(e) = egress {
                 req = req.egress_network_connectors(e);
             }
-            let out = req.send().await.map_err(|e| map_err(OP, e))?;
+            let out = req.send().await.map_err(|e| map_err(OP, &e))?;
             Ok(RunOutput {
                 microvm_id: out.microvm_id().to_string(),
                 state: out.state().as_str().to_string(),
@@ -194,7 +194,7 @@ impl MicrovmApi for SdkMicrovms {
                 .set_allowed_ports(Some(ports_spec(ports)))
                 .send()
                 .await
-                .map_err(|e| map_err(OP, e))?;
+                .map_err(|e| map_err(OP, &e))?;
             let aws_request_id = out.request_id().map(str::to_string);
             let token = token_value(out.auth_token()).ok_or(MicrovmError::Rejected {
                 operation: OP,
@@ -223,7 +223,7 @@ impl MicrovmApi for SdkMicrovms {
                 .expiration_in_minutes(i32::try_from(expiration_minutes).unwrap_or(i32::MAX))
                 .send()
                 .await
-                .map_err(|e| map_err(OP, e))?;
+                .map_err(|e| map_err(OP, &e))?;
             let aws_request_id = out.request_id().map(str::to_string);
             let token = token_value(out.auth_token()).ok_or(MicrovmError::Rejected {
                 operation: OP,
@@ -251,7 +251,7 @@ impl MicrovmApi for SdkMicrovms {
                     .microvm_identifier(microvm_id)
                     .send()
                     .await
-                    .map_err(|e| map_err("SuspendMicrovm", e))?
+                    .map_err(|e| map_err("SuspendMicrovm", &e))?
                     .request_id()
                     .map(str::to_string),
                 Lifecycle::Resume => self
@@ -260,7 +260,7 @@ impl MicrovmApi for SdkMicrovms {
                     .microvm_identifier(microvm_id)
                     .send()
                     .await
-                    .map_err(|e| map_err("ResumeMicrovm", e))?
+                    .map_err(|e| map_err("ResumeMicrovm", &e))?
                     .request_id()
                     .map(str::to_string),
                 Lifecycle::Terminate => self
@@ -269,7 +269,7 @@ impl MicrovmApi for SdkMicrovms {
                     .microvm_identifier(microvm_id)
                     .send()
                     .await
-                    .map_err(|e| map_err("TerminateMicrovm", e))?
+                    .map_err(|e| map_err("TerminateMicrovm", &e))?
                     .request_id()
                     .map(str::to_string),
             };

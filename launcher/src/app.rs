@@ -68,6 +68,21 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// A JSON error, small enough to pass around before it becomes a response.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.status, self.code, &self.message, self.field.as_deref())
+    }
+}
+
 /// A JSON error answer.
 pub fn error(status: StatusCode, code: &str, message: &str, field: Option<&str>) -> Response {
     (
@@ -119,7 +134,7 @@ pub fn caller_from_parts(
     }
 }
 
-fn body_error(r: &BytesRejection) -> Response {
+fn body_error(r: &BytesRejection) -> ApiError {
     let status = r.status();
     let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
         format!("request body is larger than {MAX_BODY_BYTES} bytes")
@@ -131,18 +146,23 @@ fn body_error(r: &BytesRejection) -> Response {
     } else {
         "bad_body"
     };
-    error(status, code, &message, None)
+    ApiError {
+        status,
+        code,
+        message,
+        field: None,
+    }
 }
 
 /// Decode a JSON body, naming the problem (and the field, when serde knows it).
-fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.is_empty() {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            "request body is empty; expected a JSON object",
-            None,
-        ));
+        return Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_json",
+            message: "request body is empty; expected a JSON object".into(),
+            field: None,
+        });
     }
     serde_json::from_slice(body).map_err(|e| {
         let text = e.to_string();
@@ -151,12 +171,12 @@ fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
             .nth(1)
             .filter(|_| text.contains("field `"))
             .map(str::to_string);
-        error(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            &text,
-            field.as_deref(),
-        )
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_json",
+            message: text,
+            field,
+        }
     })
 }
 
@@ -253,15 +273,15 @@ async fn run_request(
     let c = caller(&state, &req);
     let body = match read_body(req).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match decode::<RunRequest>(&body) {
         Ok(r) => submit(&state, c, Action::Run(r)).await,
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
-async fn read_body(req: Request<axum::body::Body>) -> Result<Bytes, Response> {
+async fn read_body(req: Request<axum::body::Body>) -> Result<Bytes, ApiError> {
     <Bytes as axum::extract::FromRequest<()>>::from_request(req, &())
         .await
         .map_err(|e| body_error(&e))
@@ -275,7 +295,7 @@ async fn auth_token_request(
     let c = caller(&state, &req);
     let body = match read_body(req).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match decode::<AuthTokenRequest>(&body) {
         Ok(request) => {
@@ -289,7 +309,7 @@ async fn auth_token_request(
             )
             .await
         }
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -301,7 +321,7 @@ async fn shell_token_request(
     let c = caller(&state, &req);
     let body = match read_body(req).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match decode::<ShellTokenRequest>(&body) {
         Ok(request) => {
@@ -315,7 +335,7 @@ async fn shell_token_request(
             )
             .await
         }
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -328,7 +348,7 @@ async fn lifecycle(
     let c = caller(state, &req);
     let body = match read_body(req).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match decode::<LifecycleRequest>(&body) {
         Ok(request) => {
@@ -343,7 +363,7 @@ async fn lifecycle(
             )
             .await
         }
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -378,7 +398,7 @@ async fn callback(
 ) -> Response {
     let body = match body {
         Ok(b) => b,
-        Err(e) => return body_error(&e),
+        Err(e) => return body_error(&e).into_response(),
     };
     let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Err(e) = webhook::verify(

@@ -81,9 +81,7 @@ pub async fn build_state(
     };
     let ledger: Arc<dyn Ledger> = match &settings.ledger_table {
         Some(t) => Arc::new(LedgerAdapter(shared_aws::DynamoLedger::new(
-            dynamo
-                .clone()
-                .ok_or(BootstrapError::NoAws("LEDGER_TABLE"))?,
+            dynamo.ok_or(BootstrapError::NoAws("LEDGER_TABLE"))?,
             t,
         ))),
         None => Arc::new(MemoryLedger::default()),

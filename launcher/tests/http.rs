@@ -215,7 +215,7 @@ fn with(mut v: Value, k: &str, x: Value) -> Value {
     v
 }
 
-fn token_body(ports: Value, ttl: u32) -> Value {
+fn token_body(ports: &Value, ttl: u32) -> Value {
     json!({"owner": "team-a", "reason": "r", "ports": ports, "token_ttl_seconds": ttl})
 }
 
@@ -242,7 +242,7 @@ async fn every_policy_row_answers_with_its_status_and_rule_through_the_router() 
         (
             CI,
             on("auth-token-request"),
-            token_body(json!([8080]), 300),
+            token_body(&json!([8080]), 300),
             StatusCode::OK,
             "auto.auth_token",
         ),
@@ -263,28 +263,28 @@ async fn every_policy_row_answers_with_its_status_and_rule_through_the_router() 
         (
             CI,
             on("auth-token-request"),
-            token_body(json!("all"), 300),
+            token_body(&json!("all"), 300),
             StatusCode::ACCEPTED,
             "token.all_ports",
         ),
         (
             CI,
             on("auth-token-request"),
-            token_body(json!([22]), 300),
+            token_body(&json!([22]), 300),
             StatusCode::ACCEPTED,
             "token.broad_ports",
         ),
         (
             CI,
             on("auth-token-request"),
-            token_body(json!([8080]), 3600),
+            token_body(&json!([8080]), 3600),
             StatusCode::ACCEPTED,
             "token.long_lived",
         ),
         (
             OTHER,
             on("auth-token-request"),
-            token_body(json!([8080]), 300),
+            token_body(&json!([8080]), 300),
             StatusCode::ACCEPTED,
             "token.not_owner",
         ),
@@ -450,7 +450,7 @@ async fn auto_approved_run_carries_the_audit_id_and_is_in_the_ledger_with_the_em
     assert_eq!(v["result"]["aws_request_id"], run.request_id.as_str());
     let known = h
         .ledger
-        .known_requests(&[run.request_id.clone()])
+        .known_requests(std::slice::from_ref(&run.request_id))
         .await
         .unwrap();
     assert!(known.contains(&run.request_id));

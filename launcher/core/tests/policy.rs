@@ -249,7 +249,7 @@ fn every_policy_row_gives_its_decision_and_rule() {
         (
             Some("ci"),
             run(|r| {
-                r.image_arn = "arn:aws:lambda:us-east-1:111122223333:microvm-image:other".into()
+                r.image_arn = "arn:aws:lambda:us-east-1:111122223333:microvm-image:other".into();
             }),
             na,
             RequireApproval,
