@@ -200,7 +200,14 @@ fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D
 
 impl Callback {
     /// Parses a raw (already verified) callback body.
+    /// The body must be a JSON object: serde's derive would also accept the
+    /// fields as a JSON array in declaration order, which no sender means.
     pub fn from_slice(raw_body: &[u8]) -> Result<Self, serde_json::Error> {
+        if raw_body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(serde::de::Error::custom(
+                "callback body must be a JSON object, found an array",
+            ));
+        }
         serde_json::from_slice(raw_body)
     }
 
