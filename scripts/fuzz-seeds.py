@@ -122,6 +122,16 @@ def shapes(recs):
     return out
 
 
+def example_files():
+    """The project's own CloudTrail examples (detector/fixtures/examples/), every shape."""
+    out = {}
+    for f in sorted(glob.glob(os.path.join(FIXTURES, "examples", "**", "*.json*"),
+                              recursive=True)):
+        with open(f, "rb") as fh:
+            out["example-" + os.path.basename(f)] = fh.read()
+    return out
+
+
 def shared_files():
     base = os.environ.get("MICROVM_SHARED_DIR") or os.path.join(ROOT, "..", "shared")
     data = os.path.join(base, "data", "cloudtrail")
@@ -154,6 +164,7 @@ def write(target, seeds):
 def main():
     recs = records()
     docs = shapes(recs)
+    docs.update(example_files())
     docs.update(shared_files())
     counts = {"cloudtrail_reader": write("cloudtrail_reader", docs)}
     # input_shapes: two bytes of cut position, then the document.
