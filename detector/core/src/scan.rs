@@ -5,7 +5,7 @@
 use crate::classify::{
     Classification, Classifier, Finding, GovernedCall, Kind, Rule, TrailChange, kind_of,
 };
-use crate::reader::{RawItem, ReadError, RecordError, ScanOptions, Sink, split};
+use crate::reader::{RawItem, ReadError, RecordError, ScanOptions, Sink, split, split_pipelined};
 use crate::record::{Field, Record};
 use memchr::memmem::Finder;
 use serde::{Deserialize, Serialize};
@@ -275,12 +275,39 @@ impl Scanner {
     /// `on_event` for every finding, managed call, trail change and bad
     /// record. `source` names the input in findings and errors. An `Err`
     /// means the input could not be read to the end (events already passed
-    /// to `on_event` stand); it is counted in `input_errors`.
+    /// to `on_event` stand); it is counted in `input_errors`. Runs on the
+    /// calling thread only; see [`Scanner::scan_reader_pipelined`].
     pub fn scan_reader<R: Read>(
         &mut self,
         input: R,
         source: &str,
         on_event: impl FnMut(ScanEvent),
+    ) -> Result<InputReport, ReadError> {
+        self.scan_with(source, on_event, |name, opts, sink| {
+            split(input, name, opts, sink)
+        })
+    }
+
+    /// Same as [`Scanner::scan_reader`], but a gzip input is decompressed on
+    /// a second (scoped) thread while the calling thread splits and
+    /// classifies: about twice the throughput on two cores, with a few
+    /// 512 KiB chunks more in memory. Results are identical.
+    pub fn scan_reader_pipelined<R: Read + Send>(
+        &mut self,
+        input: R,
+        source: &str,
+        on_event: impl FnMut(ScanEvent),
+    ) -> Result<InputReport, ReadError> {
+        self.scan_with(source, on_event, |name, opts, sink| {
+            split_pipelined(input, name, opts, sink)
+        })
+    }
+
+    fn scan_with(
+        &mut self,
+        source: &str,
+        on_event: impl FnMut(ScanEvent),
+        split_fn: impl FnOnce(&str, &ScanOptions, &mut dyn Sink) -> Result<u64, ReadError>,
     ) -> Result<InputReport, ReadError> {
         let mut sink = ScanSink {
             classifier: &self.classifier,
@@ -291,7 +318,7 @@ impl Scanner {
             source,
             on_event,
         };
-        match split(input, source, &self.opts, &mut sink) {
+        match split_fn(source, &self.opts, &mut sink) {
             Ok(bytes) => {
                 let mut report = sink.report;
                 report.bytes = bytes;

@@ -1,5 +1,7 @@
 //! The classification rules of issue 2, one behaviour per test.
 
+#![allow(clippy::needless_pass_by_value)] // json! builders read their arguments by reference
+
 use detector_core::{
     Classification, Classifier, ClassifierConfig, Outcome, Rule, Severity, TrailChange,
 };
@@ -241,7 +243,7 @@ fn role_paths_must_agree_where_both_sides_carry_one() {
     );
     assert_eq!(rule(&with_path, &v_root), Some(Rule::NonLauncherPrincipal));
     // no sessionIssuer: only the assumed-role ARN, which has no path, so it matches
-    let mut v_no_issuer = v_root.clone();
+    let mut v_no_issuer = v_root;
     v_no_issuer["userIdentity"]
         .as_object_mut()
         .unwrap()

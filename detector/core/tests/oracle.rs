@@ -96,11 +96,11 @@ fn oracle(bytes: &[u8]) -> Report {
             continue;
         }
         let event_id = s(r.get("eventID"));
-        if let Some(id) = &event_id {
-            if !seen.insert(id.clone()) {
-                report.duplicates += 1;
-                continue;
-            }
+        if let Some(id) = &event_id
+            && !seen.insert(id.clone())
+        {
+            report.duplicates += 1;
+            continue;
         }
         let principal = s(r.pointer("/userIdentity/arn"));
         let assumed = principal
@@ -176,39 +176,54 @@ fn oracle(bytes: &[u8]) -> Report {
 // ---- the fast path ----------------------------------------------------
 
 fn fast(bytes: &[u8]) -> Report {
+    let single = fast_with(bytes, false);
+    let piped = fast_with(bytes, true);
+    assert_eq!(
+        single, piped,
+        "pipelined scan differs from the single-threaded one"
+    );
+    single
+}
+
+fn fast_with(bytes: &[u8], pipelined: bool) -> Report {
     let cfg = ClassifierConfig {
         launcher_roles: vec![RoleRef::from_role_arn(LAUNCHER).unwrap()],
         launcher_session_names: vec![SESSION.into()],
     };
     let mut scanner = Scanner::new(Classifier::new(cfg), ScanOptions::default());
     let mut report = Report::default();
-    scanner
-        .scan_reader(bytes, "gen", |ev| match ev {
-            ScanEvent::Finding(f) => {
-                let j = serde_json::to_value(&f).unwrap();
-                report.findings.push(
-                    [
-                        "event_id",
-                        "rule",
-                        "severity",
-                        "event_name",
-                        "outcome",
-                        "microvm_id",
-                        "contro1_request_id",
-                        "principal_arn",
-                    ]
-                    .map(|k| s(j.get(k))),
-                );
-            }
-            ScanEvent::Managed(m) => {
-                report
-                    .managed
-                    .push([m.event_id, m.contro1_request_id, m.microvm_id])
-            }
-            ScanEvent::RecordError(e) => panic!("record error on generated input: {e}"),
-            ScanEvent::TrailChange(_) => {}
-        })
-        .unwrap();
+    let on_event = |ev| match ev {
+        ScanEvent::Finding(f) => {
+            let j = serde_json::to_value(&f).unwrap();
+            report.findings.push(
+                [
+                    "event_id",
+                    "rule",
+                    "severity",
+                    "event_name",
+                    "outcome",
+                    "microvm_id",
+                    "contro1_request_id",
+                    "principal_arn",
+                ]
+                .map(|k| s(j.get(k))),
+            );
+        }
+        ScanEvent::Managed(m) => {
+            report
+                .managed
+                .push([m.event_id, m.contro1_request_id, m.microvm_id]);
+        }
+        ScanEvent::RecordError(e) => panic!("record error on generated input: {e}"),
+        ScanEvent::TrailChange(_) => {}
+    };
+    if pipelined {
+        scanner
+            .scan_reader_pipelined(bytes, "gen", on_event)
+            .unwrap();
+    } else {
+        scanner.scan_reader(bytes, "gen", on_event).unwrap();
+    }
     let st = scanner.stats();
     report.records = st.records;
     report.insight = st.skipped_insight_records;
@@ -283,7 +298,7 @@ prop_compose! {
         insight in prop::bool::weighted(0.05),
         junk in text(),
     ) -> Value {
-        let mut params = json!({"note": junk.clone()});
+        let mut params = json!({"note": junk});
         if let Some(t) = token { params["clientToken"] = json!(t); }
         if let Some(p) = payload { params["runHookPayload"] = p; }
         let mut resp = Value::Null;

@@ -363,3 +363,31 @@ fn empty_input_is_an_error_not_a_clean_file() {
         assert!(e.contains("input is empty"), "{e}");
     }
 }
+
+#[test]
+fn pipelined_scan_gives_the_same_findings_counts_and_errors() {
+    let recs: Vec<Value> = (0..4000)
+        .map(|i| {
+            if i % 997 == 0 {
+                bypass(&format!("b{i}"))
+            } else {
+                other(&format!("o{i}"))
+            }
+        })
+        .collect();
+    let gz = gzip(&serde_json::to_vec(&json!({ "Records": recs })).unwrap());
+    let mut multi = gz.clone();
+    multi.extend(gzip(
+        &serde_json::to_vec(&json!({ "Records": [bypass("tail")] })).unwrap(),
+    ));
+    for input in [&gz[..], &multi[..], &gz[..gz.len() / 2], &records_doc()[..]] {
+        let mut a = scanner();
+        let mut b = scanner();
+        let (mut fa, mut fb) = (Vec::new(), Vec::new());
+        let ra = a.scan_reader(input, "x", |e| fa.push(format!("{e:?}")));
+        let rb = b.scan_reader_pipelined(input, "x", |e| fb.push(format!("{e:?}")));
+        assert_eq!(fa, fb);
+        assert_eq!(a.stats(), b.stats());
+        assert_eq!(ra.map_err(|e| e.to_string()), rb.map_err(|e| e.to_string()));
+    }
+}

@@ -120,7 +120,7 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     let mut s3: Option<S3Source> = None;
     for path in &args.paths {
         if path == "-" {
-            run.scan_one(io::stdin().lock(), "-");
+            run.scan_one(io::stdin(), "-");
         } else if let Some((bucket, prefix)) = parse_url(path) {
             if s3.is_none() {
                 match S3Source::new() {
@@ -156,13 +156,15 @@ impl Run {
         eprintln!("error: {input}: {what}");
     }
 
-    fn scan_one(&mut self, reader: impl Read, source: &str) {
+    fn scan_one(&mut self, reader: impl Read + Send, source: &str) {
         let out = &mut self.out;
-        let result = self.scanner.scan_reader(reader, source, |ev| match ev {
-            ScanEvent::Finding(f) => out.finding(f),
-            ScanEvent::RecordError(e) => eprintln!("error: {e}"),
-            ScanEvent::Managed(_) | ScanEvent::TrailChange(_) => {}
-        });
+        let result = self
+            .scanner
+            .scan_reader_pipelined(reader, source, |ev| match ev {
+                ScanEvent::Finding(f) => out.finding(f),
+                ScanEvent::RecordError(e) => eprintln!("error: {e}"),
+                ScanEvent::Managed(_) | ScanEvent::TrailChange(_) => {}
+            });
         match result {
             Ok(report) if report.record_errors > 0 => self.bad_inputs += 1,
             Ok(_) => {}
