@@ -34,9 +34,7 @@ async fn state_from_env() -> Result<Arc<State>> {
     let env: HashMap<String, String> = std::env::vars().collect();
     let cfg = Config::from_parts(&env).context("configuration")?;
     let sdk = shared_aws::load_sdk_config().await;
-    let st = state::build(&cfg, &sdk)
-        .await
-        .context("building clients")?;
+    let st = state::build(&cfg, &sdk).await.context("building clients")?;
     Ok(Arc::new(st))
 }
 
@@ -64,6 +62,17 @@ async fn invoke(st: &State, event: &Value) -> i32 {
         Err(e) => {
             eprintln!("detector: invocation failed: {e}");
             EXIT_FAILED
+        }
+    }
+}
+
+/// Run a job and turn its outcome into the process exit status.
+pub fn exit(result: Result<i32>) -> std::process::ExitCode {
+    match result {
+        Ok(code) => std::process::ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("detector: {e:#}");
+            std::process::ExitCode::from(EXIT_FAILED as u8)
         }
     }
 }

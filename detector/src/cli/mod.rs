@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod lambda;
 pub mod s3;
 pub mod scan;
 
@@ -29,10 +30,20 @@ pub enum Command {
     /// Scan CloudTrail logs (files, directories, `-`, s3://bucket/prefix)
     /// and print one finding per bypassing MicroVM call.
     Scan(scan::ScanArgs),
+    /// Run the detector Lambda's scheduled sweep once (ListMicrovms against
+    /// the ledger, remediation if configured, trail health); see LAMBDA.md.
+    Sweep(lambda::SweepArgs),
+    /// Run the detector Lambda's handler once on an invocation payload (any
+    /// trigger shape); see LAMBDA.md.
+    Handle(lambda::HandleArgs),
 }
 
 /// Parse the command line and run the chosen job.
 pub fn main() -> ExitCode {
+    // Inside Lambda, without arguments: the runtime loop.
+    if lambda::in_lambda() && std::env::args_os().len() <= 1 {
+        return lambda::exit(lambda::run_lambda().map(|()| 0));
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -46,5 +57,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Scan(args) => scan::run(&args),
+        Command::Sweep(args) => lambda::exit(lambda::sweep(&args)),
+        Command::Handle(args) => lambda::exit(lambda::handle_file(&args)),
     }
 }

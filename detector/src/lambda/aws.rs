@@ -13,7 +13,20 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use futures::FutureExt;
 use std::collections::HashSet;
 
-fn ctx(e: impl std::error::Error) -> String {
+/// A service error as `Code: message` (the raw HTTP response the SDK's
+/// `DisplayErrorContext` would add is noise in a log line); transport and
+/// other errors with their full context.
+fn ctx<E>(e: E) -> String
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error,
+{
+    match e.code() {
+        Some(code) => format!("{code}: {}", e.message().unwrap_or("(no message)")),
+        None => aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+    }
+}
+
+fn ctx_plain(e: impl std::error::Error) -> String {
     aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()
 }
 
@@ -123,7 +136,7 @@ fn string_attr(v: &str) -> Result<MessageAttributeValue, PortError> {
         .data_type("String")
         .string_value(v)
         .build()
-        .map_err(|e| PortError::new("SNS message attribute", ctx(e)))
+        .map_err(|e| PortError::new("SNS message attribute", ctx_plain(e)))
 }
 
 impl AlertChannel for SnsChannel {
