@@ -6,6 +6,7 @@
 //!   events, errors (positions included) and counts as reading them at once
 //!   (for corrupt gzip: both fail, and the whole read's events are a prefix
 //!   of the piecewise read's);
+//! - `scan_reader_pipelined` gives the same outcome as `scan_reader`;
 //! - with tiny record/input caps the caps are enforced without a panic;
 //! - oracle: bytes that `serde_json` reads as an array of objects are read
 //!   without an input error, one record per element.
@@ -13,7 +14,7 @@
 
 use detector_core::ScanOptions;
 use libfuzzer_sys::fuzz_target;
-use microvm_fuzz::{Chunked, scan_checked, tiny_limits};
+use microvm_fuzz::{Chunked, scan_checked, scan_checked_with, tiny_limits};
 
 fuzz_target!(|data: &[u8]| {
     let whole = scan_checked(data, ScanOptions::default());
@@ -33,6 +34,15 @@ fuzz_target!(|data: &[u8]| {
         );
     } else {
         assert_eq!(whole, pieces, "reading in pieces changed the outcome");
+    }
+
+    // The pipelined reader (gzip on a second thread) gives the same outcome;
+    // for corrupt gzip, both fail.
+    let piped = scan_checked_with(Chunked::new(data, seed, 4096), ScanOptions::default(), true);
+    if whole.result.as_ref().is_err_and(|e| e.contains("gzip")) {
+        assert!(piped.result.is_err(), "{:?}", piped.result);
+    } else {
+        assert_eq!(whole, piped, "the pipelined reader changed the outcome");
     }
 
     let capped = scan_checked(Chunked::new(data, seed, 64), tiny_limits());

@@ -82,12 +82,18 @@ struct Counts {
 
 /// Scan one input with a fresh scanner and check every invariant that must
 /// hold whatever the bytes were.
-pub fn scan_checked<R: Read>(input: R, opts: ScanOptions) -> Outcome {
+pub fn scan_checked<R: Read + Send>(input: R, opts: ScanOptions) -> Outcome {
+    scan_checked_with(input, opts, false)
+}
+
+/// [`scan_checked`] through `Scanner::scan_reader_pipelined` (gzip
+/// decompressed on a second thread) when `pipelined`.
+pub fn scan_checked_with<R: Read + Send>(input: R, opts: ScanOptions, pipelined: bool) -> Outcome {
     let mut scanner = Scanner::new(classifier(), opts);
     let mut counts = Counts::default();
     let mut events = Vec::new();
     let mut ids = HashSet::new();
-    let result = scanner.scan_reader(input, SOURCE, |ev| {
+    let on_event = |ev: ScanEvent| {
         match &ev {
             ScanEvent::Finding(f) => {
                 counts.findings += 1;
@@ -117,7 +123,12 @@ pub fn scan_checked<R: Read>(input: R, opts: ScanOptions) -> Outcome {
             }
         }
         events.push(format!("{ev:?}"));
-    });
+    };
+    let result = if pipelined {
+        scanner.scan_reader_pipelined(input, SOURCE, on_event)
+    } else {
+        scanner.scan_reader(input, SOURCE, on_event)
+    };
     if let Err(e) = &result {
         assert_names_input(e);
     }
