@@ -504,6 +504,31 @@ fn map_io_error<R: Read>(
     }
 }
 
+/// Index of the first `"`, `{` or `}` in `hay`. The next one is usually a
+/// few bytes away (between a key and its value), where a short scalar look
+/// beats setting up `memchr3`.
+#[inline]
+fn find_structural(hay: &[u8]) -> Option<usize> {
+    let n = hay.len().min(16);
+    if let Some(i) = hay[..n]
+        .iter()
+        .position(|&b| matches!(b, b'"' | b'{' | b'}'))
+    {
+        return Some(i);
+    }
+    memchr3(b'"', b'{', b'}', &hay[n..]).map(|k| k + n)
+}
+
+/// Index of the first `"` or `\\` in `hay` (most strings are short keys).
+#[inline]
+fn find_quote_or_escape(hay: &[u8]) -> Option<usize> {
+    let n = hay.len().min(32);
+    if let Some(i) = hay[..n].iter().position(|&b| b == b'"' || b == b'\\') {
+        return Some(i);
+    }
+    memchr2(b'"', b'\\', &hay[n..]).map(|k| k + n)
+}
+
 struct Splitter<'o, R: Read> {
     r: Decoded<R>,
     is_gzip: bool,
@@ -899,7 +924,7 @@ impl<R: Read> Splitter<'_, R> {
     /// `pos` just after an opening quote; moves past the closing quote.
     fn skip_string_body(&mut self, start: u64) -> Result<(), ReadError> {
         loop {
-            match memchr2(b'"', b'\\', &self.buf[self.pos..self.end]) {
+            match find_quote_or_escape(&self.buf[self.pos..self.end]) {
                 Some(i) => {
                     let p = self.pos + i;
                     if self.buf[p] == b'"' {
@@ -929,7 +954,7 @@ impl<R: Read> Splitter<'_, R> {
         let start = self.abs(self.pos);
         let mut depth = 0usize;
         loop {
-            match memchr3(b'"', b'{', b'}', &self.buf[self.pos..self.end]) {
+            match find_structural(&self.buf[self.pos..self.end]) {
                 Some(i) => {
                     let p = self.pos + i;
                     self.pos = p + 1;
@@ -941,7 +966,14 @@ impl<R: Read> Splitter<'_, R> {
                                 return Ok(());
                             }
                         }
-                        _ => self.skip_string_body(self.abs(p))?,
+                        _ => {
+                            // Most strings end within the buffer without an
+                            // escape: handle that here, the rest below.
+                            match find_quote_or_escape(&self.buf[self.pos..self.end]) {
+                                Some(k) if self.buf[self.pos + k] == b'"' => self.pos += k + 1,
+                                _ => self.skip_string_body(self.abs(p))?,
+                            }
+                        }
                     }
                 }
                 None => {
