@@ -3,7 +3,8 @@
 //! detector Lambda both need.
 
 use crate::classify::{
-    Classification, Classifier, Finding, GovernedCall, Kind, Rule, TrailChange, kind_of,
+    Classification, Classifier, Finding, GovernedCall, Kind, Rule, TRAIL_CHANGE_EVENTS,
+    TrailChange, kind_of,
 };
 use crate::reader::{RawItem, ReadError, RecordError, ScanOptions, Sink, split, split_pipelined};
 use crate::record::{Field, Record};
@@ -71,25 +72,36 @@ pub struct InputReport {
 }
 
 /// Cheap test run on every record's bytes before any parsing: a record that
-/// passes none of these needles cannot be a governed call, a trail change or
-/// an Insight record. `\u` catches names written with JSON unicode escapes.
+/// passes none of these cannot be a governed call, a trail change or an
+/// Insight record. `\u` catches names written with JSON unicode escapes.
+/// `cloudtrail.amazonaws.com` alone is not enough to parse a record: half of
+/// a busy trail is CloudTrail's own S3 deliveries (`invokedBy`), so a trail
+/// change must also carry one of the [`TRAIL_CHANGE_EVENTS`] names.
 struct Prefilter {
-    needles: [Finder<'static>; 4],
+    any: [Finder<'static>; 3],
+    cloudtrail: Finder<'static>,
+    trail_changes: Vec<Finder<'static>>,
 }
 
 impl Prefilter {
     fn new() -> Prefilter {
         Prefilter {
-            needles: [
+            any: [
                 Finder::new(b"Microvm"),
-                Finder::new(b"cloudtrail.amazonaws.com"),
                 Finder::new(b"AwsCloudTrailInsight"),
                 Finder::new(b"\\u"),
             ],
+            cloudtrail: Finder::new(b"cloudtrail.amazonaws.com"),
+            trail_changes: TRAIL_CHANGE_EVENTS
+                .iter()
+                .map(|name| Finder::new(name.as_bytes()))
+                .collect(),
         }
     }
     fn candidate(&self, record: &[u8]) -> bool {
-        self.needles.iter().any(|f| f.find(record).is_some())
+        self.any.iter().any(|f| f.find(record).is_some())
+            || (self.cloudtrail.find(record).is_some()
+                && self.trail_changes.iter().any(|f| f.find(record).is_some()))
     }
 }
 

@@ -29,6 +29,7 @@ struct Report {
     insight: u64,
     digest: u64,
     duplicates: u64,
+    trail_changes: u64,
 }
 
 fn s(v: Option<&Value>) -> Option<String> {
@@ -89,6 +90,12 @@ fn oracle(bytes: &[u8]) -> Report {
         }
         let source = r["eventSource"].as_str().unwrap_or("");
         let name = normalise_event_name(r["eventName"].as_str().unwrap_or(""));
+        if source == "cloudtrail.amazonaws.com"
+            && detector_core::TRAIL_CHANGE_EVENTS.contains(&name)
+        {
+            report.trail_changes += 1;
+            continue;
+        }
         let Some(op) = GovernedOp::from_name(name) else {
             continue;
         };
@@ -229,6 +236,7 @@ fn fast_with(bytes: &[u8], pipelined: bool) -> Report {
     report.insight = st.skipped_insight_records;
     report.digest = st.skipped_digest_files;
     report.duplicates = st.duplicates;
+    report.trail_changes = st.trail_changes;
     report
 }
 
