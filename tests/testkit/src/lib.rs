@@ -6,6 +6,8 @@
 //! - [`emulator`]: an axum emulator of the Lambda MicroVMs REST API, driven through the real
 //!   `aws-sdk-lambdamicrovms` client, which also writes the CloudTrail records the calls
 //!   would produce;
+//! - [`lambda_runtime`]: the Lambda Runtime API and a Function URL front, to run the built
+//!   `launcher` and `detector` binaries as Lambda runs them;
 //! - paths to the read-only real CloudTrail data beside the repository
 //!   ([`shared_data_dir`], [`shared_dir`]) and unique resource names ([`unique_name`]).
 //!
@@ -14,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod emulator;
+pub mod lambda_runtime;
 pub mod moto;
 
 use std::path::{Path, PathBuf};
