@@ -6,6 +6,9 @@
 //! - [`emulator`]: an axum emulator of the Lambda MicroVMs REST API, driven through the real
 //!   `aws-sdk-lambdamicrovms` client, which also writes the CloudTrail records the calls
 //!   would produce;
+//! - [`fault_proxy`]: a reverse proxy in front of moto that answers chosen requests with
+//!   AWS-shaped errors (DynamoDB throttling, SNS failures, S3 `NoSuchKey`), for the fault
+//!   injection tests;
 //! - [`lambda_runtime`]: the Lambda Runtime API and a Function URL front, to run the built
 //!   `launcher` and `detector` binaries as Lambda runs them;
 //! - paths to the read-only real CloudTrail data beside the repository
@@ -16,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod emulator;
+pub mod fault_proxy;
 pub mod lambda_runtime;
 pub mod moto;
 

@@ -1,0 +1,704 @@
+//! Fault injection for the detector Lambda's handler: S3, SNS and DynamoDB
+//! failing (moto behind `testkit::fault_proxy`, which answers chosen calls
+//! with the service's own error shape, through the real SDK clients and
+//! their default retry policy) and the MicroVMs API failing during the sweep
+//! (the testkit emulator, `Emulator::fail_next`).
+//!
+//! The promise under test (ARCHITECTURE.md): a finding is never lost
+//! silently. A message whose object cannot be read, or whose finding cannot
+//! be delivered, is reported in `batchItemFailures` (SQS retries it, then
+//! the DLQ holds it); a direct invocation fails (Lambda retries it). After
+//! the fault clears, the redelivery raises each finding exactly once.
+//!
+//! The unfaulted behaviour (every trigger shape, corrupt objects, a missing
+//! SNS topic) is in `tests/lambda.rs`. Needs `MOTO_ENDPOINT`.
+
+use aws_sdk_cloudtrail::types::{AdvancedEventSelector, AdvancedFieldSelector};
+use aws_sdk_dynamodb::types::AttributeValue;
+use contro1::{StandIn, StandInConfig, StandInHandle};
+use detector::lambda::config::Config;
+use detector::lambda::handler::{State, handle};
+use detector::lambda::ports::LogSink;
+use detector::lambda::state::build_with_log;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde_json::{Value, json};
+use shared_core::LedgerEntry;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use testkit::emulator::{Emulator, MicrovmState};
+use testkit::fault_proxy::{Fault, FaultProxy, Matcher, SDK_MAX_ATTEMPTS};
+use testkit::moto;
+
+const ACCOUNT: &str = "123456789012";
+const LAUNCHER_ROLE: &str = "arn:aws:iam::123456789012:role/svc/microvm-launcher";
+const IMAGE: &str = "arn:aws:lambda:us-east-1:123456789012:microvm-image:agent-sandbox";
+/// The SDK's attempts per call (default standard retry mode), as a count.
+const ATTEMPTS: usize = SDK_MAX_ATTEMPTS as usize;
+
+#[derive(Default)]
+struct Lines(Mutex<Vec<Value>>);
+
+impl LogSink for Lines {
+    fn line(&self, value: &Value) {
+        self.0.lock().unwrap().push(value.clone());
+    }
+}
+
+impl Lines {
+    fn with(&self, log: &str) -> Vec<Value> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l["log"] == log)
+            .cloned()
+            .collect()
+    }
+}
+
+/// One test's resources in the shared moto, the proxy the detector's AWS
+/// clients go through, the MicroVMs emulator and the Contro1 stand-in.
+struct Rig {
+    proxy: FaultProxy,
+    /// Straight to moto (setup and inspection never go through the proxy).
+    s3: aws_sdk_s3::Client,
+    ddb: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+    bucket: String,
+    dedupe_table: String,
+    ledger: shared_aws::DynamoLedger,
+    alert_queue: String,
+    trail_name: String,
+    emulator: Emulator,
+    contro1: StandInHandle,
+    lines: Arc<Lines>,
+    state: State,
+}
+
+impl Rig {
+    async fn new() -> Rig {
+        let proxy = FaultProxy::start().await;
+        let s3 = moto::s3_client().await;
+        let ddb = moto::dynamodb_client().await;
+        let sqs = moto::sqs_client().await;
+        let sns = moto::sns_client().await;
+        let bucket = testkit::unique_name("faults-logs");
+        moto::create_bucket(&s3, &bucket).await;
+        let dedupe_table = testkit::unique_name("dedupe");
+        let ledger_table = testkit::unique_name("ledger");
+        moto::create_pk_table(&ddb, &dedupe_table).await;
+        moto::create_pk_table(&ddb, &ledger_table).await;
+        let (topic_arn, alert_queue) =
+            moto::sns_topic_with_queue(&sns, &sqs, &testkit::unique_name("alerts")).await;
+        let emulator = Emulator::start().await;
+        let contro1 = StandIn::start(StandInConfig::new("faults-key", "whsec-faults"))
+            .await
+            .expect("start the Contro1 stand-in");
+        let trail_name = testkit::unique_name("trail");
+        let env: HashMap<String, String> = [
+            ("LEDGER_TABLE", ledger_table.clone()),
+            ("DEDUPE_TABLE", dedupe_table.clone()),
+            ("ALERT_TOPIC_ARN", topic_arn),
+            ("LAUNCHER_ROLE_ARNS", LAUNCHER_ROLE.to_string()),
+            ("CONTRO1_BASE_URL", contro1.base_url()),
+            ("CONTRO1_API_KEY", "faults-key".to_string()),
+            ("MICROVMS_ENDPOINT_URL", emulator.base_url().to_string()),
+            ("TRAIL_NAMES", trail_name.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let lines: Arc<Lines> = Arc::default();
+        let cfg = Config::from_parts(&env).expect("test configuration");
+        let state = build_with_log(&cfg, &proxy.sdk_config().await, lines.clone())
+            .await
+            .expect("build state");
+        Rig {
+            proxy,
+            s3,
+            ddb: ddb.clone(),
+            sqs,
+            bucket,
+            dedupe_table,
+            ledger: shared_aws::DynamoLedger::new(ddb, ledger_table),
+            alert_queue,
+            trail_name,
+            emulator,
+            contro1,
+            lines,
+            state,
+        }
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>) {
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(body.into())
+            .send()
+            .await
+            .expect("put object");
+    }
+
+    /// A CloudTrail file holding one bypass per event id; its key.
+    async fn log_file(&self, event_ids: &[&str]) -> String {
+        let key = log_key();
+        let records: Vec<Value> = event_ids.iter().map(|id| bypass_record(id)).collect();
+        self.put(&key, gz_log(&records)).await;
+        key
+    }
+
+    async fn alerts(&self) -> Vec<moto::SnsMessage> {
+        moto::drain_sns_messages(&self.sqs, &self.alert_queue).await
+    }
+
+    async fn marked(&self, key: &str) -> bool {
+        self.ddb
+            .get_item()
+            .table_name(&self.dedupe_table)
+            .key("pk", AttributeValue::S(key.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get dedupe item")
+            .item
+            .is_some()
+    }
+
+    async fn marks(&self) -> usize {
+        self.ddb
+            .scan()
+            .table_name(&self.dedupe_table)
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("scan dedupe table")
+            .items
+            .unwrap_or_default()
+            .len()
+    }
+
+    /// The SQS message `id` carrying the S3 notification of `key`.
+    fn sqs(&self, id: &str, key: &str) -> Value {
+        sqs_event(&[(id, s3_event(&self.bucket, key).to_string())])
+    }
+
+    /// A trail in moto, logging, selecting MicroVM data events (so the sweep's
+    /// trail check is healthy and raises nothing).
+    async fn healthy_trail(&self) {
+        let cloudtrail = aws_sdk_cloudtrail::Client::new(&moto::sdk_config().await);
+        cloudtrail
+            .create_trail()
+            .name(&self.trail_name)
+            .s3_bucket_name(&self.bucket)
+            .send()
+            .await
+            .expect("create trail");
+        cloudtrail
+            .start_logging()
+            .name(&self.trail_name)
+            .send()
+            .await
+            .expect("start logging");
+        let field = |f: &str, v: &str| {
+            AdvancedFieldSelector::builder()
+                .field(f)
+                .equals(v)
+                .build()
+                .unwrap()
+        };
+        cloudtrail
+            .put_event_selectors()
+            .trail_name(&self.trail_name)
+            .advanced_event_selectors(
+                AdvancedEventSelector::builder()
+                    .name("microvm data events")
+                    .field_selectors(field("eventCategory", "Data"))
+                    .field_selectors(field("resources.type", "AWS::Lambda::MicrovmImage"))
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("put event selectors");
+    }
+
+    async fn ledger_vm(&self, id: &str) {
+        self.ledger
+            .record(&LedgerEntry {
+                contro1_request_id: format!("c1-{id}"),
+                operation: "RunMicrovm".into(),
+                microvm_id: Some(id.to_string()),
+                aws_request_id: Some(format!("req-{id}")),
+                agent_id: "agent-1".into(),
+                owner: "team-a".into(),
+                correlation_id: None,
+                image_arn: Some(IMAGE.into()),
+                execution_role_arn: None,
+                outcome: "succeeded".into(),
+                time_epoch: 1_759_413_791,
+            })
+            .await
+            .unwrap();
+    }
+}
+
+fn fixture(name: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/notifications")
+        .join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The RunMicrovm record of the EventBridge fixture (IAM user alice: a
+/// bypass), with the given eventID.
+fn bypass_record(event_id: &str) -> Value {
+    let env: Value =
+        serde_json::from_str(&fixture("eventbridge-api-call-run-microvm.json")).unwrap();
+    let mut r = env["detail"].clone();
+    r["eventID"] = json!(event_id);
+    r["recipientAccountId"] = json!(ACCOUNT);
+    r
+}
+
+fn gz_log(records: &[Value]) -> Vec<u8> {
+    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+    enc.write_all(json!({"Records": records}).to_string().as_bytes())
+        .unwrap();
+    enc.finish().unwrap()
+}
+
+fn fresh_id(prefix: &str) -> String {
+    testkit::unique_name(prefix)
+}
+
+fn log_key() -> String {
+    format!(
+        "AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2025/10/02/{ACCOUNT}_CloudTrail_us-east-1_20251002T1405Z_{}.json.gz",
+        fresh_id("k").replace('-', "")
+    )
+}
+
+fn s3_event(bucket: &str, key: &str) -> Value {
+    json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2025-10-02T14:05:31.512Z", "eventName": "ObjectCreated:Put",
+        "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
+               "object": {"key": key, "size": 1234}}
+    }]})
+}
+
+fn sqs_event(bodies: &[(&str, String)]) -> Value {
+    json!({"Records": bodies.iter().map(|(id, body)| json!({
+        "messageId": id, "receiptHandle": "rh", "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+        "awsRegion": "us-east-1"
+    })).collect::<Vec<_>>()})
+}
+
+fn failed_ids(answer: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = answer["batchItemFailures"]
+        .as_array()
+        .expect("batchItemFailures")
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// How many alerts name each event id, in order.
+fn per_event(alerts: &[moto::SnsMessage], event_ids: &[&str]) -> Vec<usize> {
+    event_ids
+        .iter()
+        .map(|id| alerts.iter().filter(|a| a.message.contains(id)).count())
+        .collect()
+}
+
+fn scheduled() -> Value {
+    serde_json::from_str(&fixture("eventbridge-schedule.json")).unwrap()
+}
+
+#[tokio::test]
+async fn s3_no_such_key_fails_the_message_and_the_invocation_naming_bucket_and_key() {
+    let rig = Rig::new().await;
+    // One object deleted after its notification, one that never existed.
+    let deleted = rig.log_file(&[&fresh_id("ev")]).await;
+    rig.s3
+        .delete_object()
+        .bucket(&rig.bucket)
+        .key(&deleted)
+        .send()
+        .await
+        .unwrap();
+    let never = log_key();
+    let event = sqs_event(&[
+        ("m-deleted", s3_event(&rig.bucket, &deleted).to_string()),
+        ("m-never", s3_event(&rig.bucket, &never).to_string()),
+    ]);
+    let answer = handle(&rig.state, &event).await.expect("the batch answers");
+    // Not acknowledged: both go back to the queue (retry, then the DLQ).
+    assert_eq!(failed_ids(&answer), ["m-deleted", "m-never"]);
+    assert_eq!(answer["counters"]["messages_failed"], 2);
+    assert_eq!(answer["counters"]["objects_failed"], 2);
+    assert_eq!(answer["counters"]["objects_read"], 0);
+    for key in [&deleted, &never] {
+        let line = rig
+            .lines
+            .with("error")
+            .into_iter()
+            .find(|l| l["key"] == json!(key))
+            .unwrap_or_else(|| panic!("no error line for {key}"));
+        assert_eq!(line["bucket"], json!(rig.bucket));
+        let error = line["error"].as_str().unwrap();
+        assert!(
+            error.contains(&format!("s3://{}/{key}", rig.bucket)) && error.contains("NoSuchKey"),
+            "{error}"
+        );
+        // A 404 is final for the SDK: one GetObject per delivery, no retry storm.
+        assert_eq!(
+            rig.proxy
+                .count(&Matcher::s3_object("GET", &rig.bucket, key)),
+            1
+        );
+    }
+    // A direct S3 invocation fails (Lambda retries it) with the same message.
+    let err = handle(&rig.state, &s3_event(&rig.bucket, &never))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("s3://{}/{never}", rig.bucket)) && err.contains("NoSuchKey"),
+        "{err}"
+    );
+    assert!(rig.alerts().await.is_empty());
+    assert_eq!(rig.marks().await, 0);
+}
+
+#[tokio::test]
+async fn s3_no_such_key_for_an_object_not_yet_readable_fails_the_message_and_the_retry_alerts_once()
+{
+    let rig = Rig::new().await;
+    let ev = fresh_id("ev");
+    let key = rig.log_file(&[&ev]).await;
+    let get = Matcher::s3_object("GET", &rig.bucket, &key);
+    rig.proxy
+        .fail_next(1, get.clone(), Fault::s3_no_such_key(&key));
+    let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
+    assert_eq!(failed_ids(&answer), ["m1"]);
+    assert!(rig.alerts().await.is_empty());
+    // SQS redelivers: read, alerted once.
+    let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
+    assert_eq!(failed_ids(&answer), Vec::<String>::new());
+    let alerts = rig.alerts().await;
+    assert_eq!(per_event(&alerts, &[&ev]), [1]);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!((rig.proxy.count(&get), rig.proxy.faulted(&get)), (2, 1));
+}
+
+#[tokio::test]
+async fn transient_sns_throttling_is_retried_by_the_sdk_and_each_finding_is_alerted_once() {
+    let rig = Rig::new().await;
+    let (a, b) = (fresh_id("ev"), fresh_id("ev"));
+    let key = rig.log_file(&[&a, &b]).await;
+    let publish = Matcher::sns("Publish");
+    rig.proxy
+        .fail_next(2, publish.clone(), Fault::sns_throttling());
+    let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
+    assert_eq!(failed_ids(&answer), Vec::<String>::new());
+    assert_eq!(answer["counters"]["alerted"], 2);
+    // Finding 1: two throttles then delivered; finding 2: delivered at once.
+    assert_eq!(
+        (rig.proxy.count(&publish), rig.proxy.faulted(&publish)),
+        (4, 2)
+    );
+    let alerts = rig.alerts().await;
+    assert_eq!(per_event(&alerts, &[&a, &b]), [1, 1]);
+    assert_eq!(alerts.len(), 2);
+    assert!(rig.marked(&format!("event#{a}")).await && rig.marked(&format!("event#{b}")).await);
+    assert_eq!(rig.contro1.state().audit_records().len(), 2);
+}
+
+#[tokio::test]
+async fn sns_failure_past_the_sdk_retries_fails_the_message_and_the_redelivery_completes_without_duplicates()
+ {
+    let rig = Rig::new().await;
+    let (a, b) = (fresh_id("ev"), fresh_id("ev"));
+    let key = rig.log_file(&[&a, &b]).await;
+    let publish = Matcher::sns("Publish");
+    // Every attempt of the first finding's Publish fails; the second's succeeds.
+    rig.proxy.fail_next(
+        ATTEMPTS as u32,
+        publish.clone(),
+        Fault::sns_internal_error(),
+    );
+    let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
+    assert_eq!(failed_ids(&answer), ["m1"]);
+    assert_eq!(answer["counters"]["alert_failures"], 1);
+    assert_eq!(answer["counters"]["alerted"], 1);
+    let first = rig.alerts().await;
+    assert_eq!(per_event(&first, &[&a, &b]), [0, 1]);
+    assert!(!rig.marked(&format!("event#{a}")).await);
+    assert!(rig.marked(&format!("event#{b}")).await);
+    let failed = rig.lines.with("message-failed");
+    assert_eq!(failed.len(), 1);
+    let error = failed[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("event#{a}"))
+            && error.contains("sns")
+            && error.contains("InternalError"),
+        "{error}"
+    );
+    // The redelivery raises the missing one and suppresses the delivered one.
+    let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
+    assert_eq!(failed_ids(&answer), Vec::<String>::new());
+    assert_eq!(answer["counters"]["alerted"], 1);
+    assert_eq!(answer["counters"]["suppressed"], 1);
+    let second = rig.alerts().await;
+    assert_eq!(per_event(&second, &[&a, &b]), [1, 0]);
+    assert_eq!(first.len() + second.len(), 2);
+    assert_eq!(rig.contro1.state().audit_records().len(), 2);
+}
+
+#[tokio::test]
+async fn persistent_sns_failure_fails_every_delivery_writes_no_mark_and_the_first_good_redelivery_alerts_each_finding_once()
+ {
+    let rig = Rig::new().await;
+    let (a, b) = (fresh_id("ev"), fresh_id("ev"));
+    let key = rig.log_file(&[&a, &b]).await;
+    let publish = Matcher::sns("Publish");
+    rig.proxy
+        .fail_always(publish.clone(), Fault::sns_throttling());
+    for round in 1..=2 {
+        let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
+        assert_eq!(failed_ids(&answer), ["m1"], "round {round}");
+        assert_eq!(answer["counters"]["alert_failures"], 2, "round {round}");
+        // Both findings, every SDK attempt, each round.
+        assert_eq!(rig.proxy.count(&publish), 2 * ATTEMPTS * round);
+    }
+    // A direct invocation fails with the SNS error.
+    let err = handle(&rig.state, &s3_event(&rig.bucket, &key))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("SNS Publish") && err.contains("Throttling"),
+        "{err}"
+    );
+    assert!(rig.alerts().await.is_empty());
+    assert_eq!(rig.marks().await, 0);
+    // SNS is the first channel: Contro1 saw nothing either.
+    assert!(rig.contro1.state().audit_records().is_empty());
+    // The fault clears; the next redelivery alerts each finding once, and
+    // the one after that nothing.
+    rig.proxy.clear();
+    let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
+    assert_eq!(failed_ids(&answer), Vec::<String>::new());
+    let alerts = rig.alerts().await;
+    assert_eq!(per_event(&alerts, &[&a, &b]), [1, 1]);
+    assert_eq!(alerts.len(), 2);
+    assert_eq!(rig.marks().await, 2);
+    assert_eq!(rig.contro1.state().audit_records().len(), 2);
+    let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
+    assert_eq!(answer["counters"]["suppressed"], 2);
+    assert!(rig.alerts().await.is_empty());
+}
+
+#[tokio::test]
+async fn transient_throttling_on_the_dedupe_write_is_retried_and_alerts_once() {
+    let rig = Rig::new().await;
+    let ev = fresh_id("ev");
+    let key = rig.log_file(&[&ev]).await;
+    let puts = Matcher::dynamodb_on("PutItem", &rig.dedupe_table);
+    rig.proxy
+        .fail_next(2, puts.clone(), Fault::dynamodb_throughput_exceeded());
+    let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
+    assert_eq!(failed_ids(&answer), Vec::<String>::new());
+    assert_eq!((rig.proxy.count(&puts), rig.proxy.faulted(&puts)), (3, 2));
+    assert!(rig.marked(&format!("event#{ev}")).await);
+    let alerts = rig.alerts().await;
+    assert_eq!(per_event(&alerts, &[&ev]), [1]);
+    assert_eq!(alerts.len(), 1);
+    // A redelivery is suppressed by the mark.
+    handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
+    assert!(rig.alerts().await.is_empty());
+}
+
+#[tokio::test]
+async fn persistent_throttling_on_the_dedupe_read_fails_before_delivery_and_the_retry_alerts_once()
+{
+    let rig = Rig::new().await;
+    let ev = fresh_id("ev");
+    let key = rig.log_file(&[&ev]).await;
+    let reads = Matcher::dynamodb_on("GetItem", &rig.dedupe_table);
+    rig.proxy
+        .fail_always(reads.clone(), Fault::dynamodb_throughput_exceeded());
+    let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
+    assert_eq!(failed_ids(&answer), ["m1"]);
+    assert_eq!(rig.proxy.count(&reads), ATTEMPTS);
+    let error = rig.lines.with("message-failed")[0]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("dedupe table")
+            && error.contains("GetItem")
+            && error.contains("ProvisionedThroughputExceededException"),
+        "{error}"
+    );
+    // Nothing was delivered, so nothing is duplicated by the retry.
+    assert!(rig.alerts().await.is_empty());
+    assert!(rig.contro1.state().audit_records().is_empty());
+    assert_eq!(rig.proxy.count(&Matcher::sns("Publish")), 0);
+    rig.proxy.clear();
+    let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
+    assert_eq!(failed_ids(&answer), Vec::<String>::new());
+    let alerts = rig.alerts().await;
+    assert_eq!(per_event(&alerts, &[&ev]), [1]);
+    assert_eq!(alerts.len(), 1);
+    assert!(rig.marked(&format!("event#{ev}")).await);
+}
+
+/// Pins today's behaviour, reported as a finding: a mark that cannot be
+/// written *after* a successful delivery fails the message, so every retry
+/// delivers the same finding again (at-least-once: never lost, but one
+/// duplicate per failed attempt).
+#[tokio::test]
+async fn persistent_throttling_on_the_dedupe_write_fails_the_message_after_delivery_so_each_retry_alerts_again()
+ {
+    let rig = Rig::new().await;
+    let ev = fresh_id("ev");
+    let key = rig.log_file(&[&ev]).await;
+    let puts = Matcher::dynamodb_on("PutItem", &rig.dedupe_table);
+    rig.proxy
+        .fail_always(puts.clone(), Fault::dynamodb_throughput_exceeded());
+    let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
+    assert_eq!(failed_ids(&answer), ["m1"]);
+    assert_eq!(rig.proxy.count(&puts), ATTEMPTS);
+    let error = rig.lines.with("message-failed")[0]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("writing the dedupe mark") && error.contains("PutItem"),
+        "{error}"
+    );
+    assert_eq!(per_event(&rig.alerts().await, &[&ev]), [1]);
+    assert!(!rig.marked(&format!("event#{ev}")).await);
+    // The retry, throttling over: delivered a second time, then marked.
+    rig.proxy.clear();
+    let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
+    assert_eq!(failed_ids(&answer), Vec::<String>::new());
+    assert_eq!(per_event(&rig.alerts().await, &[&ev]), [1]);
+    assert!(rig.marked(&format!("event#{ev}")).await);
+    assert_eq!(rig.contro1.state().audit_records().len(), 2);
+    // From then on, suppressed.
+    handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
+    assert!(rig.alerts().await.is_empty());
+}
+
+#[tokio::test]
+async fn transient_list_microvms_throttling_and_5xx_are_retried_and_the_sweep_reports_exactly_the_unmanaged_vms()
+ {
+    let rig = Rig::new().await;
+    rig.healthy_trail().await;
+    let managed = rig.emulator.seed_microvms(3, IMAGE, MicrovmState::Running);
+    let mut unmanaged = rig.emulator.seed_microvms(2, IMAGE, MicrovmState::Running);
+    unmanaged.sort();
+    for id in &managed {
+        rig.ledger_vm(id).await;
+    }
+    let lists = || {
+        rig.emulator
+            .calls()
+            .into_iter()
+            .filter(|c| c.operation == "ListMicrovms")
+            .collect::<Vec<_>>()
+    };
+    rig.emulator.fail_next(2, 429, "ThrottlingException");
+    let answer = handle(&rig.state, &scheduled()).await.unwrap();
+    assert_eq!(answer["counters"]["microvms_listed"], 5);
+    assert_eq!(answer["counters"]["unmanaged"], 2);
+    let statuses: Vec<u16> = lists().iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [429, 429, 200]);
+    let mut alerted: Vec<String> = rig
+        .alerts()
+        .await
+        .iter()
+        .map(|a| {
+            assert_eq!(
+                a.envelope["MessageAttributes"]["event"]["Value"],
+                "aws.microvm.unmanaged.detected"
+            );
+            unmanaged
+                .iter()
+                .find(|id| a.message.contains(id.as_str()))
+                .unwrap_or_else(|| panic!("alert names no unmanaged VM: {}", a.message))
+                .clone()
+        })
+        .collect();
+    alerted.sort();
+    assert_eq!(alerted, unmanaged);
+    // A 5xx on the next sweep: retried, the same two found (already alerted
+    // today, so suppressed).
+    rig.emulator.fail_next(2, 500, "InternalServerException");
+    let answer = handle(&rig.state, &scheduled()).await.unwrap();
+    assert_eq!(answer["counters"]["unmanaged"], 2);
+    assert_eq!(answer["counters"]["suppressed"], 2);
+    assert_eq!(lists().len(), 6);
+    assert!(rig.alerts().await.is_empty());
+}
+
+#[tokio::test]
+async fn persistent_list_microvms_failure_fails_the_sweep_naming_list_microvms_instead_of_reporting_an_empty_sweep()
+ {
+    let rig = Rig::new().await;
+    rig.healthy_trail().await;
+    rig.emulator.seed_microvms(2, IMAGE, MicrovmState::Running);
+    for (status, error_type) in [
+        (429, "ThrottlingException"),
+        (503, "ServiceUnavailableException"),
+    ] {
+        let before = rig.emulator.calls().len();
+        rig.emulator.fail_next(100, status, error_type);
+        let err = handle(&rig.state, &scheduled())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sweep")
+                && err.contains("ListMicrovms")
+                && err.contains(error_type)
+                && err.contains("page 1"),
+            "{err}"
+        );
+        let calls = rig.emulator.calls();
+        assert_eq!(calls.len() - before, ATTEMPTS, "{error_type}");
+        assert!(
+            calls[before..]
+                .iter()
+                .all(|c| c.operation == "ListMicrovms")
+        );
+        let logged = rig.lines.with("error");
+        assert!(
+            logged
+                .iter()
+                .any(|l| l["error"].as_str().unwrap().contains(error_type)),
+            "{logged:?}"
+        );
+    }
+    // Nothing was claimed about the VMs (no alert, no "0 unmanaged"): the
+    // failed invocation is what surfaces (Lambda retry, the Errors alarm).
+    assert!(rig.alerts().await.is_empty());
+    assert_eq!(rig.marks().await, 0);
+    // API healthy again: the next sweep finds both.
+    rig.emulator.fail_next(0, 200, "");
+    let answer = handle(&rig.state, &scheduled()).await.unwrap();
+    assert_eq!(answer["counters"]["unmanaged"], 2);
+    assert_eq!(rig.alerts().await.len(), 2);
+}

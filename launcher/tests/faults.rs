@@ -1,0 +1,617 @@
+//! Fault injection for the launcher: what each dependency failing does to a
+//! request, through the real router served over HTTP.
+//!
+//! - DynamoDB (pending table and ledger) is moto behind
+//!   `testkit::fault_proxy`, which answers chosen calls with DynamoDB's own
+//!   throttling error, so the real SDK's retry classifier sees a throttle;
+//! - the MicroVMs API is the testkit emulator (`Emulator::fail_next`), driven
+//!   by the real SDK with the default standard retry mode (3 attempts);
+//! - Contro1 is the stand-in (`StandInHandle::fail_next`), which also POSTs
+//!   and redelivers the signed callbacks like Contro1 does.
+//!
+//! Contro1 down for good and Contro1 too slow are in `tests/http.rs`
+//! (`contro1_down_fails_closed_with_503_and_no_aws_call`,
+//! `contro1_slow_fails_closed_with_503_and_no_aws_call`).
+//!
+//! Needs `MOTO_ENDPOINT` (see DEVELOPERS.md); panics clearly without it.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use contro1::standin::{StandIn, StandInConfig, StandInHandle};
+use launcher::adapters::{Connectors, Contro1Approvals, LedgerAdapter, SdkMicrovms};
+use launcher::settings::Settings;
+use launcher::store::DynamoPendingStore;
+use launcher_core::agents::token_sha256_hex;
+use launcher_core::ports::SystemClock;
+use launcher_core::{Config, PortSet};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use testkit::emulator::{Emulator, ServedCall};
+use testkit::fault_proxy::{Fault, FaultProxy, Matcher, SDK_MAX_ATTEMPTS};
+
+const API_KEY: &str = "faults-contro1-key";
+const SECRET: &str = "faults-webhook-secret";
+const IMAGE: &str = "arn:aws:lambda:us-east-1:111122223333:microvm-image:py";
+const SANDBOX: &str = "arn:aws:iam::111122223333:role/sandbox";
+const CI: &str = "ci-token";
+/// The SDK's attempts per call (default standard retry mode), as a count.
+const ATTEMPTS: usize = SDK_MAX_ATTEMPTS as usize;
+
+fn policy_file() -> String {
+    format!(
+        r#"
+[policy]
+version = "faults-test"
+allowed_image_arns = ["{IMAGE}"]
+allowed_execution_role_arns = ["{SANDBOX}"]
+allowed_token_ports = [8080]
+max_auto_approve_duration_seconds = 900
+max_token_ttl_seconds = 900
+
+[[agents]]
+id = "ci"
+owner = "platform"
+environment = "dev"
+bearer_token_sha256 = ["{}"]
+"#,
+        token_sha256_hex(CI)
+    )
+}
+
+/// The launcher served on a real port (so the stand-in can POST callbacks to
+/// it), DynamoDB through the fault proxy.
+struct H {
+    base: String,
+    http: reqwest::Client,
+    proxy: FaultProxy,
+    emu: Emulator,
+    c1: StandInHandle,
+    /// Straight to moto, for looking at the tables without touching the proxy.
+    ddb: aws_sdk_dynamodb::Client,
+    pending_table: String,
+    ledger_table: String,
+}
+
+async fn harness() -> H {
+    let proxy = FaultProxy::start().await;
+    let via_proxy = aws_sdk_dynamodb::Client::new(&proxy.sdk_config().await);
+    let ddb = testkit::moto::dynamodb_client().await;
+    let pending_table = testkit::unique_name("pending");
+    let ledger_table = testkit::unique_name("ledger");
+    testkit::moto::create_pk_table(&ddb, &pending_table).await;
+    testkit::moto::create_pk_table(&ddb, &ledger_table).await;
+    let emu = Emulator::start().await;
+    let c1 = StandIn::start(StandInConfig::new(API_KEY, SECRET))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let env: HashMap<String, String> = [
+        ("LAUNCHER_PUBLIC_URL", base.as_str()),
+        ("CONTRO1_API_KEY", API_KEY),
+        ("CONTRO1_WEBHOOK_SECRET", SECRET),
+        ("PENDING_TABLE", pending_table.as_str()),
+        ("LEDGER_TABLE", ledger_table.as_str()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let settings = Settings::from_env(&env).unwrap();
+    let config = Config::from_parts(&policy_file(), &HashMap::new()).unwrap();
+    // The client's production retry policy (2 retries), with short backoffs.
+    let mut c1cfg = contro1::Contro1Config::new(c1.base_url(), API_KEY);
+    c1cfg.backoff_base = Duration::from_millis(5);
+    let ports = PortSet {
+        store: Arc::new(DynamoPendingStore::new(via_proxy.clone(), &pending_table)),
+        ledger: Arc::new(LedgerAdapter(shared_aws::DynamoLedger::new(
+            via_proxy,
+            &ledger_table,
+        ))),
+        microvms: Arc::new(SdkMicrovms::new(
+            emu.client_with_retries("AKIDLAUNCHER", SDK_MAX_ATTEMPTS),
+            "us-east-1",
+            Connectors::default(),
+        )),
+        approvals: Arc::new(Contro1Approvals(
+            contro1::Contro1Client::new(c1cfg).unwrap(),
+        )),
+        clock: Arc::new(SystemClock),
+    };
+    let state =
+        launcher::bootstrap::from_ports(&settings, config, ports, SECRET.as_bytes().to_vec());
+    let router = launcher::app(state);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    H {
+        base,
+        http: reqwest::Client::new(),
+        proxy,
+        emu,
+        c1,
+        ddb,
+        pending_table,
+        ledger_table,
+    }
+}
+
+fn run_body() -> Value {
+    json!({
+        "owner": "team-a",
+        "reason": "fault injection",
+        "image_arn": IMAGE,
+        "execution_role_arn": SANDBOX,
+        "duration_seconds": 600,
+        "correlation_id": "case-faults"
+    })
+}
+
+/// Longer than the auto-approve limit: needs a human.
+fn approval_run_body() -> Value {
+    let mut b = run_body();
+    b["duration_seconds"] = json!(3600);
+    b
+}
+
+impl H {
+    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(CI)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(CI)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    /// A request that needs approval: `202 pending`; its Contro1 request id.
+    async fn pending_run(&self) -> String {
+        let (s, v) = self
+            .post("/microvms/run-request", &approval_run_body())
+            .await;
+        assert_eq!(s, 202, "{v}");
+        assert_eq!(v["status"], "pending");
+        v["request_id"].as_str().unwrap().to_string()
+    }
+
+    fn calls(&self, op: &str) -> Vec<ServedCall> {
+        self.emu
+            .calls()
+            .into_iter()
+            .filter(|c| c.operation == op)
+            .collect()
+    }
+
+    /// Every item of a table, read straight from moto.
+    async fn items(&self, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+        self.ddb
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default()
+    }
+
+    /// `(pk, outcome)` of every ledger item, sorted.
+    async fn ledger(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .items(&self.ledger_table)
+            .await
+            .iter()
+            .map(|i| {
+                (
+                    i["pk"].as_s().unwrap().clone(),
+                    i["outcome"].as_s().unwrap().clone(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    async fn pending_state(&self, id: &str) -> Option<String> {
+        self.ddb
+            .get_item()
+            .table_name(&self.pending_table)
+            .key("pk", AttributeValue::S(format!("req#{id}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .map(|i| i["state"].as_s().unwrap().clone())
+    }
+}
+
+#[tokio::test]
+async fn transient_dynamodb_throttling_on_the_ledger_write_is_retried_and_the_run_is_recorded_once()
+{
+    let h = harness().await;
+    let ledger_puts = Matcher::dynamodb_on("PutItem", &h.ledger_table);
+    // Fewer throttles than the SDK has attempts.
+    h.proxy.fail_next(
+        2,
+        ledger_puts.clone(),
+        Fault::dynamodb_throughput_exceeded(),
+    );
+    let (s, v) = h.post("/microvms/run-request", &run_body()).await;
+    assert_eq!(s, 200, "{v}");
+    let runs = h.calls("RunMicrovm");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(h.emu.microvms().len(), 1);
+    let vm = runs[0].microvm_id.clone().unwrap();
+    // call# (throttled twice, then written) + vm# (written at once).
+    assert_eq!(h.proxy.count(&ledger_puts), 4);
+    assert_eq!(h.proxy.faulted(&ledger_puts), 2);
+    assert_eq!(
+        h.ledger().await,
+        [
+            (format!("call#{}", runs[0].request_id), "succeeded".into()),
+            (format!("vm#{vm}"), "succeeded".into()),
+        ]
+    );
+    assert_eq!(v["result"]["microvm_id"], vm.as_str());
+}
+
+#[tokio::test]
+async fn transient_dynamodb_throttling_on_the_pending_write_still_answers_202_with_one_request_and_one_item()
+ {
+    let h = harness().await;
+    let pending_puts = Matcher::dynamodb_on("PutItem", &h.pending_table);
+    h.proxy
+        .fail_next(2, pending_puts.clone(), Fault::dynamodb_throttling());
+    let id = h.pending_run().await;
+    assert_eq!(h.proxy.count(&pending_puts), 3);
+    assert_eq!(h.proxy.faulted(&pending_puts), 2);
+    assert_eq!(h.items(&h.pending_table).await.len(), 1);
+    assert_eq!(h.pending_state(&id).await.as_deref(), Some("pending"));
+    assert_eq!(h.c1.requests().len(), 1);
+    assert!(h.emu.calls().is_empty());
+}
+
+#[tokio::test]
+async fn persistent_throttling_on_the_pending_write_fails_closed_and_the_orphan_contro1_request_never_runs_anything()
+ {
+    let h = harness().await;
+    let pending_puts = Matcher::dynamodb_on("PutItem", &h.pending_table);
+    h.proxy
+        .fail_always(pending_puts.clone(), Fault::dynamodb_throughput_exceeded());
+    let (s, v) = h.post("/microvms/run-request", &approval_run_body()).await;
+    assert_eq!(s, 503, "{v}");
+    assert_eq!(v["error"]["code"], "storage_unavailable");
+    let msg = v["error"]["message"].as_str().unwrap();
+    for needle in [
+        h.pending_table.as_str(),
+        "PutItem",
+        "ProvisionedThroughputExceededException",
+        "fail closed",
+    ] {
+        assert!(msg.contains(needle), "{needle}: {msg}");
+    }
+    // The SDK tried as often as it does in production, then gave up.
+    assert_eq!(h.proxy.count(&pending_puts), ATTEMPTS);
+    assert_eq!(h.proxy.faulted(&pending_puts), ATTEMPTS);
+    assert!(h.items(&h.pending_table).await.is_empty());
+    assert!(h.emu.calls().is_empty());
+    // The Contro1 request was created before the write failed: it is an
+    // orphan. A reviewer approving it gets the launcher's 404 (no pending
+    // item), and nothing runs.
+    let requests = h.c1.requests();
+    assert_eq!(requests.len(), 1);
+    let id = requests[0].id.clone();
+    let delivery = h.c1.approve(&id, "alice@example.com").await.unwrap();
+    assert_eq!(delivery.status, Some(404), "{:?}", delivery.error);
+    assert!(h.emu.calls().is_empty());
+    // Throttling over, the agent asks again: Contro1 hands back the same
+    // request (same Idempotency-Key), the pending item is written, and
+    // Contro1's next redelivery of the approval executes it exactly once.
+    h.proxy.clear();
+    let (s, v) = h.post("/microvms/run-request", &approval_run_body()).await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["request_id"], id.as_str());
+    assert_eq!(h.c1.requests().len(), 1);
+    let delivery = h.c1.redeliver(&id).await.unwrap();
+    assert_eq!(delivery.status, Some(200), "{:?}", delivery.error);
+    let runs = h.calls("RunMicrovm");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].request["clientToken"], id.as_str());
+    assert_eq!(h.pending_state(&id).await.as_deref(), Some("executed"));
+}
+
+#[tokio::test]
+async fn throttled_pending_to_executing_transition_makes_no_aws_call_and_the_redelivery_executes_once()
+ {
+    let h = harness().await;
+    let id = h.pending_run().await;
+    let updates = Matcher::dynamodb_on("UpdateItem", &h.pending_table);
+    h.proxy
+        .fail_always(updates.clone(), Fault::dynamodb_throughput_exceeded());
+    // The reviewer approves; the launcher cannot claim the item, so it makes
+    // no AWS call and answers 503, which makes Contro1 redeliver.
+    let delivery = h.c1.approve(&id, "alice@example.com").await.unwrap();
+    assert_eq!(delivery.status, Some(503), "{:?}", delivery.error);
+    let answer: Value = serde_json::from_slice(&delivery.response_body).unwrap();
+    assert_eq!(answer["error"]["code"], "storage_unavailable");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("UpdateItem"),
+        "{answer}"
+    );
+    assert_eq!(h.proxy.count(&updates), ATTEMPTS);
+    assert_eq!(h.proxy.faulted(&updates), ATTEMPTS);
+    assert!(h.emu.calls().is_empty());
+    assert_eq!(h.pending_state(&id).await.as_deref(), Some("pending"));
+    // Redelivered while still throttled: still nothing.
+    let delivery = h.c1.redeliver(&id).await.unwrap();
+    assert_eq!(delivery.status, Some(503));
+    assert!(h.emu.calls().is_empty());
+    // Throttling over: the next redelivery executes, and only once.
+    h.proxy.clear();
+    let delivery = h.c1.redeliver(&id).await.unwrap();
+    assert_eq!(delivery.status, Some(200), "{:?}", delivery.error);
+    let answer: Value = serde_json::from_slice(&delivery.response_body).unwrap();
+    assert_eq!(answer, json!({"outcome": "executed", "state": "executed"}));
+    let delivery = h.c1.redeliver(&id).await.unwrap();
+    let answer: Value = serde_json::from_slice(&delivery.response_body).unwrap();
+    assert_eq!(answer["outcome"], "already_processed", "{answer}");
+    let runs = h.calls("RunMicrovm");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].request["clientToken"], id.as_str());
+    assert_eq!(h.emu.microvms().len(), 1);
+    let vm = runs[0].microvm_id.clone().unwrap();
+    assert_eq!(
+        h.ledger().await,
+        [
+            (format!("call#{}", runs[0].request_id), "succeeded".into()),
+            (format!("vm#{vm}"), "succeeded".into()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn persistent_throttling_on_the_ledger_write_after_run_answers_500_and_leaves_the_vm_for_the_sweep()
+ {
+    let h = harness().await;
+    let ledger_puts = Matcher::dynamodb_on("PutItem", &h.ledger_table);
+    h.proxy
+        .fail_always(ledger_puts.clone(), Fault::dynamodb_throughput_exceeded());
+    let (s, v) = h.post("/microvms/run-request", &run_body()).await;
+    assert_eq!(s, 500, "{v}");
+    assert_eq!(v["error"]["code"], "internal");
+    let msg = v["error"]["message"].as_str().unwrap();
+    let runs = h.calls("RunMicrovm");
+    assert_eq!(runs.len(), 1);
+    assert!(
+        msg.contains("RunMicrovm succeeded")
+            && msg.contains(&runs[0].request_id)
+            && msg.contains("ledger write failed"),
+        "{msg}"
+    );
+    assert_eq!(h.proxy.count(&ledger_puts), ATTEMPTS);
+    // The MicroVM runs but the ledger does not hold it: exactly what the
+    // detector's sweep reports as aws.microvm.unmanaged.detected.
+    assert_eq!(h.emu.microvms().len(), 1);
+    assert!(h.ledger().await.is_empty());
+}
+
+/// The RunMicrovm attempts the emulator saw for one clientToken.
+fn attempts_for(calls: &[ServedCall], token: &str) -> Vec<ServedCall> {
+    calls
+        .iter()
+        .filter(|c| c.operation == "RunMicrovm" && c.request["clientToken"] == token)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn transient_microvms_5xx_and_throttling_are_retried_with_the_same_client_token_and_start_one_vm()
+ {
+    let h = harness().await;
+    let cases = [
+        (500, "InternalServerException"),
+        (429, "ThrottlingException"),
+        (503, "ServiceUnavailableException"),
+    ];
+    for (n, (status, error_type)) in cases.into_iter().enumerate() {
+        h.emu.fail_next(2, status, error_type);
+        let (s, v) = h.post("/microvms/run-request", &run_body()).await;
+        assert_eq!(s, 200, "{error_type}: {v}");
+        let token = v["request_id"].as_str().unwrap();
+        let attempts = attempts_for(&h.emu.calls(), token);
+        assert_eq!(attempts.len(), 3, "{error_type}");
+        let statuses: Vec<u16> = attempts.iter().map(|c| c.status).collect();
+        assert_eq!(statuses, [status, status, 200], "{error_type}");
+        // Byte-for-byte the same request each time: AWS dedupes on clientToken.
+        assert!(attempts.iter().all(|c| c.request == attempts[0].request));
+        assert_eq!(h.emu.microvms().len(), n + 1, "{error_type}");
+        assert_eq!(
+            v["result"]["aws_request_id"],
+            attempts[2].request_id.as_str()
+        );
+    }
+    assert_eq!(h.calls("RunMicrovm").len(), 9);
+    // Every VM is in the ledger once; the failed attempts are not.
+    let ledger = h.ledger().await;
+    assert_eq!(ledger.len(), 6, "{ledger:?}");
+    assert_eq!(
+        ledger
+            .iter()
+            .filter(|(pk, _)| pk.starts_with("vm#"))
+            .count(),
+        3
+    );
+    assert!(ledger.iter().all(|(_, outcome)| outcome == "succeeded"));
+}
+
+#[tokio::test]
+async fn transient_microvms_throttling_during_an_approved_callback_is_retried_and_starts_one_vm() {
+    let h = harness().await;
+    let id = h.pending_run().await;
+    h.emu.fail_next(2, 429, "ThrottlingException");
+    let delivery = h.c1.approve(&id, "alice@example.com").await.unwrap();
+    assert_eq!(delivery.status, Some(200), "{:?}", delivery.error);
+    let attempts = attempts_for(&h.emu.calls(), &id);
+    assert_eq!(attempts.len(), 3);
+    assert_eq!(attempts.iter().filter(|c| c.succeeded()).count(), 1);
+    assert_eq!(h.emu.microvms().len(), 1);
+    assert_eq!(h.pending_state(&id).await.as_deref(), Some("executed"));
+}
+
+#[tokio::test]
+async fn persistent_microvms_failure_answers_502_naming_it_records_a_failed_call_and_starts_nothing()
+ {
+    let h = harness().await;
+    h.emu.fail_next(100, 503, "ServiceUnavailableException");
+    let (s, v) = h.post("/microvms/run-request", &run_body()).await;
+    assert_eq!(s, 502, "{v}");
+    assert_eq!(v["error"]["code"], "aws_error");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("RunMicrovm") && msg.contains("ServiceUnavailableException"),
+        "{msg}"
+    );
+    let runs = h.calls("RunMicrovm");
+    assert_eq!(runs.len(), ATTEMPTS);
+    assert!(runs.iter().all(|c| c.status == 503));
+    assert!(runs.iter().all(|c| c.request == runs[0].request));
+    assert!(h.emu.microvms().is_empty());
+    // The ledger records the failed call (last attempt's request id), and no
+    // vm# item: nothing is "managed" that does not exist.
+    assert_eq!(
+        h.ledger().await,
+        [(format!("call#{}", runs[2].request_id), "failed".into())]
+    );
+    // Contro1 holds the authorising record only: on this auto-approved path
+    // the failed outcome is in the ledger and the answer, not in Contro1
+    // (the approval path audits it: see the next test).
+    let actions: Vec<Value> =
+        h.c1.audit_records()
+            .iter()
+            .map(|a| a["action"].clone())
+            .collect();
+    assert_eq!(actions, [json!("aws.microvm.run.requested")]);
+}
+
+#[tokio::test]
+async fn persistent_microvms_failure_during_an_approved_callback_marks_the_request_failed_once() {
+    let h = harness().await;
+    let id = h.pending_run().await;
+    h.emu.fail_next(100, 500, "InternalServerException");
+    let delivery = h.c1.approve(&id, "alice@example.com").await.unwrap();
+    // The callback was handled (so Contro1 does not redeliver): it ran and failed.
+    assert_eq!(delivery.status, Some(200), "{:?}", delivery.error);
+    let answer: Value = serde_json::from_slice(&delivery.response_body).unwrap();
+    assert_eq!(answer, json!({"outcome": "executed", "state": "failed"}));
+    let (s, v) = h.get(&format!("/requests/{id}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["state"], "failed");
+    let error = v["error"].as_str().unwrap();
+    assert!(
+        error.contains("RunMicrovm") && error.contains("InternalServerException"),
+        "{error}"
+    );
+    let runs = h.calls("RunMicrovm");
+    assert_eq!(runs.len(), ATTEMPTS);
+    assert!(runs.iter().all(|c| c.request["clientToken"] == id.as_str()));
+    assert!(h.emu.microvms().is_empty());
+    assert_eq!(
+        h.ledger().await,
+        [(format!("call#{}", runs[2].request_id), "failed".into())]
+    );
+    // The outcome is in the audit trail.
+    let done: Vec<Value> =
+        h.c1.audit_records()
+            .into_iter()
+            .filter(|a| a["action"] == "aws.microvm.run.created")
+            .collect();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["outcome"], "failure");
+    // A redelivery (the API healthy again) does not run it a second time.
+    h.emu.fail_next(0, 200, "");
+    let delivery = h.c1.redeliver(&id).await.unwrap();
+    let answer: Value = serde_json::from_slice(&delivery.response_body).unwrap();
+    assert_eq!(
+        answer,
+        json!({"outcome": "already_processed", "state": "failed"})
+    );
+    assert_eq!(h.calls("RunMicrovm").len(), ATTEMPTS);
+}
+
+#[tokio::test]
+async fn contro1_5xx_then_success_is_retried_and_creates_one_approval_request() {
+    let h = harness().await;
+    // Two 503s, then the third attempt (the client's last) gets through.
+    h.c1.fail_next(2, 503);
+    let id = h.pending_run().await;
+    assert_eq!(h.c1.hits(), 3);
+    let requests = h.c1.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].id, id);
+    let key = requests[0].idempotency_key.clone().unwrap();
+    assert!(key.starts_with("mvl-"), "{key}");
+    // The agent asking again (its own retry) gets the same request back.
+    let (s, v) = h.post("/microvms/run-request", &approval_run_body()).await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["request_id"], id.as_str());
+    assert_eq!(h.c1.requests().len(), 1);
+    assert!(h.emu.calls().is_empty());
+    // Auto-approved: the audit record that authorises the call is retried too,
+    // and written once.
+    h.c1.fail_next(1, 500);
+    let (s, v) = h.post("/microvms/run-request", &run_body()).await;
+    assert_eq!(s, 200, "{v}");
+    let audit_id = v["request_id"].as_str().unwrap();
+    let requested: Vec<Value> =
+        h.c1.audit_records()
+            .into_iter()
+            .filter(|a| a["action"] == "aws.microvm.run.requested" && a["id"] == audit_id)
+            .collect();
+    assert_eq!(requested.len(), 1);
+    let runs = h.calls("RunMicrovm");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].request["clientToken"], audit_id);
+}
+
+#[tokio::test]
+async fn contro1_5xx_past_the_retries_fails_closed_for_both_paths_with_no_aws_call() {
+    // The plain "Contro1 down" case is contro1_down_fails_closed_with_503_and_no_aws_call
+    // in tests/http.rs; this pins the attempt count with the production retry policy.
+    let h = harness().await;
+    h.c1.fail_next(100, 502);
+    for body in [run_body(), approval_run_body()] {
+        let before = h.c1.hits();
+        let (s, v) = h.post("/microvms/run-request", &body).await;
+        assert_eq!(s, 503, "{v}");
+        assert_eq!(v["error"]["code"], "contro1_unavailable");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("fail closed")
+        );
+        assert_eq!(h.c1.hits() - before, 3);
+    }
+    assert!(h.emu.calls().is_empty());
+    assert!(h.c1.requests().is_empty());
+    assert!(h.items(&h.pending_table).await.is_empty());
+    assert!(h.ledger().await.is_empty());
+}
