@@ -4,9 +4,15 @@
 //! 1. if the dedupe table already has the key → suppressed (logged, counted);
 //! 2. deliver to every channel (SNS, Contro1); any failure is returned, so
 //!    the invocation fails and SQS/EventBridge retries it;
-//! 3. only then write the dedupe mark (conditional put with a TTL).
+//! 3. only then write the dedupe mark (conditional put with a TTL). If that
+//!    write fails, the finding *was* delivered: failing the message would
+//!    re-deliver it on every retry (up to the DLQ's receive count) and park
+//!    a delivered finding in the DLQ. So the failure is logged
+//!    (`dedupe-mark-failed`, with the key and the error) and counted
+//!    (`dedupe_mark_failures`), and the finding counts as alerted.
 //!
-//! A crash between 2 and 3 means one duplicate alert on retry, never a lost
+//! A crash between 2 and 3, or a mark that could not be written, means at
+//! most one duplicate alert when the same finding arrives again, never a lost
 //! one. Within one invocation a key is raised at most once (local set), so a
 //! file holding the same event twice costs one table read.
 
@@ -33,18 +39,15 @@ pub enum AlertError {
         #[source]
         source: PortError,
     },
-    #[error("writing the dedupe mark for `{key}` after delivery: {source}")]
-    DedupeWrite {
-        key: String,
-        #[source]
-        source: PortError,
-    },
 }
 
 /// What happened to one finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Raised {
     Alerted,
+    /// Delivered to every channel, but the dedupe mark could not be written
+    /// (logged): a later copy of this finding may alert again.
+    AlertedUnmarked,
     Suppressed,
 }
 
@@ -107,10 +110,16 @@ impl Alerter {
                 })?;
         }
         let expires_at = self.clock.now_epoch() + alert.dedupe.ttl_seconds();
-        self.dedupe
-            .mark(&key, expires_at)
-            .await
-            .map_err(|source| AlertError::DedupeWrite { key, source })?;
+        if let Err(e) = self.dedupe.mark(&key, expires_at).await {
+            self.log.line(&serde_json::json!({
+                "log": "dedupe-mark-failed",
+                "level": "ERROR",
+                "dedupe_key": key,
+                "error": format!("writing the dedupe mark for `{key}` after delivery: {e}"),
+                "consequence": "delivered; a later copy of this finding may alert again",
+            }));
+            return Ok(Raised::AlertedUnmarked);
+        }
         Ok(Raised::Alerted)
     }
 }
@@ -123,6 +132,7 @@ pub struct AlertBatch<'a> {
     alerted: AtomicU64,
     suppressed: AtomicU64,
     failed: AtomicU64,
+    unmarked: AtomicU64,
 }
 
 impl<'a> AlertBatch<'a> {
@@ -133,6 +143,7 @@ impl<'a> AlertBatch<'a> {
             alerted: AtomicU64::new(0),
             suppressed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            unmarked: AtomicU64::new(0),
         }
     }
 
@@ -158,11 +169,14 @@ impl<'a> AlertBatch<'a> {
         }
         match self.alerter.raise(alert).await {
             Ok(r) => {
-                let c = match r {
-                    Raised::Alerted => &self.alerted,
-                    Raised::Suppressed => &self.suppressed,
+                match r {
+                    Raised::Alerted => self.alerted.fetch_add(1, Ordering::Relaxed),
+                    Raised::AlertedUnmarked => {
+                        self.unmarked.fetch_add(1, Ordering::Relaxed);
+                        self.alerted.fetch_add(1, Ordering::Relaxed)
+                    }
+                    Raised::Suppressed => self.suppressed.fetch_add(1, Ordering::Relaxed),
                 };
-                c.fetch_add(1, Ordering::Relaxed);
                 Ok(r)
             }
             Err(e) => {
@@ -187,6 +201,7 @@ impl<'a> AlertBatch<'a> {
         c.suppressed += suppressed;
         c.findings += alerted + suppressed;
         c.alert_failures += self.failed.load(Ordering::Relaxed);
+        c.dedupe_mark_failures += self.unmarked.load(Ordering::Relaxed);
     }
 }
 

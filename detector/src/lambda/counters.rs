@@ -42,6 +42,9 @@ pub struct Counters {
     pub suppressed: u64,
     /// Findings whose delivery failed (the invocation fails and retries).
     pub alert_failures: u64,
+    /// Findings delivered whose dedupe mark could not be written afterwards
+    /// (logged; a later copy of the same finding may alert again).
+    pub dedupe_mark_failures: u64,
     pub microvms_listed: u64,
     pub microvms_active: u64,
     pub unmanaged: u64,
@@ -85,6 +88,7 @@ impl Counters {
             alerted,
             suppressed,
             alert_failures,
+            dedupe_mark_failures,
             microvms_listed,
             microvms_active,
             unmanaged,
