@@ -49,11 +49,17 @@ pub enum ObjectKind {
     Digest,
     /// `.../CloudTrail-Insight/...`: Insights events. Skipped.
     Insight,
+    /// A key ending in `/`: a "folder" marker made by the S3 console or a
+    /// sync tool, never a CloudTrail file. Skipped (reading it would fail on
+    /// empty input and send the message to the DLQ for nothing).
+    Folder,
 }
 
 impl ObjectKind {
     pub fn of_key(key: &str) -> ObjectKind {
-        if key.contains("/CloudTrail-Digest/") || key.starts_with("CloudTrail-Digest/") {
+        if key.ends_with('/') {
+            ObjectKind::Folder
+        } else if key.contains("/CloudTrail-Digest/") || key.starts_with("CloudTrail-Digest/") {
             ObjectKind::Digest
         } else if key.contains("/CloudTrail-Insight/") || key.starts_with("CloudTrail-Insight/") {
             ObjectKind::Insight
@@ -466,6 +472,11 @@ mod tests {
         assert_eq!(ObjectKind::of_key(k), ObjectKind::Insight);
         let k = "AWSLogs/111122223333/CloudTrail/us-east-1/2025/01/01/x.json.gz";
         assert_eq!(ObjectKind::of_key(k), ObjectKind::Log);
+        assert_eq!(
+            ObjectKind::of_key("AWSLogs/111122223333/CloudTrail/"),
+            ObjectKind::Folder
+        );
+        assert_eq!(ObjectKind::of_key("CloudTrail-Digest/"), ObjectKind::Folder);
     }
 
     #[test]

@@ -18,7 +18,8 @@ pub struct Counters {
     /// Notifications that asked for nothing (test events, subscription
     /// confirmations, other EventBridge events).
     pub notifications_ignored: u64,
-    /// S3 event records that were not ObjectCreated.
+    /// S3 event records that were not ObjectCreated, and "folder" keys
+    /// ending in `/`.
     pub s3_records_ignored: u64,
     pub objects_read: u64,
     pub objects_failed: u64,

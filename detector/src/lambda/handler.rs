@@ -203,6 +203,7 @@ pub async fn run_trigger(
                 match o.kind() {
                     ObjectKind::Digest => counters.objects_skipped_digest += 1,
                     ObjectKind::Insight => counters.objects_skipped_insight += 1,
+                    ObjectKind::Folder => counters.s3_records_ignored += 1,
                     ObjectKind::Log => {
                         if let Err(e) = run_object(state, &o, batch, counters).await {
                             counters.objects_failed += 1;
