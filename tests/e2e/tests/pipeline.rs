@@ -20,7 +20,6 @@
 //! Run with `--nocapture` to read the timeline (`scripts/demo.sh` does). Needs
 //! `MOTO_ENDPOINT` and the built binaries (see `src/lib.rs`).
 
-use aws_sdk_cloudtrail::types::{AdvancedEventSelector, AdvancedFieldSelector};
 use aws_sdk_dynamodb::types::AttributeValue;
 use contro1::{StandIn, StandInConfig};
 use serde_json::{Value, json};
@@ -265,40 +264,7 @@ async fn governed_and_bypass_microvm_activity_flows_from_agents_to_the_security_
     delete_all(&sqs, &notify_queue, &test_events).await;
     // The trail the detector checks: logging, with the MicroVM data-event selector.
     let trail_name = testkit::unique_name("org-trail");
-    cloudtrail
-        .create_trail()
-        .name(&trail_name)
-        .s3_bucket_name(&trail_bucket)
-        .send()
-        .await
-        .expect("create trail");
-    cloudtrail
-        .start_logging()
-        .name(&trail_name)
-        .send()
-        .await
-        .expect("start logging");
-    let field = |f: &str, v: &str| {
-        AdvancedFieldSelector::builder()
-            .field(f)
-            .equals(v)
-            .build()
-            .unwrap()
-    };
-    cloudtrail
-        .put_event_selectors()
-        .trail_name(&trail_name)
-        .advanced_event_selectors(
-            AdvancedEventSelector::builder()
-                .name("microvm data events")
-                .field_selectors(field("eventCategory", "Data"))
-                .field_selectors(field("resources.type", "AWS::Lambda::MicrovmImage"))
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("event selectors");
+    moto::logging_trail(&cloudtrail, &trail_name, &trail_bucket, true).await;
     // EventBridge: the rule the detector's stack creates for API calls, here delivering to a
     // queue the test reads (EventBridge would invoke the function with the same event).
     let api_queue = moto::create_queue(&sqs, &testkit::unique_name("api-calls")).await;

@@ -2,7 +2,7 @@
 //!
 //! It exists so that tests exercise real parts instead of mocks:
 //! - [`moto`]: SDK configuration and tiny resource helpers for the local moto server
-//!   (S3, DynamoDB, SNS, SQS), started by `scripts/test.sh` or `scripts/moto.sh start`;
+//!   (S3, DynamoDB, SNS, SQS, CloudTrail trails), started by `scripts/test.sh` or `scripts/moto.sh start`;
 //! - [`emulator`]: an axum emulator of the Lambda MicroVMs REST API, driven through the real
 //!   `aws-sdk-lambdamicrovms` client, which also writes the CloudTrail records the calls
 //!   would produce;

@@ -202,6 +202,62 @@ pub async fn sns_topic_with_queue(
     (topic_arn, queue_url)
 }
 
+/// Creates the CloudTrail trail `name` delivering to `bucket`, starts its logging and gives it
+/// one advanced event selector: with `microvm_data_events`, the MicroVM data events
+/// (`eventCategory` = `Data`, `resources.type` = `AWS::Lambda::MicrovmImage`, the selector the
+/// detector's trail check wants); without, management events only (the check reports
+/// detection degraded).
+///
+/// # Panics
+/// When the trail cannot be created, started or given its selector.
+pub async fn logging_trail(
+    client: &aws_sdk_cloudtrail::Client,
+    name: &str,
+    bucket: &str,
+    microvm_data_events: bool,
+) {
+    use aws_sdk_cloudtrail::types::{AdvancedEventSelector, AdvancedFieldSelector};
+    client
+        .create_trail()
+        .name(name)
+        .s3_bucket_name(bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create CloudTrail trail {name}: {e:?}"));
+    client
+        .start_logging()
+        .name(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("start logging on CloudTrail trail {name}: {e:?}"));
+    let field = |f: &str, v: &str| {
+        AdvancedFieldSelector::builder()
+            .field(f)
+            .equals(v)
+            .build()
+            .expect("advanced field selector")
+    };
+    let selector = if microvm_data_events {
+        AdvancedEventSelector::builder()
+            .name("microvm data events")
+            .field_selectors(field("eventCategory", "Data"))
+            .field_selectors(field("resources.type", "AWS::Lambda::MicrovmImage"))
+    } else {
+        AdvancedEventSelector::builder()
+            .name("management events")
+            .field_selectors(field("eventCategory", "Management"))
+    }
+    .build()
+    .expect("advanced event selector");
+    client
+        .put_event_selectors()
+        .trail_name(name)
+        .advanced_event_selectors(selector)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put event selectors on CloudTrail trail {name}: {e:?}"));
+}
+
 /// Receives and deletes every message currently in the queue and returns their bodies in
 /// receive order. Stops at the first empty receive (moto delivers SNS → SQS synchronously,
 /// so a published message is already there).
