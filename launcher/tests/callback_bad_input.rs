@@ -4,12 +4,15 @@
 //! is made, and the genuine callback sent after all of them still executes
 //! the pending action exactly once. docs/bad-input.md lists these rows.
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use common::{CI, CI_AGENT, IMAGE, SANDBOX};
 use http_body_util::BodyExt;
 use launcher::settings::AuthMode;
 use launcher::{AppState, app};
-use launcher_core::agents::{Caller, token_sha256_hex};
+use launcher_core::agents::Caller;
 use launcher_core::fakes::{
     ManualClock, MemoryApprovals, MemoryLedger, MemoryStore, RecordingMicrovms,
 };
@@ -20,8 +23,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tower::ServiceExt;
 
-const IMAGE: &str = "arn:aws:lambda:us-east-1:111122223333:microvm-image:py";
-const SANDBOX: &str = "arn:aws:iam::111122223333:role/sandbox";
 const SECRET: &[u8] = b"whsec_bad_input_table";
 const NOW: i64 = 1_800_000_000;
 
@@ -38,13 +39,8 @@ allowed_image_arns = ["{IMAGE}"]
 allowed_execution_role_arns = ["{SANDBOX}"]
 allowed_token_ports = [8080]
 approval_ttl_seconds = 600
-[[agents]]
-id = "ci"
-owner = "platform"
-environment = "dev"
-bearer_token_sha256 = ["{}"]
-"#,
-        token_sha256_hex("ci-token"),
+{}"#,
+        common::agents_toml(&[CI_AGENT]),
     );
     let config = Config::from_parts(&file, &HashMap::new()).unwrap();
     let vms = Arc::new(RecordingMicrovms::default());
@@ -82,9 +78,7 @@ async fn pending(r: &Rig) -> String {
         correlation_id: None,
         metadata: serde_json::json!({}),
     });
-    let caller = Caller::Bearer {
-        token: "ci-token".into(),
-    };
+    let caller = Caller::Bearer { token: CI.into() };
     match r.state.service.submit(&caller, action).await.unwrap() {
         Submitted::Pending { request_id, .. } => request_id,
         other => panic!("expected a pending request, got {other:?}"),

@@ -15,49 +15,18 @@
 //!
 //! Needs `MOTO_ENDPOINT` (see DEVELOPERS.md); panics clearly without it.
 
+mod common;
+
 use aws_sdk_dynamodb::types::AttributeValue;
-use contro1::standin::{StandIn, StandInConfig, StandInHandle};
-use launcher::adapters::{Connectors, Contro1Approvals, LedgerAdapter, SdkMicrovms};
-use launcher::settings::Settings;
-use launcher::store::DynamoPendingStore;
-use launcher_core::agents::token_sha256_hex;
-use launcher_core::ports::SystemClock;
-use launcher_core::{Config, PortSet};
+use common::{CI, CI_AGENT, IMAGE, SANDBOX, Setup};
+use contro1::standin::StandInHandle;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
 use testkit::emulator::{Emulator, ServedCall};
 use testkit::fault_proxy::{Fault, FaultProxy, Matcher, SDK_MAX_ATTEMPTS};
 
-const API_KEY: &str = "faults-contro1-key";
-const SECRET: &str = "faults-webhook-secret";
-const IMAGE: &str = "arn:aws:lambda:us-east-1:111122223333:microvm-image:py";
-const SANDBOX: &str = "arn:aws:iam::111122223333:role/sandbox";
-const CI: &str = "ci-token";
 /// The SDK's attempts per call (default standard retry mode), as a count.
 const ATTEMPTS: usize = SDK_MAX_ATTEMPTS as usize;
-
-fn policy_file() -> String {
-    format!(
-        r#"
-[policy]
-version = "faults-test"
-allowed_image_arns = ["{IMAGE}"]
-allowed_execution_role_arns = ["{SANDBOX}"]
-allowed_token_ports = [8080]
-max_auto_approve_duration_seconds = 900
-max_token_ttl_seconds = 900
-
-[[agents]]
-id = "ci"
-owner = "platform"
-environment = "dev"
-bearer_token_sha256 = ["{}"]
-"#,
-        token_sha256_hex(CI)
-    )
-}
 
 /// The launcher served on a real port (so the stand-in can POST callbacks to
 /// it), DynamoDB through the fault proxy.
@@ -75,62 +44,24 @@ struct H {
 
 async fn harness() -> H {
     let proxy = FaultProxy::start().await;
-    let via_proxy = aws_sdk_dynamodb::Client::new(&proxy.sdk_config().await);
-    let ddb = testkit::moto::dynamodb_client().await;
-    let pending_table = testkit::unique_name("pending");
-    let ledger_table = testkit::unique_name("ledger");
-    testkit::moto::create_pk_table(&ddb, &pending_table).await;
-    testkit::moto::create_pk_table(&ddb, &ledger_table).await;
-    let emu = Emulator::start().await;
-    let c1 = StandIn::start(StandInConfig::new(API_KEY, SECRET))
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let env: HashMap<String, String> = [
-        ("LAUNCHER_PUBLIC_URL", base.as_str()),
-        ("CONTRO1_API_KEY", API_KEY),
-        ("CONTRO1_WEBHOOK_SECRET", SECRET),
-        ("PENDING_TABLE", pending_table.as_str()),
-        ("LEDGER_TABLE", ledger_table.as_str()),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let settings = Settings::from_env(&env).unwrap();
-    let config = Config::from_parts(&policy_file(), &HashMap::new()).unwrap();
-    // The client's production retry policy (2 retries), with short backoffs.
-    let mut c1cfg = contro1::Contro1Config::new(c1.base_url(), API_KEY);
-    c1cfg.backoff_base = Duration::from_millis(5);
-    let ports = PortSet {
-        store: Arc::new(DynamoPendingStore::new(via_proxy.clone(), &pending_table)),
-        ledger: Arc::new(LedgerAdapter(shared_aws::DynamoLedger::new(
-            via_proxy,
-            &ledger_table,
-        ))),
-        microvms: Arc::new(SdkMicrovms::new(
-            emu.client_with_retries("AKIDLAUNCHER", SDK_MAX_ATTEMPTS),
-            "us-east-1",
-            Connectors::default(),
-        )),
-        approvals: Arc::new(Contro1Approvals(
-            contro1::Contro1Client::new(c1cfg).unwrap(),
-        )),
-        clock: Arc::new(SystemClock),
+    let setup = Setup {
+        dynamodb_sdk: Some(proxy.sdk_config().await),
+        // The SDK's default standard retry mode (3 attempts) for MicroVMs,
+        // and the Contro1 client's production retry policy (2 retries),
+        // with short backoffs.
+        microvms_attempts: Some(SDK_MAX_ATTEMPTS),
+        ..Setup::new(common::policy_file("faults-test", false, &[CI_AGENT]))
     };
-    let state =
-        launcher::bootstrap::from_ports(&settings, config, ports, SECRET.as_bytes().to_vec());
-    let router = launcher::app(state);
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (h, base) = common::served(setup).await;
     H {
         base,
         http: reqwest::Client::new(),
         proxy,
-        emu,
-        c1,
-        ddb,
-        pending_table,
-        ledger_table,
+        emu: h.emu,
+        c1: h.c1,
+        ddb: h.dynamo,
+        pending_table: h.pending_table,
+        ledger_table: h.ledger_table,
     }
 }
 

@@ -4,132 +4,44 @@
 //!
 //! Needs `MOTO_ENDPOINT` (see DEVELOPERS.md); panics clearly without it.
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use contro1::standin::{StandIn, StandInConfig, StandInHandle};
+use common::{Agent, CI, CI_AGENT, IMAGE, PROD, SANDBOX, SECRET, Setup};
 use http_body_util::BodyExt;
-use launcher::adapters::{Connectors, Contro1Approvals, LedgerAdapter, SdkMicrovms};
-use launcher::settings::Settings;
-use launcher::store::DynamoPendingStore;
-use launcher_core::agents::token_sha256_hex;
-use launcher_core::ports::SystemClock;
-use launcher_core::{Config, PortSet};
 use serde_json::{Value, json};
 use shared_core::webhook::Decision;
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
-use testkit::emulator::Emulator;
 use tower::ServiceExt;
 
-const API_KEY: &str = "test-contro1-key";
-const SECRET: &str = "test-webhook-secret";
-const IMAGE: &str = "arn:aws:lambda:us-east-1:111122223333:microvm-image:py";
 const OTHER_IMAGE: &str = "arn:aws:lambda:us-east-1:111122223333:microvm-image:unlisted";
-const SANDBOX: &str = "arn:aws:iam::111122223333:role/sandbox";
-const PROD: &str = "arn:aws:iam::111122223333:role/prod";
 const ADMIN: &str = "arn:aws:iam::111122223333:role/admin";
-const CI: &str = "ci-token";
 const OTHER: &str = "other-token";
 const OFF: &str = "disabled-token";
 
-struct H {
-    router: axum::Router,
-    emu: Emulator,
-    c1: StandInHandle,
-    dynamo: aws_sdk_dynamodb::Client,
-    pending_table: String,
-    ledger: shared_aws::DynamoLedger,
-}
+/// The harness these tests drive through `oneshot`.
+type H = common::Harness;
 
 fn policy_file() -> String {
-    format!(
-        r#"
-[policy]
-version = "http-test"
-allowed_image_arns = ["{IMAGE}"]
-allowed_execution_role_arns = ["{SANDBOX}"]
-production_execution_role_arns = ["{PROD}"]
-allowed_token_ports = [8080]
-max_auto_approve_duration_seconds = 900
-max_token_ttl_seconds = 900
-
-[[agents]]
-id = "ci"
-owner = "platform"
-environment = "dev"
-bearer_token_sha256 = ["{}"]
-
-[[agents]]
-id = "other"
-owner = "platform"
-environment = "dev"
-bearer_token_sha256 = ["{}"]
-
-[[agents]]
-id = "off"
-owner = "platform"
-environment = "dev"
-enabled = false
-bearer_token_sha256 = ["{}"]
-"#,
-        token_sha256_hex(CI),
-        token_sha256_hex(OTHER),
-        token_sha256_hex(OFF)
+    common::policy_file(
+        "http-test",
+        true,
+        &[
+            CI_AGENT,
+            Agent::new("other", OTHER),
+            Agent::new("off", OFF).disabled(),
+        ],
     )
 }
 
 async fn harness_with(contro1_timeout: Duration, public_url: &str) -> H {
-    let sdk = testkit::moto::sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let pending_table = testkit::unique_name("pending");
-    let ledger_table = testkit::unique_name("ledger");
-    testkit::moto::create_pk_table(&dynamo, &pending_table).await;
-    testkit::moto::create_pk_table(&dynamo, &ledger_table).await;
-    let emu = Emulator::start().await;
-    let c1 = StandIn::start(StandInConfig::new(API_KEY, SECRET))
-        .await
-        .unwrap();
-    let env: HashMap<String, String> = [
-        ("LAUNCHER_PUBLIC_URL", public_url),
-        ("CONTRO1_API_KEY", API_KEY),
-        ("CONTRO1_WEBHOOK_SECRET", SECRET),
-        ("PENDING_TABLE", pending_table.as_str()),
-        ("LEDGER_TABLE", ledger_table.as_str()),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let settings = Settings::from_env(&env).unwrap();
-    let config = Config::from_parts(&policy_file(), &HashMap::new()).unwrap();
-    let mut c1cfg = contro1::Contro1Config::new(c1.base_url(), API_KEY);
-    c1cfg.timeout = contro1_timeout;
-    c1cfg.max_retries = 1;
-    c1cfg.backoff_base = Duration::from_millis(5);
-    let ledger = shared_aws::DynamoLedger::new(dynamo.clone(), &ledger_table);
-    let ports = PortSet {
-        store: Arc::new(DynamoPendingStore::new(dynamo.clone(), &pending_table)),
-        ledger: Arc::new(LedgerAdapter(ledger.clone())),
-        microvms: Arc::new(SdkMicrovms::new(
-            emu.client("AKIDLAUNCHER"),
-            "us-east-1",
-            Connectors::default(),
-        )),
-        approvals: Arc::new(Contro1Approvals(
-            contro1::Contro1Client::new(c1cfg).unwrap(),
-        )),
-        clock: Arc::new(SystemClock),
+    let setup = Setup {
+        contro1_timeout: Some(contro1_timeout),
+        contro1_max_retries: Some(1),
+        ..Setup::new(policy_file())
     };
-    let state =
-        launcher::bootstrap::from_ports(&settings, config, ports, SECRET.as_bytes().to_vec());
-    H {
-        router: launcher::app(state),
-        emu,
-        c1,
-        dynamo,
-        pending_table,
-        ledger,
-    }
+    common::harness(setup, public_url).await
 }
 
 async fn harness() -> H {

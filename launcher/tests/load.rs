@@ -16,14 +16,11 @@
 
 #![forbid(unsafe_code)]
 
+mod common;
+
 use aws_sdk_dynamodb::types::AttributeValue;
-use contro1::standin::{StandIn, StandInConfig, StandInHandle};
-use launcher::adapters::{Connectors, Contro1Approvals, LedgerAdapter, SdkMicrovms};
-use launcher::settings::Settings;
-use launcher::store::DynamoPendingStore;
-use launcher_core::agents::token_sha256_hex;
-use launcher_core::ports::SystemClock;
-use launcher_core::{Config, PortSet};
+use common::{CI, CI_AGENT, IMAGE, PROD, SANDBOX, Setup};
+use contro1::standin::StandInHandle;
 use serde_json::{Value, json};
 use shared_core::webhook::Decision;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -31,13 +28,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testkit::emulator::Emulator;
 use tokio::sync::Barrier;
-
-const API_KEY: &str = "load-contro1-key";
-const SECRET: &str = "load-webhook-secret";
-const IMAGE: &str = "arn:aws:lambda:us-east-1:111122223333:microvm-image:py";
-const SANDBOX: &str = "arn:aws:iam::111122223333:role/sandbox";
-const PROD: &str = "arn:aws:iam::111122223333:role/prod";
-const CI: &str = "ci-token";
 
 /// Requests in the burst: half auto-approved, half waiting for approval.
 const AUTO: usize = 100;
@@ -55,28 +45,6 @@ const _: () = assert!(DUP_IDS + APPROVE_ONCE + DENY_ONCE + EXPIRE_ONCE == PENDIN
 /// Generous: moto is a single Python process; slow is a figure, not a failure.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(180);
 
-fn policy_file() -> String {
-    format!(
-        r#"
-[policy]
-version = "load-test"
-allowed_image_arns = ["{IMAGE}"]
-allowed_execution_role_arns = ["{SANDBOX}"]
-production_execution_role_arns = ["{PROD}"]
-allowed_token_ports = [8080]
-max_auto_approve_duration_seconds = 900
-max_token_ttl_seconds = 900
-
-[[agents]]
-id = "ci"
-owner = "platform"
-environment = "dev"
-bearer_token_sha256 = ["{}"]
-"#,
-        token_sha256_hex(CI),
-    )
-}
-
 /// The launcher served on a real loopback listener, and what it talks to.
 struct Served {
     base: String,
@@ -88,65 +56,23 @@ struct Served {
 }
 
 async fn serve() -> Served {
-    // Bind first so the launcher's public URL (its callback_url) is known.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let base = format!("http://{addr}");
-    let sdk = testkit::moto::sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let pending_table = testkit::unique_name("load-pending");
-    let ledger_table = testkit::unique_name("load-ledger");
-    testkit::moto::create_pk_table(&dynamo, &pending_table).await;
-    testkit::moto::create_pk_table(&dynamo, &ledger_table).await;
-    let emu = Emulator::start().await;
-    let c1 = StandIn::start(StandInConfig::new(API_KEY, SECRET))
-        .await
-        .unwrap();
-    let env: HashMap<String, String> = [
-        ("LAUNCHER_PUBLIC_URL", base.as_str()),
-        ("CONTRO1_API_KEY", API_KEY),
-        ("CONTRO1_WEBHOOK_SECRET", SECRET),
-        ("PENDING_TABLE", pending_table.as_str()),
-        ("LEDGER_TABLE", ledger_table.as_str()),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let settings = Settings::from_env(&env).unwrap();
-    let config = Config::from_parts(&policy_file(), &HashMap::new()).unwrap();
-    let mut c1cfg = contro1::Contro1Config::new(c1.base_url(), API_KEY);
-    // Under load a slow answer is a figure; a timeout would fail closed (503).
-    c1cfg.timeout = Duration::from_secs(60);
-    c1cfg.max_retries = 1;
-    c1cfg.backoff_base = Duration::from_millis(5);
-    let ledger = shared_aws::DynamoLedger::new(dynamo.clone(), &ledger_table);
-    let ports = PortSet {
-        store: Arc::new(DynamoPendingStore::new(dynamo.clone(), &pending_table)),
-        ledger: Arc::new(LedgerAdapter(ledger)),
-        microvms: Arc::new(SdkMicrovms::new(
-            emu.client("AKIDLAUNCHER"),
-            "us-east-1",
-            Connectors::default(),
-        )),
-        approvals: Arc::new(Contro1Approvals(
-            contro1::Contro1Client::new(c1cfg).unwrap(),
-        )),
-        clock: Arc::new(SystemClock),
+    let setup = Setup {
+        // Under load a slow answer is a figure; a timeout would fail closed (503).
+        contro1_timeout: Some(Duration::from_secs(60)),
+        contro1_max_retries: Some(1),
+        ..Setup::new(common::policy_file("load-test", true, &[CI_AGENT]))
     };
-    let state =
-        launcher::bootstrap::from_ports(&settings, config, ports, SECRET.as_bytes().to_vec());
-    let router = launcher::app(state);
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (h, base) = common::served(setup).await;
     let http = reqwest::Client::builder()
         .timeout(HTTP_TIMEOUT)
         .build()
         .unwrap();
     Served {
         base,
-        emu,
-        c1,
-        dynamo,
-        ledger_table,
+        emu: h.emu,
+        c1: h.c1,
+        dynamo: h.dynamo,
+        ledger_table: h.ledger_table,
         http,
     }
 }

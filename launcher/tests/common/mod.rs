@@ -1,0 +1,230 @@
+//! What the launcher's integration tests share: the policy file they run
+//! under, their agents and bearer tokens, and the harness that builds the
+//! real router over DynamoDB on moto, the MicroVMs API on the testkit
+//! emulator (driven by the real SDK) and Contro1 on the stand-in over real
+//! HTTP.
+//!
+//! Each test file takes it with `mod common;` and uses only some of it.
+#![allow(dead_code)]
+
+use aws_config::SdkConfig;
+use contro1::standin::{StandIn, StandInConfig, StandInHandle};
+use launcher::adapters::{Connectors, Contro1Approvals, LedgerAdapter, SdkMicrovms};
+use launcher::settings::Settings;
+use launcher::store::DynamoPendingStore;
+use launcher_core::agents::token_sha256_hex;
+use launcher_core::ports::SystemClock;
+use launcher_core::{Config, PortSet};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use testkit::emulator::Emulator;
+
+pub const API_KEY: &str = "test-contro1-key";
+pub const SECRET: &str = "test-webhook-secret";
+pub const IMAGE: &str = "arn:aws:lambda:us-east-1:111122223333:microvm-image:py";
+pub const SANDBOX: &str = "arn:aws:iam::111122223333:role/sandbox";
+pub const PROD: &str = "arn:aws:iam::111122223333:role/prod";
+pub const CI: &str = "ci-token";
+
+/// One `[[agents]]` entry (owner `platform`, environment `dev`) that
+/// authenticates with the bearer token `token`.
+#[derive(Debug, Clone, Copy)]
+pub struct Agent<'a> {
+    pub id: &'a str,
+    pub token: &'a str,
+    pub enabled: bool,
+}
+
+impl<'a> Agent<'a> {
+    pub const fn new(id: &'a str, token: &'a str) -> Self {
+        Agent {
+            id,
+            token,
+            enabled: true,
+        }
+    }
+
+    pub const fn disabled(self) -> Self {
+        Agent {
+            enabled: false,
+            ..self
+        }
+    }
+}
+
+/// The agent `ci`, token [`CI`].
+pub const CI_AGENT: Agent<'static> = Agent::new("ci", CI);
+
+/// The `[[agents]]` tables of `agents`, in order.
+pub fn agents_toml(agents: &[Agent]) -> String {
+    agents
+        .iter()
+        .map(|a| {
+            let enabled = if a.enabled { "" } else { "enabled = false\n" };
+            format!(
+                r#"
+[[agents]]
+id = "{}"
+owner = "platform"
+environment = "dev"
+{enabled}bearer_token_sha256 = ["{}"]
+"#,
+                a.id,
+                token_sha256_hex(a.token)
+            )
+        })
+        .collect()
+}
+
+/// The policy the router tests run under: [`IMAGE`] and [`SANDBOX`]
+/// allowed, port 8080, auto-approval up to 900 s and tokens up to 900 s;
+/// with `production_role`, [`PROD`] is a production role; then `agents`.
+pub fn policy_file(version: &str, production_role: bool, agents: &[Agent]) -> String {
+    let production = if production_role {
+        format!("production_execution_role_arns = [\"{PROD}\"]\n")
+    } else {
+        String::new()
+    };
+    format!(
+        r#"
+[policy]
+version = "{version}"
+allowed_image_arns = ["{IMAGE}"]
+allowed_execution_role_arns = ["{SANDBOX}"]
+{production}allowed_token_ports = [8080]
+max_auto_approve_duration_seconds = 900
+max_token_ttl_seconds = 900
+{}"#,
+        agents_toml(agents)
+    )
+}
+
+/// What differs between the test files' launchers; [`Setup::new`] gives
+/// the plain one (DynamoDB straight on moto, no MicroVMs retries, the
+/// Contro1 client's own timeout and retries).
+pub struct Setup {
+    /// The policy file text.
+    pub policy: String,
+    /// The Contro1 client's per-attempt timeout; `None` keeps its default.
+    pub contro1_timeout: Option<Duration>,
+    /// The Contro1 client's retries; `None` keeps its production policy.
+    pub contro1_max_retries: Option<u32>,
+    /// The SDK configuration of the launcher's DynamoDB client (e.g. the
+    /// fault proxy in front of moto); `None` is moto itself. Tables are
+    /// always created straight on moto.
+    pub dynamodb_sdk: Option<SdkConfig>,
+    /// Attempts per MicroVMs call with the SDK's standard retry mode;
+    /// `None` is the emulator's client without retries.
+    pub microvms_attempts: Option<u32>,
+}
+
+impl Setup {
+    pub fn new(policy: String) -> Self {
+        Setup {
+            policy,
+            contro1_timeout: None,
+            contro1_max_retries: None,
+            dynamodb_sdk: None,
+            microvms_attempts: None,
+        }
+    }
+}
+
+/// The launcher's router and what it talks to.
+pub struct Harness {
+    pub router: axum::Router,
+    pub emu: Emulator,
+    pub c1: StandInHandle,
+    /// Straight to moto, for looking at the tables without touching a proxy.
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub pending_table: String,
+    pub ledger_table: String,
+    /// The ledger table, read straight from moto.
+    pub ledger: shared_aws::DynamoLedger,
+}
+
+/// The launcher's router built from `setup`, with `public_url` as its
+/// `LAUNCHER_PUBLIC_URL` (the base of the callback_url Contro1 gets).
+pub async fn harness(setup: Setup, public_url: &str) -> Harness {
+    let dynamo = testkit::moto::dynamodb_client().await;
+    let launcher_dynamo = match &setup.dynamodb_sdk {
+        Some(sdk) => aws_sdk_dynamodb::Client::new(sdk),
+        None => dynamo.clone(),
+    };
+    let pending_table = testkit::unique_name("pending");
+    let ledger_table = testkit::unique_name("ledger");
+    testkit::moto::create_pk_table(&dynamo, &pending_table).await;
+    testkit::moto::create_pk_table(&dynamo, &ledger_table).await;
+    let emu = Emulator::start().await;
+    let c1 = StandIn::start(StandInConfig::new(API_KEY, SECRET))
+        .await
+        .unwrap();
+    let env: HashMap<String, String> = [
+        ("LAUNCHER_PUBLIC_URL", public_url),
+        ("CONTRO1_API_KEY", API_KEY),
+        ("CONTRO1_WEBHOOK_SECRET", SECRET),
+        ("PENDING_TABLE", pending_table.as_str()),
+        ("LEDGER_TABLE", ledger_table.as_str()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let settings = Settings::from_env(&env).unwrap();
+    let config = Config::from_parts(&setup.policy, &HashMap::new()).unwrap();
+    let mut c1cfg = contro1::Contro1Config::new(c1.base_url(), API_KEY);
+    if let Some(timeout) = setup.contro1_timeout {
+        c1cfg.timeout = timeout;
+    }
+    if let Some(retries) = setup.contro1_max_retries {
+        c1cfg.max_retries = retries;
+    }
+    c1cfg.backoff_base = Duration::from_millis(5);
+    let microvms = match setup.microvms_attempts {
+        Some(attempts) => emu.client_with_retries("AKIDLAUNCHER", attempts),
+        None => emu.client("AKIDLAUNCHER"),
+    };
+    let ports = PortSet {
+        store: Arc::new(DynamoPendingStore::new(
+            launcher_dynamo.clone(),
+            &pending_table,
+        )),
+        ledger: Arc::new(LedgerAdapter(shared_aws::DynamoLedger::new(
+            launcher_dynamo,
+            &ledger_table,
+        ))),
+        microvms: Arc::new(SdkMicrovms::new(
+            microvms,
+            "us-east-1",
+            Connectors::default(),
+        )),
+        approvals: Arc::new(Contro1Approvals(
+            contro1::Contro1Client::new(c1cfg).unwrap(),
+        )),
+        clock: Arc::new(SystemClock),
+    };
+    let state =
+        launcher::bootstrap::from_ports(&settings, config, ports, SECRET.as_bytes().to_vec());
+    Harness {
+        router: launcher::app(state),
+        emu,
+        c1,
+        ledger: shared_aws::DynamoLedger::new(dynamo.clone(), &ledger_table),
+        dynamo,
+        pending_table,
+        ledger_table,
+    }
+}
+
+/// The launcher built from `setup` and served on a real loopback port (so
+/// the stand-in can POST callbacks to it); its base URL, which is also its
+/// public URL.
+pub async fn served(setup: Setup) -> (Harness, String) {
+    // Bind first so the launcher's public URL (the callback_url Contro1 gets) is known.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let h = harness(setup, &base).await;
+    let router = h.router.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (h, base)
+}
