@@ -13,160 +13,55 @@
 //! The unfaulted behaviour (every trigger shape, corrupt objects, a missing
 //! SNS topic) is in `tests/lambda.rs`. Needs `MOTO_ENDPOINT`.
 
-use aws_sdk_cloudtrail::types::{AdvancedEventSelector, AdvancedFieldSelector};
-use aws_sdk_dynamodb::types::AttributeValue;
-use contro1::{StandIn, StandInConfig, StandInHandle};
-use detector::lambda::config::Config;
+mod common;
+
+use common::{IMAGE, bypass_record, failed_ids, gz_log, log_key, s3_event, scheduled, sqs_event};
 use detector::lambda::handler::{State, handle};
-use detector::lambda::ports::LogSink;
-use detector::lambda::state::build_with_log;
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use serde_json::{Value, json};
-use shared_core::LedgerEntry;
-use std::collections::HashMap;
-use std::io::Write;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use testkit::emulator::{Emulator, MicrovmState};
+use std::ops::Deref;
+use testkit::emulator::MicrovmState;
 use testkit::fault_proxy::{Fault, FaultProxy, Matcher, SDK_MAX_ATTEMPTS};
 use testkit::moto;
 
-const ACCOUNT: &str = "123456789012";
-const LAUNCHER_ROLE: &str = "arn:aws:iam::123456789012:role/svc/microvm-launcher";
-const IMAGE: &str = "arn:aws:lambda:us-east-1:123456789012:microvm-image:agent-sandbox";
 /// The SDK's attempts per call (default standard retry mode), as a count.
 const ATTEMPTS: usize = SDK_MAX_ATTEMPTS as usize;
-
-#[derive(Default)]
-struct Lines(Mutex<Vec<Value>>);
-
-impl LogSink for Lines {
-    fn line(&self, value: &Value) {
-        self.0.lock().unwrap().push(value.clone());
-    }
-}
-
-impl Lines {
-    fn with(&self, log: &str) -> Vec<Value> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l["log"] == log)
-            .cloned()
-            .collect()
-    }
-}
 
 /// One test's resources in the shared moto, the proxy the detector's AWS
 /// clients go through, the MicroVMs emulator and the Contro1 stand-in.
 struct Rig {
+    /// The resources; its clients go straight to moto (setup and inspection
+    /// never go through the proxy).
+    moto: common::Rig,
     proxy: FaultProxy,
-    /// Straight to moto (setup and inspection never go through the proxy).
-    s3: aws_sdk_s3::Client,
-    ddb: aws_sdk_dynamodb::Client,
-    sqs: aws_sdk_sqs::Client,
-    bucket: String,
-    dedupe_table: String,
-    ledger: shared_aws::DynamoLedger,
-    alert_queue: String,
-    trail_name: String,
-    emulator: Emulator,
-    contro1: StandInHandle,
-    lines: Arc<Lines>,
     state: State,
+}
+
+impl Deref for Rig {
+    type Target = common::Rig;
+
+    fn deref(&self) -> &common::Rig {
+        &self.moto
+    }
 }
 
 impl Rig {
     async fn new() -> Rig {
         let proxy = FaultProxy::start().await;
-        let s3 = moto::s3_client().await;
-        let ddb = moto::dynamodb_client().await;
-        let sqs = moto::sqs_client().await;
-        let sns = moto::sns_client().await;
-        let bucket = testkit::unique_name("faults-logs");
-        moto::create_bucket(&s3, &bucket).await;
-        let dedupe_table = testkit::unique_name("dedupe");
-        let ledger_table = testkit::unique_name("ledger");
-        moto::create_pk_table(&ddb, &dedupe_table).await;
-        moto::create_pk_table(&ddb, &ledger_table).await;
-        let (topic_arn, alert_queue) =
-            moto::sns_topic_with_queue(&sns, &sqs, &testkit::unique_name("alerts")).await;
-        let emulator = Emulator::start().await;
-        let contro1 = StandIn::start(StandInConfig::new("faults-key", "whsec-faults"))
-            .await
-            .expect("start the Contro1 stand-in");
-        let trail_name = testkit::unique_name("trail");
-        let env: HashMap<String, String> = [
-            ("LEDGER_TABLE", ledger_table.clone()),
-            ("DEDUPE_TABLE", dedupe_table.clone()),
-            ("ALERT_TOPIC_ARN", topic_arn),
-            ("LAUNCHER_ROLE_ARNS", LAUNCHER_ROLE.to_string()),
-            ("CONTRO1_BASE_URL", contro1.base_url()),
-            ("CONTRO1_API_KEY", "faults-key".to_string()),
-            ("MICROVMS_ENDPOINT_URL", emulator.base_url().to_string()),
-            ("TRAIL_NAMES", trail_name.clone()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let lines: Arc<Lines> = Arc::default();
-        let cfg = Config::from_parts(&env).expect("test configuration");
-        let state = build_with_log(&cfg, &proxy.sdk_config().await, lines.clone())
-            .await
-            .expect("build state");
-        Rig {
-            proxy,
-            s3,
-            ddb: ddb.clone(),
-            sqs,
-            bucket,
-            dedupe_table,
-            ledger: shared_aws::DynamoLedger::new(ddb, ledger_table),
-            alert_queue,
-            trail_name,
-            emulator,
-            contro1,
-            lines,
-            state,
-        }
-    }
-
-    async fn put(&self, key: &str, body: Vec<u8>) {
-        self.s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(body.into())
-            .send()
-            .await
-            .expect("put object");
+        let moto = common::Rig::new().await;
+        let state = moto.state_with(&proxy.sdk_config().await).await;
+        Rig { moto, proxy, state }
     }
 
     /// A CloudTrail file holding one bypass per event id; its key.
     async fn log_file(&self, event_ids: &[&str]) -> String {
-        let key = log_key();
+        let key = log_key(5);
         let records: Vec<Value> = event_ids.iter().map(|id| bypass_record(id)).collect();
         self.put(&key, gz_log(&records)).await;
         key
     }
 
-    async fn alerts(&self) -> Vec<moto::SnsMessage> {
-        moto::drain_sns_messages(&self.sqs, &self.alert_queue).await
-    }
-
     async fn marked(&self, key: &str) -> bool {
-        self.ddb
-            .get_item()
-            .table_name(&self.dedupe_table)
-            .key("pk", AttributeValue::S(key.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("get dedupe item")
-            .item
-            .is_some()
+        self.dedupe_item(key).await.is_some()
     }
 
     async fn marks(&self) -> usize {
@@ -186,130 +81,10 @@ impl Rig {
     fn sqs(&self, id: &str, key: &str) -> Value {
         sqs_event(&[(id, s3_event(&self.bucket, key).to_string())])
     }
-
-    /// A trail in moto, logging, selecting MicroVM data events (so the sweep's
-    /// trail check is healthy and raises nothing).
-    async fn healthy_trail(&self) {
-        let cloudtrail = aws_sdk_cloudtrail::Client::new(&moto::sdk_config().await);
-        cloudtrail
-            .create_trail()
-            .name(&self.trail_name)
-            .s3_bucket_name(&self.bucket)
-            .send()
-            .await
-            .expect("create trail");
-        cloudtrail
-            .start_logging()
-            .name(&self.trail_name)
-            .send()
-            .await
-            .expect("start logging");
-        let field = |f: &str, v: &str| {
-            AdvancedFieldSelector::builder()
-                .field(f)
-                .equals(v)
-                .build()
-                .unwrap()
-        };
-        cloudtrail
-            .put_event_selectors()
-            .trail_name(&self.trail_name)
-            .advanced_event_selectors(
-                AdvancedEventSelector::builder()
-                    .name("microvm data events")
-                    .field_selectors(field("eventCategory", "Data"))
-                    .field_selectors(field("resources.type", "AWS::Lambda::MicrovmImage"))
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .expect("put event selectors");
-    }
-
-    async fn ledger_vm(&self, id: &str) {
-        self.ledger
-            .record(&LedgerEntry {
-                contro1_request_id: format!("c1-{id}"),
-                operation: "RunMicrovm".into(),
-                microvm_id: Some(id.to_string()),
-                aws_request_id: Some(format!("req-{id}")),
-                agent_id: "agent-1".into(),
-                owner: "team-a".into(),
-                correlation_id: None,
-                image_arn: Some(IMAGE.into()),
-                execution_role_arn: None,
-                outcome: "succeeded".into(),
-                time_epoch: 1_759_413_791,
-            })
-            .await
-            .unwrap();
-    }
-}
-
-fn fixture(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/notifications")
-        .join(name);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-/// The RunMicrovm record of the EventBridge fixture (IAM user alice: a
-/// bypass), with the given eventID.
-fn bypass_record(event_id: &str) -> Value {
-    let env: Value =
-        serde_json::from_str(&fixture("eventbridge-api-call-run-microvm.json")).unwrap();
-    let mut r = env["detail"].clone();
-    r["eventID"] = json!(event_id);
-    r["recipientAccountId"] = json!(ACCOUNT);
-    r
-}
-
-fn gz_log(records: &[Value]) -> Vec<u8> {
-    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
-    enc.write_all(json!({"Records": records}).to_string().as_bytes())
-        .unwrap();
-    enc.finish().unwrap()
 }
 
 fn fresh_id(prefix: &str) -> String {
     testkit::unique_name(prefix)
-}
-
-fn log_key() -> String {
-    format!(
-        "AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2025/10/02/{ACCOUNT}_CloudTrail_us-east-1_20251002T1405Z_{}.json.gz",
-        fresh_id("k").replace('-', "")
-    )
-}
-
-fn s3_event(bucket: &str, key: &str) -> Value {
-    json!({"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-        "eventTime": "2025-10-02T14:05:31.512Z", "eventName": "ObjectCreated:Put",
-        "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
-               "object": {"key": key, "size": 1234}}
-    }]})
-}
-
-fn sqs_event(bodies: &[(&str, String)]) -> Value {
-    json!({"Records": bodies.iter().map(|(id, body)| json!({
-        "messageId": id, "receiptHandle": "rh", "body": body,
-        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-        "awsRegion": "us-east-1"
-    })).collect::<Vec<_>>()})
-}
-
-fn failed_ids(answer: &Value) -> Vec<String> {
-    let mut ids: Vec<String> = answer["batchItemFailures"]
-        .as_array()
-        .expect("batchItemFailures")
-        .iter()
-        .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
-        .collect();
-    ids.sort();
-    ids
 }
 
 /// How many alerts name each event id, in order.
@@ -318,10 +93,6 @@ fn per_event(alerts: &[moto::SnsMessage], event_ids: &[&str]) -> Vec<usize> {
         .iter()
         .map(|id| alerts.iter().filter(|a| a.message.contains(id)).count())
         .collect()
-}
-
-fn scheduled() -> Value {
-    serde_json::from_str(&fixture("eventbridge-schedule.json")).unwrap()
 }
 
 #[tokio::test]
@@ -336,7 +107,7 @@ async fn s3_no_such_key_fails_the_message_and_the_invocation_naming_bucket_and_k
         .send()
         .await
         .unwrap();
-    let never = log_key();
+    let never = log_key(5);
     let event = sqs_event(&[
         ("m-deleted", s3_event(&rig.bucket, &deleted).to_string()),
         ("m-never", s3_event(&rig.bucket, &never).to_string()),
@@ -611,7 +382,7 @@ async fn persistent_throttling_on_the_dedupe_write_after_delivery_is_logged_and_
 async fn transient_list_microvms_throttling_and_5xx_are_retried_and_the_sweep_reports_exactly_the_unmanaged_vms()
  {
     let rig = Rig::new().await;
-    rig.healthy_trail().await;
+    rig.trail(true).await;
     let managed = rig.emulator.seed_microvms(3, IMAGE, MicrovmState::Running);
     let mut unmanaged = rig.emulator.seed_microvms(2, IMAGE, MicrovmState::Running);
     unmanaged.sort();
@@ -663,7 +434,7 @@ async fn transient_list_microvms_throttling_and_5xx_are_retried_and_the_sweep_re
 async fn persistent_list_microvms_failure_fails_the_sweep_naming_list_microvms_instead_of_reporting_an_empty_sweep()
  {
     let rig = Rig::new().await;
-    rig.healthy_trail().await;
+    rig.trail(true).await;
     rig.emulator.seed_microvms(2, IMAGE, MicrovmState::Running);
     for (status, error_type) in [
         (429, "ThrottlingException"),

@@ -2,212 +2,19 @@
 //! DynamoDB, CloudTrail), the MicroVMs emulator through the real SDK, and the
 //! Contro1 stand-in. Needs `MOTO_ENDPOINT` (./scripts/test.sh sets it).
 
-use aws_sdk_cloudtrail::types::{AdvancedEventSelector, AdvancedFieldSelector};
-use aws_sdk_dynamodb::types::AttributeValue;
-use contro1::{StandIn, StandInConfig, StandInHandle};
-use detector::lambda::config::Config;
-use detector::lambda::handler::{State, handle};
-use detector::lambda::ports::LogSink;
-use detector::lambda::state::build_with_log;
+mod common;
+
+use common::{
+    ACCOUNT, IMAGE, LAUNCHER_ROLE, Rig, bypass_record, failed_ids, fixture, gz_log, log_key,
+    s3_event, scheduled, sqs_event, uuid_like,
+};
+use detector::lambda::handler::handle;
 use detector_core::notification::{Invocation, Trigger, decode_invocation, decode_message_body};
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use serde_json::{Value, json};
 use shared_core::LedgerEntry;
-use std::collections::HashMap;
-use std::io::Write;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use testkit::emulator::{CallerIdentity, Emulator, MicrovmState};
-use testkit::moto;
 
-const ACCOUNT: &str = "123456789012";
-const LAUNCHER_ROLE: &str = "arn:aws:iam::123456789012:role/svc/microvm-launcher";
-const IMAGE: &str = "arn:aws:lambda:us-east-1:123456789012:microvm-image:agent-sandbox";
 const FIXTURE_BUCKET: &str = "aws-cloudtrail-logs-111122223333-3f1a2b";
-
-#[derive(Default)]
-struct Lines(Mutex<Vec<Value>>);
-
-impl LogSink for Lines {
-    fn line(&self, value: &Value) {
-        self.0.lock().unwrap().push(value.clone());
-    }
-}
-
-impl Lines {
-    fn all(&self) -> Vec<Value> {
-        self.0.lock().unwrap().clone()
-    }
-    fn with(&self, log: &str) -> Vec<Value> {
-        self.all().into_iter().filter(|l| l["log"] == log).collect()
-    }
-}
-
-/// Every resource one test needs, uniquely named in the shared moto.
-struct Rig {
-    s3: aws_sdk_s3::Client,
-    ddb: aws_sdk_dynamodb::Client,
-    sqs: aws_sdk_sqs::Client,
-    cloudtrail: aws_sdk_cloudtrail::Client,
-    bucket: String,
-    dedupe_table: String,
-    ledger: shared_aws::DynamoLedger,
-    alert_queue: String,
-    trail_name: String,
-    emulator: Emulator,
-    contro1: StandInHandle,
-    lines: Arc<Lines>,
-    env: HashMap<String, String>,
-}
-
-impl Rig {
-    async fn new() -> Rig {
-        let sdk = moto::sdk_config().await;
-        let s3 = moto::s3_client().await;
-        let ddb = moto::dynamodb_client().await;
-        let sqs = moto::sqs_client().await;
-        let sns = moto::sns_client().await;
-        let bucket = testkit::unique_name("detector-logs");
-        moto::create_bucket(&s3, &bucket).await;
-        let dedupe_table = testkit::unique_name("dedupe");
-        let ledger_table = testkit::unique_name("ledger");
-        moto::create_pk_table(&ddb, &dedupe_table).await;
-        moto::create_pk_table(&ddb, &ledger_table).await;
-        let (topic_arn, alert_queue) =
-            moto::sns_topic_with_queue(&sns, &sqs, &testkit::unique_name("alerts")).await;
-        let emulator = Emulator::start().await;
-        let contro1 = StandIn::start(StandInConfig::new("detector-test-key", "whsec-test"))
-            .await
-            .expect("start the Contro1 stand-in");
-        let trail_name = testkit::unique_name("trail");
-        let env: HashMap<String, String> = [
-            ("LEDGER_TABLE", ledger_table.clone()),
-            ("DEDUPE_TABLE", dedupe_table.clone()),
-            ("ALERT_TOPIC_ARN", topic_arn),
-            ("LAUNCHER_ROLE_ARNS", LAUNCHER_ROLE.to_string()),
-            ("CONTRO1_BASE_URL", contro1.base_url()),
-            ("CONTRO1_API_KEY", "detector-test-key".to_string()),
-            ("MICROVMS_ENDPOINT_URL", emulator.base_url().to_string()),
-            ("TRAIL_NAMES", trail_name.clone()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        Rig {
-            s3,
-            cloudtrail: aws_sdk_cloudtrail::Client::new(&sdk),
-            ddb: ddb.clone(),
-            sqs,
-            bucket,
-            dedupe_table,
-            ledger: shared_aws::DynamoLedger::new(ddb, ledger_table),
-            alert_queue,
-            trail_name,
-            emulator,
-            contro1,
-            lines: Arc::default(),
-            env,
-        }
-    }
-
-    async fn state(&self) -> State {
-        let cfg = Config::from_parts(&self.env).expect("test configuration");
-        build_with_log(&cfg, &moto::sdk_config().await, self.lines.clone())
-            .await
-            .expect("build state")
-    }
-
-    async fn put(&self, key: &str, body: Vec<u8>) {
-        self.s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(body.into())
-            .send()
-            .await
-            .expect("put object");
-    }
-
-    async fn alerts(&self) -> Vec<moto::SnsMessage> {
-        moto::drain_sns_messages(&self.sqs, &self.alert_queue).await
-    }
-
-    async fn dedupe_item(&self, key: &str) -> Option<HashMap<String, AttributeValue>> {
-        self.ddb
-            .get_item()
-            .table_name(&self.dedupe_table)
-            .key("pk", AttributeValue::S(key.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("get dedupe item")
-            .item
-    }
-
-    /// A trail in moto, logging, with or without the MicroVM data selector.
-    async fn trail(&self, microvm_data_events: bool) {
-        self.cloudtrail
-            .create_trail()
-            .name(&self.trail_name)
-            .s3_bucket_name(&self.bucket)
-            .send()
-            .await
-            .expect("create trail");
-        self.cloudtrail
-            .start_logging()
-            .name(&self.trail_name)
-            .send()
-            .await
-            .expect("start logging");
-        let field = |f: &str, v: &str| {
-            AdvancedFieldSelector::builder()
-                .field(f)
-                .equals(v)
-                .build()
-                .unwrap()
-        };
-        let selector = if microvm_data_events {
-            AdvancedEventSelector::builder()
-                .name("microvm data events")
-                .field_selectors(field("eventCategory", "Data"))
-                .field_selectors(field("resources.type", "AWS::Lambda::MicrovmImage"))
-                .build()
-                .unwrap()
-        } else {
-            AdvancedEventSelector::builder()
-                .name("management events")
-                .field_selectors(field("eventCategory", "Management"))
-                .build()
-                .unwrap()
-        };
-        self.cloudtrail
-            .put_event_selectors()
-            .trail_name(&self.trail_name)
-            .advanced_event_selectors(selector)
-            .send()
-            .await
-            .expect("put event selectors");
-    }
-}
-
-fn fixture(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/notifications")
-        .join(name);
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-/// The RunMicrovm record of the EventBridge fixture (IAM user alice: a
-/// bypass), with a fresh eventID.
-fn bypass_record(event_id: &str) -> Value {
-    let env: Value =
-        serde_json::from_str(&fixture("eventbridge-api-call-run-microvm.json")).unwrap();
-    let mut r = env["detail"].clone();
-    r["eventID"] = json!(event_id);
-    r["recipientAccountId"] = json!(ACCOUNT);
-    r
-}
 
 /// A governed call by the launcher role (session `microvm-launcher`).
 fn launcher_record(event_id: &str, request_id: &str) -> Value {
@@ -233,53 +40,6 @@ fn launcher_record(event_id: &str, request_id: &str) -> Value {
         "eventCategory": "Data",
         "recipientAccountId": ACCOUNT
     })
-}
-
-fn gz_log(records: &[Value]) -> Vec<u8> {
-    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
-    enc.write_all(json!({"Records": records}).to_string().as_bytes())
-        .unwrap();
-    enc.finish().unwrap()
-}
-
-fn log_key(n: u32) -> String {
-    format!(
-        "AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2025/10/02/{ACCOUNT}_CloudTrail_us-east-1_20251002T14{n:02}Z_{}.json.gz",
-        &uuid_like()
-    )
-}
-
-fn uuid_like() -> String {
-    testkit::unique_name("k").replace('-', "")
-}
-
-fn s3_event(bucket: &str, encoded_key: &str) -> Value {
-    json!({"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-        "eventTime": "2025-10-02T14:05:31.512Z", "eventName": "ObjectCreated:Put",
-        "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
-               "object": {"key": encoded_key, "size": 1234}}
-    }]})
-}
-
-fn sqs_event(bodies: &[(&str, String)]) -> Value {
-    json!({"Records": bodies.iter().map(|(id, body)| json!({
-        "messageId": id, "receiptHandle": "rh", "body": body,
-        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-        "awsRegion": "us-east-1"
-    })).collect::<Vec<_>>()})
-}
-
-fn failed_ids(answer: &Value) -> Vec<String> {
-    let mut ids: Vec<String> = answer["batchItemFailures"]
-        .as_array()
-        .expect("batchItemFailures")
-        .iter()
-        .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
-        .collect();
-    ids.sort();
-    ids
 }
 
 #[tokio::test]
@@ -591,29 +351,6 @@ async fn stop_logging_in_the_record_stream_reports_detection_degraded() {
     assert!(alerts[0].message.contains("mallory"));
 }
 
-fn scheduled() -> Value {
-    serde_json::from_str(&fixture("eventbridge-schedule.json")).unwrap()
-}
-
-async fn ledger_vm(rig: &Rig, id: &str) {
-    rig.ledger
-        .record(&LedgerEntry {
-            contro1_request_id: format!("c1-{id}"),
-            operation: "RunMicrovm".into(),
-            microvm_id: Some(id.to_string()),
-            aws_request_id: Some(format!("req-{id}")),
-            agent_id: "agent-1".into(),
-            owner: "team-a".into(),
-            correlation_id: None,
-            image_arn: Some(IMAGE.into()),
-            execution_role_arn: None,
-            outcome: "succeeded".into(),
-            time_epoch: 1_759_413_791,
-        })
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn sweep_finds_exactly_the_unmanaged_vms_among_managed_ones_over_multiple_pages() {
     let rig = Rig::new().await;
@@ -626,7 +363,7 @@ async fn sweep_finds_exactly_the_unmanaged_vms_among_managed_ones_over_multiple_
         .emulator
         .seed_microvms(5, IMAGE, MicrovmState::Terminated);
     for id in &managed {
-        ledger_vm(&rig, id).await;
+        rig.ledger_vm(id).await;
     }
     let st = rig.state().await;
     let answer = handle(&st, &scheduled()).await.unwrap();
@@ -685,7 +422,7 @@ async fn remediation_terminate_acts_only_on_unmanaged_vms_and_audits_each_action
     let managed = rig.emulator.seed_microvms(3, IMAGE, MicrovmState::Running);
     let mut unmanaged = rig.emulator.seed_microvms(2, IMAGE, MicrovmState::Running);
     for id in &managed {
-        ledger_vm(&rig, id).await;
+        rig.ledger_vm(id).await;
     }
     let st = rig.state().await;
     handle(&st, &scheduled()).await.unwrap();
