@@ -11,7 +11,6 @@ use common::{
 use detector::lambda::handler::handle;
 use detector_core::notification::{Invocation, Trigger, decode_invocation, decode_message_body};
 use serde_json::{Value, json};
-use shared_core::LedgerEntry;
 use testkit::emulator::{CallerIdentity, Emulator, MicrovmState};
 
 const FIXTURE_BUCKET: &str = "aws-cloudtrail-logs-111122223333-3f1a2b";
@@ -267,22 +266,8 @@ async fn eventbridge_api_call_is_classified_at_once_and_launcher_calls_are_check
     };
     // A launcher call the ledger knows: nothing to report.
     let known = format!("req-{}", uuid_like());
-    rig.ledger
-        .record(&LedgerEntry {
-            contro1_request_id: "c1-req".into(),
-            operation: "TerminateMicrovm".into(),
-            microvm_id: Some("ai-launcher-vm".into()),
-            aws_request_id: Some(known.clone()),
-            agent_id: "agent-1".into(),
-            owner: "team-a".into(),
-            correlation_id: None,
-            image_arn: Some(IMAGE.into()),
-            execution_role_arn: None,
-            outcome: "succeeded".into(),
-            time_epoch: 1_759_413_791,
-        })
-        .await
-        .unwrap();
+    rig.ledger_call("c1-req", "TerminateMicrovm", "ai-launcher-vm", &known)
+        .await;
     handle(
         &st,
         &envelope(launcher_record(&format!("ev-{}", uuid_like()), &known)),
@@ -504,22 +489,8 @@ async fn launcher_activity_at_the_emulator_fed_back_as_cloudtrail_is_told_apart_
         .last()
         .map(|c| c.request_id.clone())
         .unwrap();
-    rig.ledger
-        .record(&LedgerEntry {
-            contro1_request_id: "c1-x".into(),
-            operation: "SuspendMicrovm".into(),
-            microvm_id: Some(seeded[0].clone()),
-            aws_request_id: Some(launcher_req),
-            agent_id: "agent-1".into(),
-            owner: "team-a".into(),
-            correlation_id: None,
-            image_arn: Some(IMAGE.into()),
-            execution_role_arn: None,
-            outcome: "succeeded".into(),
-            time_epoch: 1_759_413_791,
-        })
-        .await
-        .unwrap();
+    rig.ledger_call("c1-x", "SuspendMicrovm", &seeded[0], &launcher_req)
+        .await;
     alice
         .terminate_microvm()
         .microvm_identifier(&seeded[1])

@@ -172,14 +172,21 @@ impl Rig {
         .await;
     }
 
-    /// The ledger entry of a MicroVM the launcher started: `id` is managed.
-    pub async fn ledger_vm(&self, id: &str) {
+    /// The ledger entry of a call the launcher made for agent-1 of team-a
+    /// (succeeded, on [`IMAGE`]).
+    pub async fn ledger_call(
+        &self,
+        contro1_request_id: &str,
+        operation: &str,
+        microvm_id: &str,
+        aws_request_id: &str,
+    ) {
         self.ledger
             .record(&LedgerEntry {
-                contro1_request_id: format!("c1-{id}"),
-                operation: "RunMicrovm".into(),
-                microvm_id: Some(id.to_string()),
-                aws_request_id: Some(format!("req-{id}")),
+                contro1_request_id: contro1_request_id.to_string(),
+                operation: operation.to_string(),
+                microvm_id: Some(microvm_id.to_string()),
+                aws_request_id: Some(aws_request_id.to_string()),
                 agent_id: "agent-1".into(),
                 owner: "team-a".into(),
                 correlation_id: None,
@@ -190,6 +197,12 @@ impl Rig {
             })
             .await
             .unwrap();
+    }
+
+    /// The ledger entry of a MicroVM the launcher started: `id` is managed.
+    pub async fn ledger_vm(&self, id: &str) {
+        self.ledger_call(&format!("c1-{id}"), "RunMicrovm", id, &format!("req-{id}"))
+            .await;
     }
 }
 
