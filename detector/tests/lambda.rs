@@ -507,3 +507,25 @@ async fn launcher_activity_at_the_emulator_fed_back_as_cloudtrail_is_told_apart_
     assert!(alerts[0].message.contains("user/alice"));
     assert!(alerts[0].message.contains(&seeded[1]));
 }
+
+#[tokio::test]
+async fn a_folder_marker_key_is_ignored_not_read_and_its_message_is_acknowledged() {
+    // The S3 console and sync tools create empty `.../` objects; they are
+    // never CloudTrail files and must not send their message to the DLQ.
+    let rig = Rig::new().await;
+    let st = rig.state().await;
+    let folder = "AWSLogs/123456789012/CloudTrail/us-east-1/";
+    rig.put(folder, Vec::new()).await;
+    let good = log_key(7);
+    let ev = format!("ev-{}", uuid_like());
+    rig.put(&good, gz_log(&[bypass_record(&ev)])).await;
+    let event = sqs_event(&[
+        ("m-folder", s3_event(&rig.bucket, folder).to_string()),
+        ("m-good", s3_event(&rig.bucket, &good).to_string()),
+    ]);
+    let answer = handle(&st, &event).await.unwrap();
+    assert_eq!(failed_ids(&answer), Vec::<String>::new(), "{answer}");
+    assert_eq!(answer["counters"]["s3_records_ignored"], 1, "{answer}");
+    assert_eq!(answer["counters"]["objects_read"], 1, "{answer}");
+    assert_eq!(rig.alerts().await.len(), 1);
+}
