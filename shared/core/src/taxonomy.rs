@@ -37,10 +37,14 @@ pub enum Event {
     UnmanagedDetected,
     #[serde(rename = "aws.microvm.detection.degraded")]
     DetectionDegraded,
+    /// The control plane itself was changed: the launcher or detector
+    /// function, the launcher role, the trail or a protected resource.
+    #[serde(rename = "aws.microvm.governance.tampered")]
+    GovernanceTampered,
 }
 
 impl Event {
-    pub const ALL: [Event; 15] = [
+    pub const ALL: [Event; 16] = [
         Event::RunRequested,
         Event::RunApproved,
         Event::RunDenied,
@@ -56,6 +60,7 @@ impl Event {
         Event::BypassDetected,
         Event::UnmanagedDetected,
         Event::DetectionDegraded,
+        Event::GovernanceTampered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +80,7 @@ impl Event {
             Event::BypassDetected => "aws.microvm.bypass.detected",
             Event::UnmanagedDetected => "aws.microvm.unmanaged.detected",
             Event::DetectionDegraded => "aws.microvm.detection.degraded",
+            Event::GovernanceTampered => "aws.microvm.governance.tampered",
         }
     }
 }
