@@ -88,6 +88,7 @@ async fn main() {
     let classifier_cfg = detector_core::ClassifierConfig {
         launcher_roles: vec![shared_core::RoleRef::from_role_arn(LAUNCHER_ROLE).unwrap()],
         launcher_session_names: vec![LAUNCHER_SESSION.to_string()],
+        ..detector_core::ClassifierConfig::default()
     };
 
     // Baseline: the scanner alone over the same bytes, in memory.
@@ -102,10 +103,10 @@ async fn main() {
         );
         let report = scanner
             .scan_reader(&body[..], key, |ev| match ev {
-                ScanEvent::Managed(c) => managed_requests.extend(c.request_id),
+                ScanEvent::Managed(c) => managed_requests.push(c.request_id),
                 // Bypasses and changes to CloudTrail (the corpus resamples
                 // real StopLogging / PutEventSelectors records) are findings.
-                ScanEvent::Finding(_) | ScanEvent::TrailChange(_) => raw_findings += 1,
+                ScanEvent::Finding(_) => raw_findings += 1,
                 _ => {}
             })
             .unwrap();

@@ -77,6 +77,7 @@ fn child(mode: &str) {
                     RoleRef::from_role_arn(&std::env::var("BENCH_ROLE").unwrap()).unwrap(),
                 ],
                 launcher_session_names: vec![std::env::var("BENCH_SESSION").unwrap()],
+                ..ClassifierConfig::default()
             };
             let mut scanner = Scanner::new(Classifier::new(cfg), ScanOptions::default());
             for f in &files {

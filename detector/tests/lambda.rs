@@ -106,12 +106,12 @@ async fn every_trigger_shape_reads_the_object_and_the_finding_is_alerted_once() 
     assert!(
         alerts[0]
             .message
-            .contains("Who:     arn:aws:iam::111122223333:user/alice")
+            .contains("Who:      arn:aws:iam::111122223333:user/alice")
     );
     assert!(
         alerts[0]
             .message
-            .contains("MicroVM: ai-4b1f6c2e-8d3a-4e9b-a7c5-1d2e3f4a5b6c")
+            .contains("MicroVM:  ai-4b1f6c2e-8d3a-4e9b-a7c5-1d2e3f4a5b6c")
     );
     assert!(alerts[0].message.contains("What to do:"));
     assert_eq!(
@@ -309,22 +309,38 @@ async fn eventbridge_api_call_is_classified_at_once_and_launcher_calls_are_check
 }
 
 #[tokio::test]
-async fn stop_logging_in_the_record_stream_reports_detection_degraded() {
+async fn stop_logging_in_the_record_stream_reports_governance_tampered() {
     let rig = Rig::new().await;
     let st = rig.state().await;
-    let event = json!({"version": "0", "detail-type": "AWS API Call via CloudTrail",
+    let stop = |trail: &str| {
+        json!({"version": "0", "detail-type": "AWS API Call via CloudTrail",
         "source": "aws.cloudtrail", "detail": {
             "eventVersion": "1.09", "eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging",
             "eventID": format!("ev-{}", uuid_like()), "eventTime": "2025-10-02T14:00:00Z", "awsRegion": "us-east-1",
             "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/mallory", "accountId": ACCOUNT},
-            "requestParameters": {"name": "org-trail"}, "responseElements": null,
-            "requestID": "r", "eventType": "AwsApiCall", "managementEvent": true, "recipientAccountId": ACCOUNT}});
-    handle(&st, &event).await.unwrap();
+            "requestParameters": {"name": trail}, "responseElements": null,
+            "requestID": "r", "eventType": "AwsApiCall", "managementEvent": true, "recipientAccountId": ACCOUNT}})
+    };
+    // A trail outside TRAIL_NAMES is none of the detector's business.
+    handle(&st, &stop("someone-elses-trail")).await.unwrap();
+    assert!(rig.alerts().await.is_empty());
+    handle(&st, &stop(&rig.trail_name)).await.unwrap();
     let alerts = rig.alerts().await;
     assert_eq!(alerts.len(), 1);
     assert_eq!(
         alerts[0].envelope["MessageAttributes"]["event"]["Value"],
-        "aws.microvm.detection.degraded"
+        "aws.microvm.governance.tampered"
+    );
+    assert_eq!(
+        alerts[0].envelope["MessageAttributes"]["rule"]["Value"],
+        "trail-stopped"
+    );
+    assert!(
+        alerts[0]
+            .message
+            .contains(&format!("Resource: {}", rig.trail_name)),
+        "{}",
+        alerts[0].message
     );
     assert!(
         alerts[0]
@@ -366,8 +382,11 @@ async fn sweep_finds_exactly_the_unmanaged_vms_among_managed_ones_over_multiple_
             let details = a.message.split("--- details (JSON) ---").nth(1).unwrap();
             let v: Value = serde_json::from_str(details.trim()).unwrap();
             assert_eq!(v["image_arn"], IMAGE);
-            assert_eq!(v["state"], "RUNNING");
-            assert!(v["started_at"].as_str().unwrap().ends_with('Z'));
+            assert_eq!(v["microvm_state"], "RUNNING");
+            assert!(v["event_time"].as_str().unwrap().ends_with('Z'));
+            // The sweep names where it found the MicroVM.
+            assert_eq!(v["account_id"], ACCOUNT);
+            assert_eq!(v["region"], "us-east-1");
             v["microvm_id"].as_str().unwrap().to_string()
         })
         .collect();

@@ -115,13 +115,18 @@ fn bundled_examples_give_exactly_the_documented_findings() {
             "non-launcher-principal",
             "high",
         ),
+        (
+            "5b0f1c0e-5d1d-4c57-9a51-1f6c2b7d0a11",
+            "trail-stopped",
+            "critical",
+        ),
     ]
     .iter()
     .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
     .collect();
     assert_eq!(
         findings.len(),
-        9,
+        10,
         "one finding per event, duplicate dropped"
     );
     assert_eq!(triples(&findings), want);
@@ -139,6 +144,18 @@ fn bundled_examples_give_exactly_the_documented_findings() {
     let err = stderr(&out);
     assert!(err.contains("7 files read (1 ignored)"), "{err}");
     assert!(err.contains("13 governed calls (4 managed)"), "{err}");
+    assert!(
+        err.contains("1 control-plane changes, 10 findings"),
+        "{err}"
+    );
+    assert!(
+        err.contains("findings by rule: non-launcher-principal 6, launcher-session-mismatch 1, missing-contro1-request-id 1, contro1-request-id-mismatch 1, trail-stopped 1"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("errors:"),
+        "zero counters are not shown: {err}"
+    );
     assert!(
         err.contains("1 digest files, 1 insight records, 1 duplicate events"),
         "{err}"
@@ -159,9 +176,10 @@ fn table_format_aligns_findings_and_ends_with_a_total_line() {
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("SEVERITY"));
-    // without session names, the hand-assumed launcher session is managed: 8 findings
-    assert_eq!(*lines.last().unwrap(), "total: 8 findings");
-    assert_eq!(lines.len(), 10);
+    // without session names, the hand-assumed launcher session is managed:
+    // 8 bypass findings and the trail stopped
+    assert_eq!(*lines.last().unwrap(), "total: 9 findings");
+    assert_eq!(lines.len(), 11);
     let col = lines[0].find("RULE").unwrap();
     for l in &lines[1..lines.len() - 1] {
         assert_eq!(&l[col - 2..col], "  ", "{l}");
@@ -180,7 +198,7 @@ fn launcher_settings_come_from_the_environment_and_flags_win() {
         .env("LAUNCHER_SESSION_NAMES", SESSION)
         .output()
         .unwrap();
-    assert_eq!(stdout_findings(&from_env).len(), 9);
+    assert_eq!(stdout_findings(&from_env).len(), 10);
     let flag_wins = detector()
         .args([
             "scan",
@@ -191,20 +209,102 @@ fn launcher_settings_come_from_the_environment_and_flags_win() {
         .env("LAUNCHER_ROLE_ARNS", ROLE)
         .output()
         .unwrap();
-    // the flag names another role: every governed call (13, minus none) is a finding
-    assert_eq!(stdout_findings(&flag_wins).len(), 13);
+    // the flag names another role: every governed call (13) is a finding,
+    // and the trail stopped
+    assert_eq!(stdout_findings(&flag_wins).len(), 14);
+}
+
+/// Every CloudTrail record under `dir`, read plainly (whole files, any of
+/// the shapes the shared data holds).
+fn records_under(dir: &Path, out: &mut Vec<Value>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            records_under(&p, out);
+            continue;
+        }
+        let name = p.to_string_lossy();
+        if !(name.ends_with(".json") || name.ends_with(".gz")) || name.contains("Digest") {
+            continue;
+        }
+        let raw = std::fs::read(&p).unwrap();
+        let mut text = Vec::new();
+        if raw.starts_with(&[0x1f, 0x8b]) {
+            std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&raw[..]), &mut text)
+                .unwrap();
+        } else {
+            text = raw;
+        }
+        let Ok(doc) = serde_json::from_slice::<Value>(&text) else {
+            continue;
+        };
+        match doc {
+            Value::Array(items) => out.extend(items),
+            Value::Object(mut o) => {
+                if let Some(Value::Array(rs)) = o.remove("Records") {
+                    out.extend(rs);
+                } else if let Some(d) = o.remove("detail") {
+                    out.push(d);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 #[test]
-fn all_real_cloudtrail_data_gives_zero_findings_and_exit_0() {
+fn all_real_cloudtrail_data_gives_exactly_the_trail_changes_it_holds_and_exit_0() {
     let data = testkit::shared_data_dir();
     let out = scan(&["--launcher-role-arn", ROLE, data.to_str().unwrap()]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(out.stdout.is_empty());
     assert!(err.contains("33697 records"), "{err}");
     assert!(err.contains("1 digest files"), "{err}");
-    assert!(err.contains(" 0 findings"), "{err}");
+    // The plain reading: each CloudTrail StopLogging / DeleteTrail /
+    // UpdateTrail / PutEventSelectors record, once per eventID (none of the
+    // data's PutEventSelectors selects MicroVM data events).
+    let mut records = Vec::new();
+    records_under(&data, &mut records);
+    let rule = |name: &str| match name {
+        "StopLogging" => Some("trail-stopped"),
+        "DeleteTrail" => Some("trail-deleted"),
+        "UpdateTrail" => Some("trail-updated"),
+        "PutEventSelectors" => Some("trail-selectors-changed"),
+        _ => None,
+    };
+    let want: BTreeSet<(String, String)> = records
+        .iter()
+        .filter(|r| r["eventSource"] == "cloudtrail.amazonaws.com")
+        .filter_map(|r| {
+            Some((
+                r["eventID"].as_str()?.to_string(),
+                rule(r["eventName"].as_str()?)?.to_string(),
+            ))
+        })
+        .collect();
+    let findings = stdout_findings(&out);
+    let got: BTreeSet<(String, String)> = findings
+        .iter()
+        .map(|f| {
+            (
+                f["event_id"].as_str().unwrap().to_string(),
+                f["rule"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(findings.len(), 16, "{err}");
+    assert!(
+        findings
+            .iter()
+            .all(|f| f["event"] == "aws.microvm.governance.tampered"),
+        "no other finding in the real data"
+    );
+    assert!(err.contains(", 16 findings"), "{err}");
 }
 
 #[test]
@@ -238,7 +338,11 @@ fn make_corpus_findings_equal_expected_bypass_exactly() {
         dir.join("AWSLogs").to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let got: BTreeSet<(String, String, String)> = stdout_findings(&out)
+    let findings = stdout_findings(&out);
+    let (bypasses, others): (Vec<&Value>, Vec<&Value>) = findings
+        .iter()
+        .partition(|f| f["event"] == "aws.microvm.bypass.detected");
+    let got: BTreeSet<(String, String, String)> = bypasses
         .iter()
         .map(|f| {
             (
@@ -263,7 +367,34 @@ fn make_corpus_findings_equal_expected_bypass_exactly() {
             .collect();
     assert!(!want.is_empty());
     assert_eq!(got, want);
-    assert_eq!(stdout_findings(&out).len(), want.len());
+    assert_eq!(bypasses.len(), want.len());
+    // The corpus resamples real records, CloudTrail's own trail changes
+    // among them: those, and nothing else, are the other findings.
+    let mut records = Vec::new();
+    records_under(&dir, &mut records);
+    let trail_changes: BTreeSet<String> = records
+        .iter()
+        .filter(|r| r["eventSource"] == "cloudtrail.amazonaws.com")
+        .filter(|r| {
+            [
+                "StopLogging",
+                "DeleteTrail",
+                "UpdateTrail",
+                "PutEventSelectors",
+            ]
+            .contains(&r["eventName"].as_str().unwrap_or(""))
+        })
+        .map(|r| r["eventID"].as_str().unwrap().to_string())
+        .collect();
+    let tampered: BTreeSet<String> = others
+        .iter()
+        .map(|f| {
+            assert_eq!(f["event"], "aws.microvm.governance.tampered", "{f}");
+            f["event_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(tampered, trail_changes);
+    assert_eq!(others.len(), trail_changes.len());
     assert!(stderr(&out).contains("6000 records"), "{}", stderr(&out));
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -433,7 +564,11 @@ async fn an_s3_prefix_is_listed_and_streamed_through_aws_endpoint_url() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     let findings = stdout_findings(&out);
-    assert_eq!(findings.len(), 6, "4 in the gzip log + 2 in the bare array");
+    assert_eq!(
+        findings.len(),
+        7,
+        "4 bypasses and the trail stopped in the gzip log + 2 in the bare array"
+    );
     assert!(
         findings.iter().any(|f| f["source"]
             == format!("s3://{bucket}/logs/AWSLogs/111122223333/CloudTrail/a.json.gz"))

@@ -4,7 +4,12 @@
 //! plain files, in the Lambda, and in tests alike.
 //!
 //! - [`record`]: the fields of a record the classifier reads.
-//! - [`classify`]: the bypass rules ([`Classifier`]).
+//! - [`classify`]: the rules ([`Classifier`]): governed calls that bypassed
+//!   the launcher, and changes to the control plane (tamper rules).
+//! - [`finding`], [`evidence`]: one evidence schema for every finding.
+//! - [`selectors`]: do a trail's event selectors log the MicroVM data events?
+//! - [`targets`]: functions and resources as configured and as records name them.
+//! - [`text`]: attacker-controlled text made safe for human-readable outputs.
 //! - [`reader`]: input shapes, gzip, limits and errors.
 //! - [`notification`]: the Lambda trigger shapes (S3, SQS, SNS, EventBridge).
 //! - [`scan`]: [`Scanner`], which puts them together with counting and
@@ -12,15 +17,21 @@
 #![forbid(unsafe_code)]
 
 pub mod classify;
+pub mod evidence;
+pub mod finding;
 pub mod notification;
 pub mod reader;
 pub mod record;
 pub mod scan;
+pub mod selectors;
+pub mod targets;
+pub mod text;
 
 pub use classify::{
-    Classification, Classifier, ClassifierConfig, Finding, GovernedCall, Outcome, Rule, Severity,
-    TRAIL_CHANGE_EVENTS, TrailChange,
+    Classification, Classifier, ClassifierConfig, Exemption, GovernedCall, TamperConfig,
 };
+pub use finding::{Finding, Outcome, Rule, Severity};
 pub use reader::{Position, ReadError, RecordError, ScanOptions};
 pub use record::{FieldTypeError, Record};
 pub use scan::{InputReport, ScanEvent, ScanStats, Scanner};
+pub use targets::{FunctionRef, ResourceRef};

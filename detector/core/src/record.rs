@@ -180,6 +180,97 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
     }
 }
 
+/// A JSON value where a boolean is expected (`readOnly`,
+/// `managementEvent`). Exports that write `"true"`/`"false"` as strings are
+/// read as booleans; anything else reads as absent (these fields only steer
+/// which rules look at a record, never decide a finding on their own).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Flag {
+    #[default]
+    Missing,
+    True,
+    False,
+}
+
+impl Flag {
+    pub fn is_true(self) -> bool {
+        self == Flag::True
+    }
+    pub fn is_false(self) -> bool {
+        self == Flag::False
+    }
+}
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Flag;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Flag, E> {
+                Ok(if v { Flag::True } else { Flag::False })
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Flag, E> {
+                Ok(match v {
+                    "true" => Flag::True,
+                    "false" => Flag::False,
+                    _ => Flag::Missing,
+                })
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Flag, E> {
+                Ok(Flag::Missing)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Flag, E> {
+                Ok(Flag::Missing)
+            }
+            fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Flag, D2::Error> {
+                Flag::deserialize(d)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Flag, E> {
+                Ok(Flag::Missing)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Flag, E> {
+                Ok(Flag::Missing)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Flag, E> {
+                Ok(Flag::Missing)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Flag, A::Error> {
+                drain_seq(seq)?;
+                Ok(Flag::Missing)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Flag, A::Error> {
+                drain_map(map)?;
+                Ok(Flag::Missing)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A JSON value where an array of strings is expected (network connector
+/// ARNs). Evidence only: non-string elements and other types are dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StrList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for StrList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        Ok(StrList(match v {
+            serde_json::Value::Array(items) => items
+                .into_iter()
+                .filter_map(|i| match i {
+                    serde_json::Value::String(s) => Some(s),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }))
+    }
+}
+
 /// `requestParameters.runHookPayload`: a JSON document in a string, as the API
 /// defines it; tolerated as an inline object too.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -248,6 +339,15 @@ pub struct SessionContext<'a> {
     pub session_issuer: Obj<SessionIssuer<'a>>,
 }
 
+/// `userIdentity.onBehalfOf`: the Identity Center user behind a session.
+#[derive(Debug, Default, Deserialize)]
+pub struct OnBehalfOf<'a> {
+    #[serde(borrow, default, rename = "userId")]
+    pub user_id: Field<'a>,
+    #[serde(borrow, default, rename = "identityStoreArn")]
+    pub identity_store_arn: Field<'a>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct UserIdentity<'a> {
     #[serde(borrow, default, rename = "type")]
@@ -258,6 +358,13 @@ pub struct UserIdentity<'a> {
     pub account_id: Field<'a>,
     #[serde(borrow, default, rename = "sessionContext")]
     pub session_context: Obj<SessionContext<'a>>,
+    // Evidence only (never decides a rule, so never checked for its type):
+    #[serde(borrow, default, rename = "accessKeyId")]
+    pub access_key_id: Field<'a>,
+    #[serde(borrow, default, rename = "invokedBy")]
+    pub invoked_by: Field<'a>,
+    #[serde(borrow, default, rename = "onBehalfOf")]
+    pub on_behalf_of: Obj<OnBehalfOf<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -275,6 +382,15 @@ pub struct RequestParameters<'a> {
     /// Trail name, for CloudTrail's own StopLogging/DeleteTrail/...
     #[serde(borrow, default)]
     pub name: Field<'a>,
+    // Evidence only:
+    #[serde(borrow, default, rename = "imageVersion")]
+    pub image_version: Field<'a>,
+    #[serde(borrow, default, rename = "executionRoleArn")]
+    pub execution_role_arn: Field<'a>,
+    #[serde(default, rename = "ingressNetworkConnectors")]
+    pub ingress_network_connectors: StrList,
+    #[serde(default, rename = "egressNetworkConnectors")]
+    pub egress_network_connectors: StrList,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -285,6 +401,15 @@ pub struct ResponseElements<'a> {
     pub image_arn: Field<'a>,
     #[serde(borrow, default, rename = "microvmImageArn")]
     pub microvm_image_arn: Field<'a>,
+    // Evidence only:
+    #[serde(borrow, default)]
+    pub state: Field<'a>,
+    #[serde(borrow, default, rename = "microvmState")]
+    pub microvm_state: Field<'a>,
+    #[serde(borrow, default, rename = "imageVersion")]
+    pub image_version: Field<'a>,
+    #[serde(borrow, default, rename = "executionRoleArn")]
+    pub execution_role_arn: Field<'a>,
 }
 
 /// The part of a CloudTrail record the classifier reads.
@@ -318,6 +443,13 @@ pub struct Record<'a> {
     pub request_parameters: Obj<RequestParameters<'a>>,
     #[serde(borrow, default, rename = "responseElements")]
     pub response_elements: Obj<ResponseElements<'a>>,
+    /// Steer which rules look at a record (see [`Flag`]).
+    #[serde(default, rename = "readOnly")]
+    pub read_only: Flag,
+    #[serde(default, rename = "managementEvent")]
+    pub management_event: Flag,
+    #[serde(borrow, default, rename = "eventCategory")]
+    pub event_category: Field<'a>,
 }
 
 /// A field the classifier reads has the wrong JSON type.
@@ -342,6 +474,13 @@ impl<'a> Record<'a> {
     /// `detail`, say).
     pub fn from_value(v: &'a serde_json::Value) -> Result<Record<'a>, serde_json::Error> {
         Record::deserialize(v)
+    }
+
+    /// True for a data event (`eventCategory: Data` or
+    /// `managementEvent: false`); records that say neither are taken as
+    /// management events.
+    pub fn is_data_event(&self) -> bool {
+        self.event_category.as_str() == Some("Data") || self.management_event.is_false()
     }
 
     /// True for a CloudTrail Insight record (skipped, counted).

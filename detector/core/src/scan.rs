@@ -2,18 +2,22 @@
 //! counting and the de-duplication by `eventID` that `detector scan` and the
 //! detector Lambda both need.
 
+use crate::classify::tamper::trail::EVENTS as TRAIL_CHANGE_EVENTS;
 use crate::classify::{
-    Classification, Classifier, Finding, GovernedCall, Kind, Rule, TRAIL_CHANGE_EVENTS,
-    TrailChange, kind_of,
+    Classification, Classifier, ClassifierConfig, Exemption, GovernedCall, Kind, kind_of,
 };
+use crate::finding::{Finding, Rule};
 use crate::reader::{RawItem, ReadError, RecordError, ScanOptions, Sink, split, split_pipelined};
 use crate::record::{Field, Record};
-use memchr::memmem::Finder;
+use aho_corasick::AhoCorasick;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 
-/// Counts over everything a [`Scanner`] has read.
+/// Counts over everything a [`Scanner`] has read. Every record lands in
+/// exactly one of `governed`, `control_plane`, `not_governed`,
+/// `skipped_insight_records`, `duplicates` and `record_errors`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ScanStats {
     /// Inputs read to the end (with or without bad records).
@@ -22,14 +26,24 @@ pub struct ScanStats {
     pub records: u64,
     /// Uncompressed bytes read.
     pub bytes: u64,
-    /// Governed MicroVM calls (managed + findings), duplicates excluded.
+    /// Governed MicroVM calls (managed + bypass findings), duplicates excluded.
     pub governed: u64,
     pub managed: u64,
+    /// Records a tamper rule matched (findings and exempt changes).
+    pub control_plane: u64,
     pub not_governed: u64,
     /// Findings by rule.
     pub findings: BTreeMap<Rule, u64>,
-    /// Governed records seen again under an `eventID` already reported.
+    /// Changes a tamper rule matched, made by a deployment role (not reported).
+    pub changes_by_deployment: u64,
+    /// Changes a tamper rule matched, made by an AWS service (not reported).
+    pub changes_by_aws_service: u64,
+    /// PutEventSelectors calls whose selectors still log every governed call.
+    pub selector_changes_keeping_coverage: u64,
+    /// Records seen again under an `eventID` already classified.
     pub duplicates: u64,
+    /// CloudTrail StopLogging / DeleteTrail / UpdateTrail / PutEventSelectors
+    /// records seen (findings or not).
     pub trail_changes: u64,
     pub skipped_digest_files: u64,
     pub skipped_insight_records: u64,
@@ -51,11 +65,10 @@ impl ScanStats {
 /// What the scanner reports, record by record.
 #[derive(Debug)]
 pub enum ScanEvent {
-    /// A bypass (never a duplicate within this scanner).
+    /// A finding (never a duplicate within this scanner).
     Finding(Finding),
     /// A governed call by the launcher (check it against the ledger).
     Managed(GovernedCall),
-    TrailChange(TrailChange),
     /// A record that could not be read; the input goes on. A caller that
     /// must fail closed (the Lambda) treats this as a failure of the input.
     RecordError(ReadError),
@@ -71,42 +84,82 @@ pub struct InputReport {
     pub digest: bool,
 }
 
-/// Cheap test run on every record's bytes before any parsing: a record that
-/// passes none of these cannot be a governed call, a trail change or an
-/// Insight record. `\u` catches names written with JSON unicode escapes.
-/// `cloudtrail.amazonaws.com` alone is not enough to parse a record: half of
-/// a busy trail is CloudTrail's own S3 deliveries (`invokedBy`), so a trail
-/// change must also carry one of the [`TRAIL_CHANGE_EVENTS`] names.
+/// Cheap test run on every record's bytes before any parsing: a record
+/// that contains none of these needles cannot match any rule, so it is not
+/// parsed at all.
+///
+/// - `Microvm` (governed calls), `AwsCloudTrailInsight` (Insight records are
+///   counted), and the JSON escapes `\u` and `\/` (a name written with
+///   escapes would hide from the other needles);
+/// - `cloudtrail.amazonaws.com` together with a trail-change operation name
+///   (half of a busy trail is CloudTrail's own S3 deliveries, which name the
+///   service but never these operations);
+/// - every configured name a tamper rule matches on: the launcher roles,
+///   the launcher and detector functions, the protected resources and the
+///   ledger tables. A record can only name one of them if its bytes hold it.
 struct Prefilter {
-    any: [Finder<'static>; 3],
-    cloudtrail: Finder<'static>,
-    trail_changes: Vec<Finder<'static>>,
+    ac: AhoCorasick,
+    /// Patterns `0..any` alone make a record a candidate.
+    any: usize,
+    /// Pattern `any` is `cloudtrail.amazonaws.com`; the rest are trail-change names.
+    cloudtrail: usize,
 }
 
 impl Prefilter {
-    fn new() -> Prefilter {
-        Prefilter {
-            any: [
-                Finder::new(b"Microvm"),
-                Finder::new(b"AwsCloudTrailInsight"),
-                Finder::new(b"\\u"),
-            ],
-            cloudtrail: Finder::new(b"cloudtrail.amazonaws.com"),
-            trail_changes: TRAIL_CHANGE_EVENTS
+    fn new(cfg: &ClassifierConfig) -> Prefilter {
+        let mut any: Vec<String> = ["Microvm", "AwsCloudTrailInsight", "\\u", "\\/"]
+            .map(str::to_string)
+            .to_vec();
+        let t = &cfg.tamper;
+        any.extend(cfg.launcher_roles.iter().map(|r| r.name.clone()));
+        any.extend(
+            t.launcher_functions
                 .iter()
-                .map(|name| Finder::new(name.as_bytes()))
-                .collect(),
+                .chain(&t.detector_functions)
+                .map(|f| f.name.clone()),
+        );
+        any.extend(
+            t.protected_resources
+                .iter()
+                .chain(&t.ledger_tables)
+                .map(|r| r.needle().to_string()),
+        );
+        any.retain(|n| !n.is_empty());
+        any.sort();
+        any.dedup();
+        let n_any = any.len();
+        let mut patterns = any;
+        patterns.push("cloudtrail.amazonaws.com".to_string());
+        patterns.extend(TRAIL_CHANGE_EVENTS.iter().map(|s| s.to_string()));
+        Prefilter {
+            ac: AhoCorasick::new(&patterns).expect("the prefilter's needles are plain strings"),
+            any: n_any,
+            cloudtrail: n_any,
         }
     }
+
     fn candidate(&self, record: &[u8]) -> bool {
-        self.any.iter().any(|f| f.find(record).is_some())
-            || (self.cloudtrail.find(record).is_some()
-                && self.trail_changes.iter().any(|f| f.find(record).is_some()))
+        let (mut service, mut operation) = (false, false);
+        for m in self.ac.find_overlapping_iter(record) {
+            let p = m.pattern().as_usize();
+            if p < self.any {
+                return true;
+            }
+            if p == self.cloudtrail {
+                service = true;
+            } else {
+                operation = true;
+            }
+            if service && operation {
+                return true;
+            }
+        }
+        false
     }
 }
 
-/// Scans inputs with one classifier, de-duplicating governed records by
-/// `eventID` across every input it reads.
+/// Scans inputs with one classifier, de-duplicating the records any rule
+/// looks at by `eventID` across every input it reads.
 ///
 /// ```
 /// use detector_core::{ClassifierConfig, Classifier, ScanEvent, ScanOptions, Scanner};
@@ -114,7 +167,7 @@ impl Prefilter {
 ///
 /// let cfg = ClassifierConfig {
 ///     launcher_roles: vec![RoleRef::from_role_arn("arn:aws:iam::111122223333:role/launcher").unwrap()],
-///     launcher_session_names: vec![],
+///     ..ClassifierConfig::default()
 /// };
 /// let mut scanner = Scanner::new(Classifier::new(cfg), ScanOptions::default());
 /// let log = br#"{"Records":[{"eventID":"e1","eventSource":"lambda.amazonaws.com",
@@ -183,20 +236,23 @@ impl<F: FnMut(ScanEvent)> ScanSink<'_, F> {
             self.seen,
             self.stats,
             &mut self.on_event,
+            || serde_json::from_slice(bytes).map(Cow::Owned),
         )
     }
 }
 
-/// Shared by streamed records and single JSON values.
-fn classify_into(
+/// Shared by streamed records and single JSON values. `whole` gives the
+/// record as a JSON value when a tamper rule must look into it.
+fn classify_into<'w>(
     classifier: &Classifier,
     record: &Record<'_>,
     source: &str,
     seen: &mut HashSet<String>,
     stats: &mut ScanStats,
     on_event: &mut dyn FnMut(ScanEvent),
+    whole: impl FnOnce() -> Result<Cow<'w, serde_json::Value>, serde_json::Error>,
 ) -> Result<(), RecordError> {
-    let kind = kind_of(record);
+    let kind = kind_of(record, classifier.config());
     record
         .check_types(kind != Kind::Other)
         .map_err(RecordError::FieldType)?;
@@ -204,28 +260,51 @@ fn classify_into(
         stats.skipped_insight_records += 1;
         return Ok(());
     }
-    if let (Kind::Governed(_), Some(id)) = (kind, record.event_id.as_str())
-        && !seen.insert(id.to_string())
+    if kind == Kind::Management
+        && record.event_source.as_str() == Some("cloudtrail.amazonaws.com")
+        && record.event_name.as_str().is_some_and(|n| {
+            TRAIL_CHANGE_EVENTS.contains(&shared_core::ops::normalise_event_name(n))
+        })
     {
-        stats.duplicates += 1;
-        return Ok(());
+        stats.trail_changes += 1;
     }
-    match classifier.classify(record, source) {
+    let classification = classifier
+        .classify(record, source, whole)
+        .map_err(RecordError::Json)?;
+    // A record that yields a finding or a managed call is reported once per
+    // eventID, whatever file or path delivers it again.
+    let mut first_time = || {
+        record
+            .event_id
+            .as_str()
+            .is_none_or(|id| seen.insert(id.to_string()))
+    };
+    match classification {
         Classification::NotGoverned => stats.not_governed += 1,
+        Classification::Managed(_) | Classification::Finding(_) if !first_time() => {
+            stats.duplicates += 1;
+        }
         Classification::Managed(call) => {
             stats.governed += 1;
             stats.managed += 1;
             on_event(ScanEvent::Managed(call));
         }
-        Classification::Bypass(finding) => {
-            stats.governed += 1;
+        Classification::Finding(finding) => {
+            if matches!(kind, Kind::Governed(_)) {
+                stats.governed += 1;
+            } else {
+                stats.control_plane += 1;
+            }
             *stats.findings.entry(finding.rule).or_default() += 1;
             on_event(ScanEvent::Finding(finding));
         }
-        Classification::TrailChange(change) => {
-            stats.not_governed += 1;
-            stats.trail_changes += 1;
-            on_event(ScanEvent::TrailChange(change));
+        Classification::Exempt { why, .. } => {
+            stats.control_plane += 1;
+            match why {
+                Exemption::Deployment => stats.changes_by_deployment += 1,
+                Exemption::AwsService => stats.changes_by_aws_service += 1,
+                Exemption::CoverageKept => stats.selector_changes_keeping_coverage += 1,
+            }
         }
     }
     Ok(())
@@ -266,10 +345,11 @@ impl<F: FnMut(ScanEvent)> Sink for ScanSink<'_, F> {
 
 impl Scanner {
     pub fn new(classifier: Classifier, opts: ScanOptions) -> Scanner {
+        let prefilter = Prefilter::new(classifier.config());
         Scanner {
             classifier,
             opts,
-            prefilter: Prefilter::new(),
+            prefilter,
             seen: HashSet::new(),
             stats: ScanStats::default(),
         }
@@ -284,8 +364,7 @@ impl Scanner {
     }
 
     /// Read one input to its end (any shape, plain or gzip), calling
-    /// `on_event` for every finding, managed call, trail change and bad
-    /// record. `source` names the input in findings and errors. An `Err`
+    /// `on_event` for every finding, managed call and bad record. `source` names the input in findings and errors. An `Err`
     /// means the input could not be read to the end (events already passed
     /// to `on_event` stand); it is counted in `input_errors`. Runs on the
     /// calling thread only; see [`Scanner::scan_reader_pipelined`].
@@ -363,6 +442,7 @@ impl Scanner {
                 &mut self.seen,
                 &mut self.stats,
                 &mut on_event,
+                || Ok(Cow::Borrowed(record)),
             )
         });
         if res.is_err() {

@@ -21,7 +21,7 @@ fn scanner(opts: ScanOptions) -> Scanner {
     Scanner::new(
         Classifier::new(ClassifierConfig {
             launcher_roles: vec![RoleRef::from_role_arn(LAUNCHER_ROLE).unwrap()],
-            launcher_session_names: vec![],
+            ..ClassifierConfig::default()
         }),
         opts,
     )
@@ -99,7 +99,7 @@ fn scan_with(scanner: &mut Scanner, input: impl Read) -> Scanned {
     let result = scanner.scan_reader(input, NAME, |ev| match ev {
         ScanEvent::Finding(f) => findings.push(f.event_id.unwrap_or_default()),
         ScanEvent::RecordError(e) => record_errors.push(e.to_string()),
-        ScanEvent::Managed(_) | ScanEvent::TrailChange(_) => {}
+        ScanEvent::Managed(_) => {}
     });
     Scanned {
         result,

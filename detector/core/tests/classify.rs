@@ -1,10 +1,9 @@
-//! The classification rules of issue 2, one behaviour per test.
+//! The bypass rules, one behaviour per test (the tamper rules are in
+//! `tamper.rs`).
 
 #![allow(clippy::needless_pass_by_value)] // json! builders read their arguments by reference
 
-use detector_core::{
-    Classification, Classifier, ClassifierConfig, Outcome, Rule, Severity, TrailChange,
-};
+use detector_core::{Classification, Classifier, ClassifierConfig, Outcome, Rule, Severity};
 use serde_json::{Value, json};
 use shared_core::{GovernedOp, RoleRef};
 
@@ -63,6 +62,7 @@ fn classifier(roles: &[&str], sessions: &[&str]) -> Classifier {
             .map(|r| RoleRef::from_role_arn(r).unwrap())
             .collect(),
         launcher_session_names: sessions.iter().map(|s| s.to_string()).collect(),
+        ..ClassifierConfig::default()
     })
 }
 
@@ -79,7 +79,7 @@ fn classify(c: &Classifier, v: &Value) -> Classification {
 
 fn rule(c: &Classifier, v: &Value) -> Option<Rule> {
     match classify(c, v) {
-        Classification::Bypass(f) => Some(f.rule),
+        Classification::Finding(f) => Some(f.rule),
         Classification::Managed(_) => None,
         other => panic!("not a governed call: {other:?}"),
     }
@@ -98,9 +98,16 @@ fn launcher_run_with_matching_payload_and_client_token_is_managed_with_its_ids()
         Classification::Managed(call) => {
             assert_eq!(call.op, GovernedOp::RunMicrovm);
             assert_eq!(call.contro1_request_id.as_deref(), Some("c1r_1"));
-            assert_eq!(call.request_id.as_deref(), Some("req-1"));
+            assert_eq!(call.request_id, "req-1");
             assert_eq!(call.microvm_id.as_deref(), Some("vm-9"));
-            assert_eq!(call.event_id.as_deref(), Some("id-RunMicrovm"));
+            assert_eq!(
+                call.if_not_in_ledger.event_id.as_deref(),
+                Some("id-RunMicrovm")
+            );
+            assert_eq!(
+                call.if_not_in_ledger.rule,
+                Rule::LauncherCredentialsOutsideLauncher
+            );
             assert_eq!(call.outcome, Outcome::Succeeded);
         }
         other => panic!("{other:?}"),
@@ -294,15 +301,15 @@ fn severity_follows_the_table() {
             v["errorMessage"] = json!("denied");
         }
         match classify(&c, &v) {
-            Classification::Bypass(f) => {
+            Classification::Finding(f) => {
                 assert_eq!(f.severity, want, "{name} failed={failed}");
                 assert_eq!(
                     f.outcome,
-                    if failed {
+                    Some(if failed {
                         Outcome::Failed
                     } else {
                         Outcome::Succeeded
-                    }
+                    })
                 );
                 assert_eq!(f.error_code.is_some(), failed);
             }
@@ -316,7 +323,7 @@ fn suffixed_event_names_are_matched_and_reported_normalised() {
     let c = standard();
     for name in ["RunMicrovm20250909", "RunMicrovm20250909v2"] {
         match classify(&c, &record(name, user(), json!({}))) {
-            Classification::Bypass(f) => assert_eq!(f.event_name, "RunMicrovm"),
+            Classification::Finding(f) => assert_eq!(f.event_name.as_deref(), Some("RunMicrovm")),
             other => panic!("{other:?}"),
         }
     }
@@ -341,7 +348,7 @@ fn other_operations_and_sources_are_not_governed() {
     v["eventSource"] = json!("ec2.amazonaws.com");
     assert_eq!(classify(&c, &v), Classification::NotGoverned);
     v["eventSource"] = json!("lambda-microvms.amazonaws.com");
-    assert!(matches!(classify(&c, &v), Classification::Bypass(_)));
+    assert!(matches!(classify(&c, &v), Classification::Finding(_)));
 }
 
 #[test]
@@ -354,7 +361,7 @@ fn documentation_field_names_are_accepted_for_image_and_microvm_id() {
     );
     v["responseElements"] = json!({"microvmId": "vm-doc", "microvmState": "PENDING"});
     match classify(&c, &v) {
-        Classification::Bypass(f) => {
+        Classification::Finding(f) => {
             assert_eq!(f.image_arn.as_deref(), Some("arn:img:doc"));
             assert_eq!(f.microvm_id.as_deref(), Some("vm-doc"));
         }
@@ -363,7 +370,7 @@ fn documentation_field_names_are_accepted_for_image_and_microvm_id() {
     let mut v = record("RunMicrovm", user(), json!({}));
     v["responseElements"] = json!({"microvmId": "vm-api", "imageArn": "arn:img:api"});
     match classify(&c, &v) {
-        Classification::Bypass(f) => {
+        Classification::Finding(f) => {
             assert_eq!(f.image_arn.as_deref(), Some("arn:img:api"));
             assert_eq!(f.microvm_id.as_deref(), Some("vm-api"));
         }
@@ -380,7 +387,7 @@ fn finding_serialises_with_the_contract_fields() {
         run_params(Some("tok"), Some(payload("c1r_9"))),
     );
     v["responseElements"] = json!({"microvmId": "vm-1"});
-    let Classification::Bypass(f) = classify(&c, &v) else {
+    let Classification::Finding(f) = classify(&c, &v) else {
         panic!()
     };
     let j = serde_json::to_value(&f).unwrap();
@@ -396,14 +403,29 @@ fn finding_serialises_with_the_contract_fields() {
         "account_id",
         "region",
         "microvm_id",
-        "contro1_request_id",
+        "contro1_request_id_claimed",
+        "contro1_request_id_ledger",
         "source",
         "aws_request_id",
-        "user_identity_type",
+        "identity_type",
+        "access_key_id",
+        "session_issuer_arn",
+        "on_behalf_of",
+        "invoked_by",
         "source_ip",
         "user_agent",
         "error_code",
         "image_arn",
+        "image_version",
+        "execution_role_arn",
+        "network_connectors",
+        "microvm_state",
+        "incident_key",
+        "recommended_action",
+        "summary",
+        "resource",
+        "reason",
+        "remediation",
     ] {
         assert!(j.get(key).is_some(), "missing {key} in {j}");
     }
@@ -411,37 +433,10 @@ fn finding_serialises_with_the_contract_fields() {
     assert_eq!(j["rule"], "non-launcher-principal");
     assert_eq!(j["severity"], "high");
     assert_eq!(j["outcome"], "succeeded");
-    assert_eq!(j["contro1_request_id"], "c1r_9");
+    assert_eq!(j["contro1_request_id_claimed"], "c1r_9");
+    assert_eq!(j["incident_key"], format!("microvm:{ACCT}:us-east-1:vm-1"));
     assert_eq!(j["account_id"], ACCT);
     assert_eq!(j["error_code"], Value::Null);
-}
-
-#[test]
-fn cloudtrail_changes_by_anyone_are_trail_changes() {
-    let c = standard();
-    for name in [
-        "StopLogging",
-        "DeleteTrail",
-        "UpdateTrail",
-        "PutEventSelectors",
-    ] {
-        let mut v = record(name, launcher(), json!({"name": "org-trail"}));
-        v["eventSource"] = json!("cloudtrail.amazonaws.com");
-        match classify(&c, &v) {
-            Classification::TrailChange(TrailChange {
-                event_name,
-                trail_name,
-                ..
-            }) => {
-                assert_eq!(event_name, name);
-                assert_eq!(trail_name.as_deref(), Some("org-trail"));
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-    let mut v = record("StartLogging", user(), json!({"name": "t"}));
-    v["eventSource"] = json!("cloudtrail.amazonaws.com");
-    assert_eq!(classify(&c, &v), Classification::NotGoverned);
 }
 
 #[test]

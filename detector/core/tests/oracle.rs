@@ -1,10 +1,14 @@
 //! A slow, obvious oracle checked against the fast path: the whole input is
 //! parsed into one `serde_json::Value`, the shape is recognised by looking at
-//! it, and the rules of issue 2 are applied with JSON pointers. The streaming
-//! scanner (byte-level splitter, prefilter, borrowed struct) must agree on
-//! every generated input: findings, managed calls and counts.
+//! it, and the bypass rules and a subset of the tamper rules are applied with
+//! JSON pointers. The streaming scanner (byte-level splitter, prefilter,
+//! borrowed struct, tamper rules on the parsed value) must agree on every
+//! generated input: findings, managed calls and counts.
 
-use detector_core::{Classifier, ClassifierConfig, ScanEvent, ScanOptions, Scanner};
+use detector_core::targets::FunctionRef;
+use detector_core::{
+    Classifier, ClassifierConfig, ResourceRef, ScanEvent, ScanOptions, Scanner, TamperConfig,
+};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use proptest::prelude::*;
@@ -16,6 +20,9 @@ use std::io::Write;
 
 const LAUNCHER: &str = "arn:aws:iam::111122223333:role/gov/microvm-launcher";
 const SESSION: &str = "microvm-launcher";
+const LAUNCHER_FN: &str = "gov-launcher";
+const DEPLOYER: &str = "arn:aws:iam::111122223333:role/deployer";
+const BUCKET: &str = "gov-trail-bucket";
 
 /// What either path reports for one input: findings and managed calls as
 /// comparable tuples, plus counts.
@@ -23,13 +30,15 @@ const SESSION: &str = "microvm-launcher";
 struct Report {
     /// (event_id, rule, severity, event_name, outcome, microvm_id, contro1_request_id, principal)
     findings: Vec<[Option<String>; 8]>,
-    /// (event_id, contro1_request_id, microvm_id)
+    /// (event_id, contro1_request_id, microvm_id); findings and managed calls
+    /// are de-duplicated together by event_id.
     managed: Vec<[Option<String>; 3]>,
     records: u64,
     insight: u64,
     digest: u64,
     duplicates: u64,
     trail_changes: u64,
+    by_deployment: u64,
 }
 
 fn s(v: Option<&Value>) -> Option<String> {
@@ -82,6 +91,7 @@ fn oracle(bytes: &[u8]) -> Report {
         }
     }
     let launcher = RoleRef::from_role_arn(LAUNCHER).unwrap();
+    let deployer = RoleRef::from_role_arn(DEPLOYER).unwrap();
     for r in records {
         report.records += 1;
         if r["eventType"] == "AwsCloudTrailInsight" {
@@ -90,25 +100,7 @@ fn oracle(bytes: &[u8]) -> Report {
         }
         let source = r["eventSource"].as_str().unwrap_or("");
         let name = normalise_event_name(r["eventName"].as_str().unwrap_or(""));
-        if source == "cloudtrail.amazonaws.com"
-            && detector_core::TRAIL_CHANGE_EVENTS.contains(&name)
-        {
-            report.trail_changes += 1;
-            continue;
-        }
-        let Some(op) = GovernedOp::from_name(name) else {
-            continue;
-        };
-        if source != "lambda.amazonaws.com" && source != "lambda-microvms.amazonaws.com" {
-            continue;
-        }
         let event_id = s(r.get("eventID"));
-        if let Some(id) = &event_id
-            && !seen.insert(id.clone())
-        {
-            report.duplicates += 1;
-            continue;
-        }
         let principal = s(r.pointer("/userIdentity/arn"));
         let assumed = principal
             .as_deref()
@@ -119,6 +111,54 @@ fn oracle(bytes: &[u8]) -> Report {
         {
             Some(issuer) => RoleRef::from_role_arn(issuer).ok(),
             None => assumed.as_ref().map(|a| a.0.clone()),
+        };
+        let failed = r.get("errorCode").is_some_and(Value::is_string);
+        let microvm = visible(r.pointer("/requestParameters/microvmIdentifier"))
+            .or_else(|| visible(r.pointer("/responseElements/microvmId")));
+        let mut first_time =
+            |id: &Option<String>| id.as_ref().is_none_or(|id| seen.insert(id.clone()));
+
+        let governed = GovernedOp::from_name(name).filter(|_| {
+            source == "lambda.amazonaws.com" || source == "lambda-microvms.amazonaws.com"
+        });
+        let Some(op) = governed else {
+            if source == "cloudtrail.amazonaws.com"
+                && [
+                    "StopLogging",
+                    "DeleteTrail",
+                    "UpdateTrail",
+                    "PutEventSelectors",
+                ]
+                .contains(&name)
+            {
+                report.trail_changes += 1;
+            }
+            if let Some((rule, severity, deployment_ok, service_ok)) =
+                tamper_oracle(&r, source, name, &launcher)
+            {
+                if deployment_ok && role.as_ref().is_some_and(|r| deployer.matches(r)) {
+                    report.by_deployment += 1;
+                    continue;
+                }
+                if service_ok && r.pointer("/userIdentity/type") == Some(&json!("AWSService")) {
+                    continue;
+                }
+                if !first_time(&event_id) {
+                    report.duplicates += 1;
+                    continue;
+                }
+                report.findings.push([
+                    event_id,
+                    Some(rule.into()),
+                    Some(if failed { "low" } else { severity }.into()),
+                    Some(name.into()),
+                    Some(if failed { "failed" } else { "succeeded" }.into()),
+                    microvm,
+                    None,
+                    principal,
+                ]);
+            }
+            continue;
         };
         let session = assumed.map(|a| a.1.rsplit('/').next().unwrap().to_string());
         let is_launcher = role.is_some_and(|r| launcher.matches(&r));
@@ -137,6 +177,7 @@ fn oracle(bytes: &[u8]) -> Report {
             Some(v) => Some(s(v.get("contro1_request_id")).filter(|id| !id.is_empty())),
         };
         let token = visible(r.pointer("/requestParameters/clientToken"));
+        let request_id = s(r.get("requestID")).filter(|id| !id.is_empty());
         let rule = if !is_launcher {
             Some("non-launcher-principal")
         } else if session.as_deref() != Some(SESSION) {
@@ -147,13 +188,16 @@ fn oracle(bytes: &[u8]) -> Report {
             && id != t
         {
             Some("contro1-request-id-mismatch")
+        } else if request_id.is_none() {
+            Some("launcher-call-without-request-id")
         } else {
             None
         };
-        let failed = r.get("errorCode").is_some_and(Value::is_string);
-        let microvm = visible(r.pointer("/requestParameters/microvmIdentifier"))
-            .or_else(|| visible(r.pointer("/responseElements/microvmId")));
         let id = payload_id.flatten();
+        if !first_time(&event_id) {
+            report.duplicates += 1;
+            continue;
+        }
         match rule {
             None => report.managed.push([event_id, id.or(token), microvm]),
             Some(rule) => {
@@ -180,6 +224,69 @@ fn oracle(bytes: &[u8]) -> Report {
     report
 }
 
+/// The tamper rules the generator exercises, written plainly: (rule,
+/// severity if it succeeded, whether a deployment role, whether an AWS
+/// service may make the change unreported).
+fn tamper_oracle(
+    r: &Value,
+    source: &str,
+    name: &str,
+    launcher: &RoleRef,
+) -> Option<(&'static str, &'static str, bool, bool)> {
+    let param = |k: &str| {
+        r.pointer(&format!("/requestParameters/{k}"))
+            .and_then(Value::as_str)
+    };
+    match (source, name) {
+        ("cloudtrail.amazonaws.com", "StopLogging") => {
+            return Some(("trail-stopped", "critical", true, false));
+        }
+        ("cloudtrail.amazonaws.com", "DeleteTrail") => {
+            return Some(("trail-deleted", "critical", true, false));
+        }
+        _ => {}
+    }
+    if source == "lambda.amazonaws.com"
+        && name == "UpdateFunctionCode"
+        && param("functionName").is_some_and(|f| {
+            f == LAUNCHER_FN
+                || f == format!("arn:aws:lambda:us-east-1:111122223333:function:{LAUNCHER_FN}")
+        })
+    {
+        return Some(("launcher-function-changed", "critical", true, true));
+    }
+    if source == "sts.amazonaws.com"
+        && name == "AssumeRole"
+        && param("roleArn")
+            .and_then(|a| RoleRef::from_role_arn(a).ok())
+            .is_some_and(|role| launcher.matches(&role))
+        && !(r.pointer("/userIdentity/type") == Some(&json!("AWSService"))
+            && r.pointer("/userIdentity/invokedBy") == Some(&json!("lambda.amazonaws.com")))
+    {
+        return Some(("launcher-role-assumed", "critical", false, false));
+    }
+    let read_only = [
+        "Get", "List", "Describe", "Head", "Lookup", "BatchGet", "Query", "Scan",
+    ]
+    .iter()
+    .any(|v| name.starts_with(v));
+    fn names_bucket(v: &Value) -> bool {
+        let hit = |s: &str| {
+            s == BUCKET || s.ends_with(&format!("/{BUCKET}")) || s.ends_with(&format!(":{BUCKET}"))
+        };
+        match v {
+            Value::String(s) => hit(s),
+            Value::Array(a) => a.iter().any(names_bucket),
+            Value::Object(m) => m.iter().any(|(k, v)| hit(k) || names_bucket(v)),
+            _ => false,
+        }
+    }
+    if !read_only && r.get("requestParameters").is_some_and(names_bucket) {
+        return Some(("protected-resource-changed", "high", true, true));
+    }
+    None
+}
+
 // ---- the fast path ----------------------------------------------------
 
 fn fast(bytes: &[u8]) -> Report {
@@ -196,6 +303,12 @@ fn fast_with(bytes: &[u8], pipelined: bool) -> Report {
     let cfg = ClassifierConfig {
         launcher_roles: vec![RoleRef::from_role_arn(LAUNCHER).unwrap()],
         launcher_session_names: vec![SESSION.into()],
+        tamper: TamperConfig {
+            launcher_functions: vec![FunctionRef::parse(LAUNCHER_FN).unwrap()],
+            deployment_roles: vec![RoleRef::from_role_arn(DEPLOYER).unwrap()],
+            protected_resources: vec![ResourceRef::parse(BUCKET).unwrap()],
+            ..TamperConfig::default()
+        },
     };
     let mut scanner = Scanner::new(Classifier::new(cfg), ScanOptions::default());
     let mut report = Report::default();
@@ -210,19 +323,20 @@ fn fast_with(bytes: &[u8], pipelined: bool) -> Report {
                     "event_name",
                     "outcome",
                     "microvm_id",
-                    "contro1_request_id",
+                    "contro1_request_id_claimed",
                     "principal_arn",
                 ]
                 .map(|k| s(j.get(k))),
             );
         }
         ScanEvent::Managed(m) => {
-            report
-                .managed
-                .push([m.event_id, m.contro1_request_id, m.microvm_id]);
+            report.managed.push([
+                m.if_not_in_ledger.event_id,
+                m.contro1_request_id,
+                m.microvm_id,
+            ]);
         }
         ScanEvent::RecordError(e) => panic!("record error on generated input: {e}"),
-        ScanEvent::TrailChange(_) => {}
     };
     if pipelined {
         scanner
@@ -237,6 +351,7 @@ fn fast_with(bytes: &[u8], pipelined: bool) -> Report {
     report.digest = st.skipped_digest_files;
     report.duplicates = st.duplicates;
     report.trail_changes = st.trail_changes;
+    report.by_deployment = st.changes_by_deployment;
     report
 }
 
@@ -262,6 +377,8 @@ fn identity() -> impl Strategy<Value = Value> {
         1 => Just(json!({"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/alice", "userName": "alice"})),
         1 => Just(json!({"type": "Root", "arn": "arn:aws:iam::111122223333:root"})),
         1 => Just(json!({"type": "AWSService", "invokedBy": "lambda.amazonaws.com"})),
+        1 => Just(json!({"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/deployer/cfn",
+                          "sessionContext": {"sessionIssuer": {"type": "Role", "arn": DEPLOYER}}})),
         1 => Just(json!({"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/Other/microvm-launcher",
                           "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::111122223333:role/Other"}}})),
     ]
@@ -281,11 +398,23 @@ fn text() -> impl Strategy<Value = String> {
 prop_compose! {
     fn record()(
         source in prop_oneof![4 => Just("lambda.amazonaws.com"), 1 => Just("lambda-microvms.amazonaws.com"),
-                              1 => Just("s3.amazonaws.com"), 1 => Just("cloudtrail.amazonaws.com")],
+                              1 => Just("s3.amazonaws.com"), 1 => Just("cloudtrail.amazonaws.com"),
+                              1 => Just("sts.amazonaws.com")],
         name in prop_oneof![
             Just("RunMicrovm"), Just("CreateMicrovmAuthToken"), Just("CreateMicrovmShellAuthToken"),
             Just("SuspendMicrovm"), Just("ResumeMicrovm"), Just("TerminateMicrovm"),
-            Just("GetMicrovm"), Just("ListMicrovms"), Just("GetObject"), Just("StopLogging")],
+            Just("GetMicrovm"), Just("ListMicrovms"), Just("GetObject"), Just("StopLogging"),
+            Just("DeleteTrail"), Just("UpdateFunctionCode"), Just("PutBucketPolicy"), Just("AssumeRole")],
+        target in prop::option::of(prop_oneof![
+            Just(("functionName", LAUNCHER_FN.to_string())),
+            Just(("functionName", format!("arn:aws:lambda:us-east-1:111122223333:function:{LAUNCHER_FN}"))),
+            Just(("functionName", "other-fn".to_string())),
+            Just(("bucketName", BUCKET.to_string())),
+            Just(("bucketName", format!("arn:aws:s3:::{BUCKET}"))),
+            Just(("bucketName", "other-bucket".to_string())),
+            Just(("roleArn", LAUNCHER.to_string())),
+            Just(("roleArn", "arn:aws:iam::111122223333:role/other".to_string())),
+        ]),
         suffix in prop_oneof![4 => Just(""), 1 => Just("20250909"), 1 => Just("20250909v2")],
         who in identity(),
         id in 0u8..40,
@@ -304,9 +433,11 @@ prop_compose! {
         vm_in_response in any::<bool>(),
         failed in prop::bool::weighted(0.2),
         insight in prop::bool::weighted(0.05),
+        has_request_id in prop::bool::weighted(0.9),
         junk in text(),
     ) -> Value {
         let mut params = json!({"note": junk});
+        if let Some((k, v)) = target { params[k] = json!(v); }
         if let Some(t) = token { params["clientToken"] = json!(t); }
         if let Some(p) = payload { params["runHookPayload"] = p; }
         let mut resp = Value::Null;
@@ -317,9 +448,10 @@ prop_compose! {
         let mut r = json!({"eventVersion": "1.11", "eventID": format!("ev-{id}"), "eventTime": "2026-11-20T10:00:00Z",
             "eventSource": source, "eventName": format!("{name}{suffix}"), "awsRegion": "us-east-1",
             "userIdentity": who, "requestParameters": params, "responseElements": resp,
-            "additionalEventData": {"x": [junk, {"deep": [[{}]]}]}, "requestID": "r",
+            "additionalEventData": {"x": [junk, {"deep": [[{}]]}]},
             "eventType": if insight { "AwsCloudTrailInsight" } else { "AwsApiCall" }});
         if failed { r["errorCode"] = json!("AccessDenied"); }
+        if has_request_id { r["requestID"] = json!("r"); }
         r
     }
 }
@@ -344,6 +476,7 @@ fn encode(shape: Shape, records: &[Value], pretty: bool, escape: bool, gz: bool)
         // JSON unicode escapes where a prefilter would look for plain text
         if escape {
             t.replace("Microvm", "\\u004dicrovm")
+                .replace("gov-", "\\u0067ov-")
         } else {
             t
         }

@@ -19,7 +19,7 @@ fn scanner_with(opts: ScanOptions) -> Scanner {
         launcher_roles: vec![
             RoleRef::from_role_arn("arn:aws:iam::111122223333:role/microvm-launcher").unwrap(),
         ],
-        launcher_session_names: vec![],
+        ..ClassifierConfig::default()
     };
     Scanner::new(Classifier::new(cfg), opts)
 }

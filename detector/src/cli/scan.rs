@@ -5,8 +5,10 @@
 
 use super::s3::{S3Source, parse_url};
 use super::{EXIT_BAD_INPUT, EXIT_USAGE};
+use detector_core::text::{FIELD_MAX, clean};
 use detector_core::{
-    Classifier, ClassifierConfig, Finding, Rule, ScanEvent, ScanOptions, ScanStats, Scanner,
+    Classifier, ClassifierConfig, Finding, ResourceRef, ScanEvent, ScanOptions, ScanStats, Scanner,
+    TamperConfig,
 };
 use shared_core::RoleRef;
 use std::fs::File;
@@ -44,6 +46,61 @@ pub struct ScanArgs {
         value_delimiter = ','
     )]
     pub launcher_session_names: Vec<String>,
+    /// The launcher function, by name or ARN (repeatable; env
+    /// LAUNCHER_FUNCTIONS). Any change to it is a finding.
+    #[arg(
+        long = "launcher-function",
+        value_name = "NAME_OR_ARN",
+        env = "LAUNCHER_FUNCTIONS",
+        value_delimiter = ','
+    )]
+    pub launcher_functions: Vec<String>,
+    /// The detector function, by name or ARN (repeatable; env
+    /// DETECTOR_FUNCTIONS). Any change to it is a finding.
+    #[arg(
+        long = "detector-function",
+        value_name = "NAME_OR_ARN",
+        env = "DETECTOR_FUNCTIONS",
+        value_delimiter = ','
+    )]
+    pub detector_functions: Vec<String>,
+    /// A role whose control-plane changes are expected (the deployment role;
+    /// repeatable; env DEPLOYMENT_ROLE_ARNS): counted, not reported.
+    #[arg(
+        long = "deployment-role-arn",
+        value_name = "ARN",
+        env = "DEPLOYMENT_ROLE_ARNS",
+        value_delimiter = ','
+    )]
+    pub deployment_role_arns: Vec<String>,
+    /// A resource the pipeline depends on, by name or ARN (repeatable; env
+    /// PROTECTED_RESOURCES): any mutating call naming it is a finding.
+    #[arg(
+        long = "protected-resource",
+        value_name = "NAME_OR_ARN",
+        env = "PROTECTED_RESOURCES",
+        value_delimiter = ','
+    )]
+    pub protected_resources: Vec<String>,
+    /// The launcher's ledger table (repeatable; env LEDGER_TABLE): item
+    /// writes by anyone but the launcher role are findings (where DynamoDB
+    /// data events are logged); it is also a protected resource.
+    #[arg(
+        long = "ledger-table",
+        value_name = "NAME_OR_ARN",
+        env = "LEDGER_TABLE",
+        value_delimiter = ','
+    )]
+    pub ledger_tables: Vec<String>,
+    /// Only changes to these trails are findings (repeatable; env
+    /// TRAIL_NAMES); all trails when not given.
+    #[arg(
+        long = "trail-name",
+        value_name = "NAME_OR_ARN",
+        env = "TRAIL_NAMES",
+        value_delimiter = ','
+    )]
+    pub trail_names: Vec<String>,
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Jsonl)]
     pub format: Format,
@@ -81,9 +138,34 @@ pub fn classifier_config(args: &ScanArgs) -> Result<ClassifierConfig, String> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
+    let mut tamper = TamperConfig::parse(
+        &args.launcher_functions,
+        &args.detector_functions,
+        &args.deployment_role_arns,
+        &args.protected_resources,
+    )
+    .map_err(|e| format!("{}: {e}", e.list.flag()))?;
+    for table in args
+        .ledger_tables
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
+        let table = ResourceRef::parse(table)
+            .ok_or_else(|| format!("--ledger-table: `{table}` is not a table name or ARN"))?;
+        tamper.ledger_tables.push(table.clone());
+        tamper.protected_resources.push(table);
+    }
+    tamper.trail_names = args
+        .trail_names
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
     Ok(ClassifierConfig {
         launcher_roles,
         launcher_session_names,
+        tamper,
     })
 }
 
@@ -163,7 +245,7 @@ impl Run {
             .scan_reader_pipelined(reader, source, |ev| match ev {
                 ScanEvent::Finding(f) => out.finding(f),
                 ScanEvent::RecordError(e) => eprintln!("error: {e}"),
-                ScanEvent::Managed(_) | ScanEvent::TrailChange(_) => {}
+                ScanEvent::Managed(_) => {}
             });
         match result {
             Ok(report) if report.record_errors > 0 => self.bad_inputs += 1,
@@ -270,31 +352,64 @@ impl Run {
     }
 }
 
-/// The stderr summary.
+/// `name N` for each non-zero count, joined.
+fn nonzero(items: &[(&str, u64)]) -> String {
+    items
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{n} {name}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The stderr summary: the totals, then only the counters that are not zero.
 pub fn summary(s: &ScanStats, ignored: u64, bad_inputs: u64) -> String {
     let mut out = format!(
-        "detector scan: {} files read ({} ignored), {} records ({} MB), {} governed calls ({} managed), {} findings\n",
+        "detector scan: {} files read ({} ignored), {} records ({} MB), {} governed calls ({} managed), {} control-plane changes, {} findings\n",
         s.files,
         ignored,
         s.records,
         s.bytes / 1_000_000,
         s.governed,
         s.managed,
+        s.control_plane,
         s.total_findings()
     );
-    let by_rule: Vec<String> = Rule::ALL
-        .iter()
-        .map(|r| format!("{} {}", r.as_str(), s.findings.get(r).copied().unwrap_or(0)))
-        .collect();
-    out += &format!("  findings by rule: {}\n", by_rule.join(", "));
-    out += &format!(
-        "  skipped: {} digest files, {} insight records, {} duplicate events; {} trail changes seen\n",
-        s.skipped_digest_files, s.skipped_insight_records, s.duplicates, s.trail_changes
-    );
-    out += &format!(
-        "  errors: {} inputs unreadable, {} records unreadable, {} inputs with errors\n",
-        s.input_errors, s.record_errors, bad_inputs
-    );
+    if !s.findings.is_empty() {
+        let by_rule: Vec<String> = s
+            .findings
+            .iter()
+            .map(|(rule, n)| format!("{rule} {n}"))
+            .collect();
+        out += &format!("  findings by rule: {}\n", by_rule.join(", "));
+    }
+    let not_reported = nonzero(&[
+        ("by a deployment role", s.changes_by_deployment),
+        ("by an AWS service", s.changes_by_aws_service),
+        (
+            "selector changes keeping MicroVM coverage",
+            s.selector_changes_keeping_coverage,
+        ),
+    ]);
+    if !not_reported.is_empty() {
+        out += &format!("  changes not reported: {not_reported}\n");
+    }
+    let skipped = nonzero(&[
+        ("digest files", s.skipped_digest_files),
+        ("insight records", s.skipped_insight_records),
+        ("duplicate events", s.duplicates),
+    ]);
+    if !skipped.is_empty() {
+        out += &format!("  skipped: {skipped}\n");
+    }
+    let errors = nonzero(&[
+        ("inputs unreadable", s.input_errors),
+        ("records unreadable", s.record_errors),
+        ("inputs with errors", bad_inputs),
+    ]);
+    if !errors.is_empty() {
+        out += &format!("  errors: {errors}\n");
+    }
     out
 }
 
@@ -345,35 +460,34 @@ impl Output {
     }
 }
 
-/// The findings as aligned columns, with a total line.
+/// The findings as aligned columns, with a total line. Every cell is
+/// cleaned: one line, bounded, control characters escaped.
 pub fn render_table(rows: &[Finding]) -> String {
-    const HEAD: [&str; 10] = [
+    const HEAD: [&str; 9] = [
         "SEVERITY",
         "RULE",
         "EVENT",
         "OUTCOME",
         "EVENT_TIME",
         "PRINCIPAL",
-        "MICROVM",
-        "CONTRO1_REQUEST",
+        "TARGET",
         "EVENT_ID",
         "SOURCE",
     ];
-    let dash = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".to_string());
-    let cells: Vec<[String; 10]> = rows
+    let cell = |s: Option<&str>| clean(s.unwrap_or("-"), FIELD_MAX);
+    let cells: Vec<[String; 9]> = rows
         .iter()
         .map(|f| {
             [
                 f.severity.as_str().to_string(),
                 f.rule.as_str().to_string(),
-                f.event_name.clone(),
-                f.outcome.as_str().to_string(),
-                dash(&f.event_time),
-                dash(&f.principal_arn),
-                dash(&f.microvm_id),
-                dash(&f.contro1_request_id),
-                dash(&f.event_id),
-                f.source.clone(),
+                cell(f.event_name.as_deref()),
+                cell(f.outcome.map(|o| o.as_str())),
+                cell(f.event_time.as_deref()),
+                cell(f.principal_arn.as_deref()),
+                cell(f.microvm_id.as_deref().or(f.resource.as_deref())),
+                cell(f.event_id.as_deref()),
+                cell(Some(&f.source)),
             ]
         })
         .collect();

@@ -218,7 +218,7 @@ mod tests {
         rig.channel.fail.store(true, Ordering::SeqCst);
         let alerter = rig.alerter();
         let batch = AlertBatch::new(&alerter);
-        let alert = Alert::unmanaged(&vm("ai-1", "RUNNING", NOW - 10), NOW);
+        let alert = Alert::unmanaged(&vm("ai-1", "RUNNING", NOW - 10), NOW, None, None);
         let err = batch.raise(&alert).await.unwrap_err();
         assert!(matches!(err, AlertError::Delivery { .. }), "{err}");
         assert!(rig.dedupe.marks.lock().unwrap().is_empty());
@@ -236,7 +236,7 @@ mod tests {
     async fn a_marked_finding_is_suppressed_across_invocations() {
         let rig = Rig::new(NOW);
         let alerter = rig.alerter();
-        let alert = Alert::unmanaged(&vm("ai-1", "RUNNING", NOW - 10), NOW);
+        let alert = Alert::unmanaged(&vm("ai-1", "RUNNING", NOW - 10), NOW, None, None);
         let first = AlertBatch::new(&alerter);
         assert_eq!(first.raise(&alert).await.unwrap(), Raised::Alerted);
         let second = AlertBatch::new(&alerter);
@@ -263,7 +263,7 @@ mod tests {
         rig.dedupe.fail_reads.store(false, Ordering::SeqCst);
         let alerter = rig.alerter();
         let batch = AlertBatch::new(&alerter);
-        let alert = Alert::unmanaged(&vm("ai-1", "RUNNING", NOW - 10), NOW);
+        let alert = Alert::unmanaged(&vm("ai-1", "RUNNING", NOW - 10), NOW, None, None);
         batch.raise(&alert).await.unwrap();
         // Reads now fail: a second table read would error.
         rig.dedupe.fail_reads.store(true, Ordering::SeqCst);

@@ -3,7 +3,8 @@
 //! process environment. Every error names the variable that is wrong.
 
 use super::sweep::{Remediation, SweepConfig};
-use detector_core::ClassifierConfig;
+use super::trail::TrailExpectations;
+use detector_core::{ClassifierConfig, ResourceRef, TamperConfig};
 use shared_core::RoleRef;
 use std::collections::HashMap;
 
@@ -95,9 +96,34 @@ impl Config {
                 key: "LAUNCHER_ROLE_ARNS",
                 reason: e.to_string(),
             })?;
+        let mut tamper = TamperConfig::parse(
+            &list(get("LAUNCHER_FUNCTIONS")),
+            &list(get("DETECTOR_FUNCTIONS")),
+            &list(get("DEPLOYMENT_ROLE_ARNS")),
+            &list(get("PROTECTED_RESOURCES")),
+        )
+        .map_err(|e| ConfigError::Invalid {
+            key: e.list.env(),
+            reason: e.to_string(),
+        })?;
+        // The detector's own tables and topic are always protected, and the
+        // ledger's items may be written by the launcher only.
+        let ledger = ResourceRef::parse(&ledger_table).ok_or(ConfigError::Missing {
+            key: "LEDGER_TABLE",
+        })?;
+        tamper.ledger_tables.push(ledger.clone());
+        tamper.protected_resources.push(ledger);
+        tamper.protected_resources.extend(
+            [&dedupe_table, &alert_topic_arn]
+                .iter()
+                .filter_map(|r| ResourceRef::parse(r)),
+        );
+        let trail_names = list(get("TRAIL_NAMES"));
+        tamper.trail_names.clone_from(&trail_names);
         let classifier = ClassifierConfig {
             launcher_roles,
             launcher_session_names: list(get("LAUNCHER_SESSION_NAMES")),
+            tamper,
         };
         let contro1_base_url = get("CONTRO1_BASE_URL")
             .map(|s| s.trim().trim_end_matches('/').to_string())
@@ -161,7 +187,13 @@ impl Config {
                 grace_seconds,
                 concurrency,
                 check_trails,
-                trail_names: list(get("TRAIL_NAMES")),
+                trails: TrailExpectations {
+                    names: trail_names,
+                    buckets: list(get("TRAIL_BUCKETS")),
+                    region: None,
+                },
+                account_id: None,
+                region: None,
             },
         })
     }

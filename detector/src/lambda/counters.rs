@@ -2,9 +2,9 @@
 //! invocation. They reconcile, so a record or a finding can never disappear
 //! without showing up somewhere:
 //!
-//! - `records_in = governed + not_governed + skipped_records + parse_errors`
-//!   (trail changes are counted in `not_governed` and again in
-//!   `trail_changes`);
+//! - `records_in = governed + control_plane + not_governed + skipped_records
+//!   + parse_errors` (trail changes are counted in `control_plane` or
+//!   `not_governed`, and again in `trail_changes`);
 //! - `findings = alerted + suppressed`.
 
 use serde::Serialize;
@@ -29,15 +29,18 @@ pub struct Counters {
     pub bytes_read: u64,
     pub records_in: u64,
     pub governed: u64,
+    /// Records a tamper rule matched (findings, and changes by a deployment
+    /// role or an AWS service).
+    pub control_plane: u64,
     pub not_governed: u64,
     /// Insight records and governed records seen again (same eventID).
     pub skipped_records: u64,
     pub parse_errors: u64,
     pub trail_changes: u64,
+    /// Control-plane changes made by a deployment role (counted, not alerted).
+    pub changes_by_deployment: u64,
     /// Managed calls checked against the ledger by requestID.
     pub ledger_checked_calls: u64,
-    /// Managed calls without a requestID (cannot be checked).
-    pub ledger_unchecked_calls: u64,
     pub findings: u64,
     pub alerted: u64,
     pub suppressed: u64,
@@ -58,7 +61,11 @@ impl Counters {
     /// True when both equations of the module doc hold.
     pub fn reconciles(&self) -> bool {
         self.records_in
-            == self.governed + self.not_governed + self.skipped_records + self.parse_errors
+            == self.governed
+                + self.control_plane
+                + self.not_governed
+                + self.skipped_records
+                + self.parse_errors
             && self.findings == self.alerted + self.suppressed
     }
 
@@ -79,12 +86,13 @@ impl Counters {
             bytes_read,
             records_in,
             governed,
+            control_plane,
             not_governed,
             skipped_records,
             parse_errors,
             trail_changes,
+            changes_by_deployment,
             ledger_checked_calls,
-            ledger_unchecked_calls,
             findings,
             alerted,
             suppressed,

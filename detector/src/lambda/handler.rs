@@ -24,7 +24,6 @@ use detector_core::notification::{
 };
 use detector_core::{
     Classifier, GovernedCall, ReadError, RecordError, ScanEvent, ScanOptions, ScanStats, Scanner,
-    Severity,
 };
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -254,10 +253,12 @@ pub async fn run_trigger(
 fn fold_stats(s: &ScanStats, c: &mut Counters) {
     c.records_in += s.records;
     c.governed += s.governed;
+    c.control_plane += s.control_plane;
     c.not_governed += s.not_governed;
     c.skipped_records += s.skipped_insight_records + s.duplicates;
     c.parse_errors += s.record_errors;
     c.trail_changes += s.trail_changes;
+    c.changes_by_deployment += s.changes_by_deployment;
     c.bytes_read += s.bytes;
     c.objects_skipped_digest += s.skipped_digest_files;
 }
@@ -313,8 +314,8 @@ async fn run_object(
     }
 }
 
-/// Raise findings and trail changes; check launcher calls against the
-/// ledger. Returns the first record error's text, if any.
+/// Raise findings; check launcher calls against the ledger. Returns the
+/// first record error's text, if any.
 async fn handle_events(
     state: &State,
     events: Vec<ScanEvent>,
@@ -326,8 +327,7 @@ async fn handle_events(
     let mut first_err: Option<HandleError> = None;
     for ev in events {
         let alert = match ev {
-            ScanEvent::Finding(f) => Alert::from_bypass(&f),
-            ScanEvent::TrailChange(t) => Alert::from_trail_change(&t),
+            ScanEvent::Finding(f) => Alert::from_finding(f),
             ScanEvent::Managed(call) => {
                 managed.push(call);
                 continue;
@@ -356,43 +356,30 @@ async fn handle_events(
 }
 
 /// Launcher-role calls whose `requestID` the ledger does not hold were made
-/// with the launcher's credentials outside the launcher.
+/// with the launcher's credentials outside the launcher. (A launcher-role
+/// call without any `requestID` is already a finding of the classifier.)
 async fn check_ledger(
     state: &State,
     managed: Vec<GovernedCall>,
     batch: &AlertBatch<'_>,
     counters: &mut Counters,
 ) -> Result<(), HandleError> {
-    let ids: Vec<String> = managed
-        .iter()
-        .filter_map(|c| c.request_id.clone())
-        .collect();
-    let unchecked = managed.len() - ids.len();
-    counters.ledger_unchecked_calls += unchecked as u64;
-    counters.ledger_checked_calls += ids.len() as u64;
-    if unchecked > 0 {
-        state.alerter.log().line(&json!({
-            "log": "ledger-unchecked",
-            "reason": "launcher-role governed call without requestID",
-            "count": unchecked,
-        }));
-    }
-    if ids.is_empty() {
+    if managed.is_empty() {
         return Ok(());
     }
+    let ids: Vec<String> = managed.iter().map(|c| c.request_id.clone()).collect();
+    counters.ledger_checked_calls += ids.len() as u64;
     let known = state
         .ledger
         .known_requests(&ids)
         .await
         .map_err(HandleError::Ledger)?;
     for call in managed {
-        let Some(id) = &call.request_id else { continue };
-        if known.contains(id) {
+        if known.contains(&call.request_id) {
             continue;
         }
-        let severity = Severity::of(call.op, call.outcome);
         batch
-            .raise(&Alert::from_unledgered_call(&call, severity.as_str()))
+            .raise(&Alert::from_finding(call.if_not_in_ledger))
             .await?;
     }
     Ok(())

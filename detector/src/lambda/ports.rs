@@ -76,34 +76,39 @@ pub trait MicrovmsApi: Send + Sync {
     fn terminate<'a>(&'a self, microvm_id: &'a str) -> PortResult<'a, ()>;
 }
 
-/// One advanced event selector field condition.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldCondition {
-    pub field: String,
-    pub equals: Vec<String>,
-    pub not_equals: Vec<String>,
-    pub starts_with: Vec<String>,
-    pub not_starts_with: Vec<String>,
-    pub ends_with: Vec<String>,
-    pub not_ends_with: Vec<String>,
-}
+pub use detector_core::selectors::FieldCondition;
 
-/// What CloudTrail says about one trail.
+/// What CloudTrail says about one trail. A trail whose status or selectors
+/// could not be read carries the error in `read_error` (and is judged on
+/// that alone): one unreadable trail never hides the others.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrailInfo {
     pub name: String,
     pub arn: String,
     pub home_region: Option<String>,
+    pub is_multi_region: bool,
+    pub is_organization_trail: bool,
+    /// The bucket the trail delivers to.
+    pub s3_bucket_name: Option<String>,
     pub is_logging: bool,
     /// Advanced event selectors: each a list of field conditions (ANDed).
     pub advanced_selectors: Vec<Vec<FieldCondition>>,
     /// Basic event selectors cannot select MicroVM data events; counted only
     /// to say so in the alert.
     pub basic_selectors: usize,
+    /// `GetTrailStatus.LatestDeliveryError`.
+    pub latest_delivery_error: Option<String>,
+    /// `GetTrailStatus.LatestDigestDeliveryError`.
+    pub latest_digest_delivery_error: Option<String>,
+    /// Why this trail's status or selectors could not be read.
+    pub read_error: Option<String>,
 }
 
 /// The CloudTrail API, as far as trail health needs it.
 pub trait TrailsApi: Send + Sync {
+    /// Every trail the detector's region can see (shadow trails of
+    /// multi-region and organization trails included), each read in its
+    /// home region. `Err` only when the trails cannot be listed at all.
     fn trails(&self) -> PortResult<'_, Vec<TrailInfo>>;
 }
 

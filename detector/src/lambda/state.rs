@@ -77,7 +77,6 @@ pub async fn build_with_log(
         mv = mv.endpoint_url(url);
     }
     let microvms = aws_sdk_lambdamicrovms::Client::from_conf(mv.build());
-    let cloudtrail = aws_sdk_cloudtrail::Client::new(sdk);
     let channels: Vec<Arc<dyn AlertChannel>> = vec![
         Arc::new(SnsChannel::new(sns, cfg.alert_topic_arn.clone())),
         contro1.clone(),
@@ -85,9 +84,33 @@ pub async fn build_with_log(
     let alerter = Alerter::new(
         Arc::new(DynamoDedupe::new(dynamo.clone(), cfg.dedupe_table.clone())),
         channels,
-        log,
+        log.clone(),
         Arc::new(SystemClock),
     );
+    // Where the sweep runs, for the evidence of what it finds and for trail
+    // health (a single-region trail covers only its home region).
+    let region = sdk.region().map(|r| r.to_string());
+    let account_id = match aws_sdk_sts::Client::new(sdk)
+        .get_caller_identity()
+        .send()
+        .await
+    {
+        Ok(id) => id.account().map(str::to_string),
+        Err(e) => {
+            log.line(&serde_json::json!({
+                "log": "warning",
+                "warning": format!(
+                    "STS GetCallerIdentity failed; findings of the sweep will not name the account: {}",
+                    aws_sdk_sts::error::DisplayErrorContext(e)
+                ),
+            }));
+            None
+        }
+    };
+    let mut sweep = cfg.sweep.clone();
+    sweep.trails.region.clone_from(&region);
+    sweep.region = region;
+    sweep.account_id = account_id;
     Ok(State {
         classifier: Classifier::new(cfg.classifier.clone()),
         scan_options: ScanOptions::default(),
@@ -97,10 +120,10 @@ pub async fn build_with_log(
             cfg.ledger_table.clone(),
         )),
         microvms: Arc::new(SdkMicrovms::new(microvms)),
-        trails: Arc::new(SdkTrails::new(cloudtrail)),
+        trails: Arc::new(SdkTrails::new(sdk)),
         auditor: contro1,
         alerter,
-        sweep: cfg.sweep.clone(),
+        sweep,
         message_concurrency: 4,
     })
 }

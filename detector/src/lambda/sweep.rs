@@ -18,6 +18,7 @@ use contro1::types::{
     AuditActor, AuditRecord, AuditResource, AuditSource, INTEGRATION, Outcome as AuditOutcome,
     RESOURCE_TYPE_MICROVM,
 };
+use detector_core::Rule;
 use futures::{SinkExt, StreamExt, TryStreamExt};
 use serde_json::json;
 use shared_core::Event;
@@ -63,8 +64,11 @@ pub struct SweepConfig {
     pub concurrency: usize,
     /// Check trail health in the same run.
     pub check_trails: bool,
-    /// Only these trails (names or ARNs) count; all trails when empty.
-    pub trail_names: Vec<String>,
+    /// What a covering trail must be (names, bucket, region).
+    pub trails: trail::TrailExpectations,
+    /// The account and region swept, as findings report them.
+    pub account_id: Option<String>,
+    pub region: Option<String>,
 }
 
 impl Default for SweepConfig {
@@ -74,7 +78,9 @@ impl Default for SweepConfig {
             grace_seconds: 900,
             concurrency: 8,
             check_trails: true,
-            trail_names: Vec::new(),
+            trails: trail::TrailExpectations::default(),
+            account_id: None,
+            region: None,
         }
     }
 }
@@ -230,7 +236,11 @@ pub async fn sweep(
             report.pages = pages;
             counters.unmanaged += unmanaged.len() as u64;
             let results: Vec<Result<_, AlertError>> = futures::stream::iter(&unmanaged)
-                .map(|vm| async move { batch.raise(&Alert::unmanaged(vm, now)).await })
+                .map(|vm| async move {
+                    let alert =
+                        Alert::unmanaged(vm, now, cfg.account_id.as_deref(), cfg.region.as_deref());
+                    batch.raise(&alert).await
+                })
                 .buffer_unordered(cfg.concurrency.max(1))
                 .collect()
                 .await;
@@ -303,23 +313,23 @@ pub async fn sweep(
         counters.trails_checked += 1;
         let alert = match ports.trails.trails().await {
             Ok(trails) => {
-                let health = trail::assess(&trails, &cfg.trail_names);
+                let health = trail::assess(&trails, &cfg.trails);
                 let alert = (!health.healthy).then(|| {
                     Alert::degraded(
-                        trail::CHECK_NO_TRAIL,
+                        Rule::NoTrailLogsMicrovmDataEvents,
                         &health.reason(),
                         now,
-                        json!({"trails": health.verdicts, "missing_trails": health.missing}),
+                        None,
                     )
                 });
                 report.trail_health = Some(health);
                 alert
             }
             Err(e) => Some(Alert::degraded(
-                "trail-health-unavailable",
+                Rule::TrailHealthUnavailable,
                 &format!("cannot read CloudTrail configuration: {e}"),
                 now,
-                json!({}),
+                None,
             )),
         };
         if let Some(alert) = alert
@@ -405,7 +415,7 @@ mod tests {
             trails: vec![TrailInfo {
                 name: "t".into(),
                 arn: "arn:aws:cloudtrail:us-east-1:1:trail/t".into(),
-                home_region: None,
+                is_multi_region: true,
                 is_logging: true,
                 advanced_selectors: vec![vec![
                     FieldCondition {
@@ -419,7 +429,7 @@ mod tests {
                         ..Default::default()
                     },
                 ]],
-                basic_selectors: 0,
+                ..Default::default()
             }],
         }
     }
@@ -484,7 +494,7 @@ mod tests {
         assert!(
             delivered
                 .iter()
-                .all(|a| a.event == shared_core::Event::UnmanagedDetected)
+                .all(|a| a.finding.event == shared_core::Event::UnmanagedDetected)
         );
         // Remediation is off by default: no action, no audit.
         assert!(mv.suspended.lock().unwrap().is_empty());
@@ -566,13 +576,16 @@ mod tests {
         let delivered = rig.channel.delivered.lock().unwrap();
         let degraded: Vec<&Alert> = delivered
             .iter()
-            .filter(|a| a.event == shared_core::Event::DetectionDegraded)
+            .filter(|a| a.finding.event == shared_core::Event::DetectionDegraded)
             .collect();
         assert_eq!(degraded.len(), 1);
         assert!(
-            degraded[0].what.contains("only basic event selectors"),
+            degraded[0]
+                .finding
+                .summary
+                .contains("only basic event selectors"),
             "{}",
-            degraded[0].what
+            degraded[0].finding.summary
         );
     }
 

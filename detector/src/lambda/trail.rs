@@ -1,115 +1,100 @@
-//! Trail health: is some logging trail recording the MicroVM data events?
+//! Trail health: is some trail recording the MicroVM data events, for this
+//! region, into the bucket the detector reads, and delivering them?
 //!
-//! The six governed operations are CloudTrail **data events**, logged only
-//! when a trail has an advanced event selector with `eventCategory = Data`
-//! and `resources.type = AWS::Lambda::MicrovmImage`
-//! (reference/microvms-and-cloudtrail.md). Without one, the CloudTrail layer
-//! of the detector is blind, so the sweep checks it every run and reports
-//! `aws.microvm.detection.degraded` when no trail qualifies. Pure: decided
-//! over [`TrailInfo`] values, tested without AWS.
+//! Each trail gets a verdict naming the first property that fails: it could
+//! not be read, it is not logging, it logs another region only, its
+//! selectors do not select the data events (decided by
+//! [`detector_core::selectors`], the same code that judges a
+//! `PutEventSelectors` record), it delivers to another bucket, or its last
+//! delivery failed. Detection is healthy when at least one trail covers.
+//! Pure: decided over [`TrailInfo`] values, tested without AWS.
 
-use super::ports::{FieldCondition, TrailInfo};
+use super::ports::TrailInfo;
+use detector_core::selectors::selectors_cover;
 use serde::Serialize;
-use shared_core::GovernedOp;
 
-/// The resource type MicroVM data events are selected by.
-pub const MICROVM_RESOURCE_TYPE: &str = "AWS::Lambda::MicrovmImage";
+pub use detector_core::selectors::MICROVM_RESOURCE_TYPE;
 
-/// Rule names of the degraded findings.
-pub const CHECK_NO_TRAIL: &str = "no-trail-logs-microvm-data-events";
+/// What the deployment expects of a covering trail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrailExpectations {
+    /// Only these trails (names or ARNs) count; all trails when empty.
+    pub names: Vec<String>,
+    /// A covering trail must deliver to one of these buckets; any bucket
+    /// when empty.
+    pub buckets: Vec<String>,
+    /// The region the detector watches: a single-region trail homed
+    /// elsewhere does not cover it.
+    pub region: Option<String>,
+}
 
-/// Why one trail does not cover the governed calls.
+/// Why one trail does or does not cover the governed calls.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TrailVerdict {
     pub trail: String,
     pub covers: bool,
+    /// The property that decided: `readable`, `logging`, `region`,
+    /// `selectors`, `bucket`, `delivery` (or `covers`).
+    pub property: &'static str,
     pub reason: String,
 }
 
-/// Does this advanced selector log every governed call on every MicroVM
-/// image? Conditions are ANDed; anything that narrows the selection (read-only
-/// only, some event names, some image ARNs) means a bypass can fall outside.
-pub fn selector_covers(fields: &[FieldCondition]) -> Result<(), String> {
-    let get = |name: &str| fields.iter().find(|f| f.field == name);
-    let category = get("eventCategory").ok_or("no eventCategory condition")?;
-    if !category.equals.iter().any(|v| v == "Data") {
-        return Err("eventCategory is not Data".into());
-    }
-    let rtype = get("resources.type").ok_or("no resources.type condition")?;
-    if !rtype.equals.iter().any(|v| v == MICROVM_RESOURCE_TYPE) {
-        return Err(format!(
-            "resources.type does not include {MICROVM_RESOURCE_TYPE}"
-        ));
-    }
-    for f in fields {
-        match f.field.as_str() {
-            "eventCategory" | "resources.type" => {}
-            "readOnly" => {
-                if f.equals.iter().any(|v| v == "true") {
-                    return Err("readOnly = true excludes the governed (write) calls".into());
-                }
-            }
-            "eventName" => {
-                for op in GovernedOp::ALL {
-                    let name = op.as_str();
-                    let excluded = (!f.equals.is_empty() && !f.equals.iter().any(|v| v == name))
-                        || f.not_equals.iter().any(|v| v == name)
-                        || (!f.starts_with.is_empty()
-                            && !f.starts_with.iter().any(|p| name.starts_with(p.as_str())))
-                        || f.not_starts_with
-                            .iter()
-                            .any(|p| name.starts_with(p.as_str()))
-                        || (!f.ends_with.is_empty()
-                            && !f.ends_with.iter().any(|s| name.ends_with(s.as_str())))
-                        || f.not_ends_with.iter().any(|s| name.ends_with(s.as_str()));
-                    if excluded {
-                        return Err(format!("eventName condition excludes {name}"));
-                    }
-                }
-            }
-            other => {
-                return Err(format!(
-                    "condition on `{other}` narrows the selection (calls on other images or by \
-                     other principals would not be logged)"
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// One trail's verdict.
-pub fn assess_trail(t: &TrailInfo) -> TrailVerdict {
-    let verdict = |covers: bool, reason: String| TrailVerdict {
+pub fn assess_trail(t: &TrailInfo, want: &TrailExpectations) -> TrailVerdict {
+    let verdict = |covers: bool, property: &'static str, reason: String| TrailVerdict {
         trail: if t.arn.is_empty() {
             t.name.clone()
         } else {
             t.arn.clone()
         },
         covers,
+        property,
         reason,
     };
-    if !t.is_logging {
-        return verdict(false, "not logging".into());
+    if let Some(e) = &t.read_error {
+        return verdict(false, "readable", format!("cannot be read: {e}"));
     }
-    if t.advanced_selectors.is_empty() {
+    if !t.is_logging {
+        return verdict(false, "logging", "not logging".into());
+    }
+    if !t.is_multi_region
+        && let (Some(home), Some(region)) = (&t.home_region, &want.region)
+        && home != region
+    {
         return verdict(
             false,
-            if t.basic_selectors > 0 {
-                "only basic event selectors, which cannot select MicroVM data events".into()
-            } else {
-                "no advanced event selector".into()
-            },
+            "region",
+            format!("single-region trail of {home}, not {region}"),
         );
     }
-    let mut reasons = Vec::new();
-    for (i, s) in t.advanced_selectors.iter().enumerate() {
-        match selector_covers(s) {
-            Ok(()) => return verdict(true, format!("advanced selector #{} selects them", i + 1)),
-            Err(r) => reasons.push(format!("selector #{}: {r}", i + 1)),
+    let selectors = match selectors_cover(&t.advanced_selectors, t.basic_selectors) {
+        Ok(why) => why,
+        Err(why) => return verdict(false, "selectors", why),
+    };
+    if !want.buckets.is_empty() {
+        let bucket = t.s3_bucket_name.as_deref().unwrap_or("(none)");
+        if !want.buckets.iter().any(|b| b == bucket) {
+            return verdict(
+                false,
+                "bucket",
+                format!(
+                    "delivers to bucket {bucket}, not to {}",
+                    want.buckets.join(" or ")
+                ),
+            );
         }
     }
-    verdict(false, reasons.join("; "))
+    if let Some(e) = &t.latest_delivery_error {
+        return verdict(false, "delivery", format!("last log delivery failed: {e}"));
+    }
+    if let Some(e) = &t.latest_digest_delivery_error {
+        return verdict(
+            false,
+            "delivery",
+            format!("last digest delivery failed: {e}"),
+        );
+    }
+    verdict(true, "covers", selectors)
 }
 
 /// The result of a health check.
@@ -121,18 +106,18 @@ pub struct TrailHealth {
     pub missing: Vec<String>,
 }
 
-/// Health over all trails, or only over `only` (names or ARNs) when given.
-pub fn assess(trails: &[TrailInfo], only: &[String]) -> TrailHealth {
-    let wanted =
-        |t: &TrailInfo| only.is_empty() || only.iter().any(|n| *n == t.name || *n == t.arn);
+/// Health over all trails, or only over `want.names` when given.
+pub fn assess(trails: &[TrailInfo], want: &TrailExpectations) -> TrailHealth {
+    let named = |t: &TrailInfo, n: &str| n == t.name || n == t.arn;
     let verdicts: Vec<TrailVerdict> = trails
         .iter()
-        .filter(|t| wanted(t))
-        .map(assess_trail)
+        .filter(|t| want.names.is_empty() || want.names.iter().any(|n| named(t, n)))
+        .map(|t| assess_trail(t, want))
         .collect();
-    let missing = only
+    let missing = want
+        .names
         .iter()
-        .filter(|n| !trails.iter().any(|t| t.name == **n || t.arn == **n))
+        .filter(|n| !trails.iter().any(|t| named(t, n)))
         .cloned()
         .collect();
     TrailHealth {
@@ -143,7 +128,7 @@ pub fn assess(trails: &[TrailInfo], only: &[String]) -> TrailHealth {
 }
 
 impl TrailHealth {
-    /// A one-line reason for the alert.
+    /// A one-line reason for the alert, naming each trail's failing property.
     pub fn reason(&self) -> String {
         if self.verdicts.is_empty() {
             if self.missing.is_empty() {
@@ -152,10 +137,10 @@ impl TrailHealth {
             return format!("configured trail(s) not found: {}", self.missing.join(", "));
         }
         format!(
-            "no logging trail selects {MICROVM_RESOURCE_TYPE} data events ({})",
+            "no trail records {MICROVM_RESOURCE_TYPE} data events for the detector ({})",
             self.verdicts
                 .iter()
-                .map(|v| format!("{}: {}", v.trail, v.reason))
+                .map(|v| format!("{} [{}]: {}", v.trail, v.property, v.reason))
                 .collect::<Vec<_>>()
                 .join("; ")
         )
@@ -165,6 +150,7 @@ impl TrailHealth {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lambda::ports::FieldCondition;
 
     fn cond(field: &str, equals: &[&str]) -> FieldCondition {
         FieldCondition {
@@ -186,23 +172,33 @@ mod tests {
             name: "org-trail".into(),
             arn: "arn:aws:cloudtrail:us-east-1:111122223333:trail/org-trail".into(),
             home_region: Some("us-east-1".into()),
+            is_multi_region: true,
+            s3_bucket_name: Some("gov-trail-bucket".into()),
             is_logging: logging,
             advanced_selectors: selectors,
-            basic_selectors: 0,
+            ..TrailInfo::default()
         }
+    }
+
+    fn any() -> TrailExpectations {
+        TrailExpectations::default()
     }
 
     #[test]
     fn a_logging_trail_with_the_microvm_data_selector_is_healthy() {
-        let h = assess(&[trail(true, vec![good()])], &[]);
+        let h = assess(&[trail(true, vec![good()])], &any());
         assert!(h.healthy, "{h:?}");
     }
 
     #[test]
     fn a_stopped_trail_is_not_enough() {
-        let h = assess(&[trail(false, vec![good()])], &[]);
+        let h = assess(&[trail(false, vec![good()])], &any());
         assert!(!h.healthy);
-        assert!(h.reason().contains("not logging"), "{}", h.reason());
+        assert!(
+            h.reason().contains("[logging]: not logging"),
+            "{}",
+            h.reason()
+        );
     }
 
     #[test]
@@ -212,54 +208,74 @@ mod tests {
                 true,
                 vec![vec![cond("eventCategory", &["Management"])]],
             )],
-            &[],
+            &any(),
         );
         assert!(!h.healthy);
         assert!(
-            h.reason().contains("eventCategory is not Data"),
+            h.reason()
+                .contains("[selectors]: selector #1: eventCategory is not Data"),
             "{}",
             h.reason()
         );
     }
 
     #[test]
-    fn narrowing_conditions_are_not_coverage() {
-        let mut read_only = good();
-        read_only.push(cond("readOnly", &["true"]));
-        assert!(selector_covers(&read_only).is_err());
-        let mut some_names = good();
-        some_names.push(cond("eventName", &["RunMicrovm"]));
-        let e = selector_covers(&some_names).unwrap_err();
-        assert!(e.contains("CreateMicrovmAuthToken"), "{e}");
-        let mut not_shell = good();
-        not_shell.push(FieldCondition {
-            field: "eventName".into(),
-            not_equals: vec!["CreateMicrovmShellAuthToken".into()],
-            ..Default::default()
-        });
-        assert!(selector_covers(&not_shell).is_err());
-        let mut one_image = good();
-        one_image.push(FieldCondition {
-            field: "resources.ARN".into(),
-            starts_with: vec!["arn:aws:lambda:us-east-1:111122223333:microvm-image:a".into()],
-            ..Default::default()
-        });
-        assert!(selector_covers(&one_image).is_err());
-        let mut writes = good();
-        writes.push(cond("readOnly", &["false"]));
-        assert!(selector_covers(&writes).is_ok());
-        let mut all_names = good();
-        all_names.push(cond("eventName", &GovernedOp::ALL.map(GovernedOp::as_str)));
-        assert!(selector_covers(&all_names).is_ok());
-    }
-
-    #[test]
     fn only_the_configured_trails_count_and_missing_ones_are_named() {
         let t = trail(true, vec![good()]);
-        let h = assess(std::slice::from_ref(&t), &["other-trail".into()]);
+        let only = |n: &str| TrailExpectations {
+            names: vec![n.into()],
+            ..any()
+        };
+        let h = assess(std::slice::from_ref(&t), &only("other-trail"));
         assert!(!h.healthy);
         assert_eq!(h.missing, vec!["other-trail".to_string()]);
         assert!(h.reason().contains("other-trail"));
-        assert!(assess(&[t], &["org-trail".into()]).healthy);
+        assert!(assess(&[t], &only("org-trail")).healthy);
+    }
+
+    #[test]
+    fn a_trail_redirected_to_another_bucket_does_not_cover() {
+        let mut t = trail(true, vec![good()]);
+        t.s3_bucket_name = Some("attacker-bucket".into());
+        let want = TrailExpectations {
+            buckets: vec!["gov-trail-bucket".into()],
+            ..any()
+        };
+        let v = assess_trail(&t, &want);
+        assert_eq!((v.covers, v.property), (false, "bucket"));
+        assert!(v.reason.contains("attacker-bucket"), "{}", v.reason);
+    }
+
+    #[test]
+    fn delivery_errors_and_unreadable_trails_are_named_and_never_hide_a_good_trail() {
+        let mut failing = trail(true, vec![good()]);
+        failing.latest_delivery_error = Some("AccessDenied".into());
+        let v = assess_trail(&failing, &any());
+        assert_eq!((v.covers, v.property), (false, "delivery"));
+        let mut digest = trail(true, vec![good()]);
+        digest.latest_digest_delivery_error = Some("NoSuchBucket".into());
+        assert_eq!(assess_trail(&digest, &any()).property, "delivery");
+        let mut unreadable = trail(true, vec![good()]);
+        unreadable.name = "locked".into();
+        unreadable.arn = "arn:aws:cloudtrail:eu-west-1:111122223333:trail/locked".into();
+        unreadable.read_error = Some("GetTrailStatus: AccessDenied".into());
+        let h = assess(&[unreadable.clone(), trail(true, vec![good()])], &any());
+        assert!(h.healthy, "the readable trail still covers: {h:?}");
+        let h = assess(&[unreadable], &any());
+        assert!(!h.healthy);
+        assert!(h.reason().contains("[readable]"), "{}", h.reason());
+    }
+
+    #[test]
+    fn a_single_region_trail_covers_only_its_home_region() {
+        let mut t = trail(true, vec![good()]);
+        t.is_multi_region = false;
+        let want = |r: &str| TrailExpectations {
+            region: Some(r.into()),
+            ..any()
+        };
+        assert!(assess_trail(&t, &want("us-east-1")).covers);
+        let v = assess_trail(&t, &want("eu-west-1"));
+        assert_eq!((v.covers, v.property), (false, "region"));
     }
 }

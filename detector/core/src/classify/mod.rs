@@ -1,14 +1,26 @@
-//! The bypass rules (issue 2, "Classification rules"): decides, for one
-//! CloudTrail record, whether it is a governed MicroVM call and, if so,
-//! whether the launcher made it consistently (managed) or not (a finding).
-//! Also spots changes to CloudTrail itself, which blind the detector.
+//! The rules: for one CloudTrail record, is it a governed MicroVM call (and
+//! did the launcher make it, consistently), or a change to the control plane
+//! the promise depends on (the launcher and detector functions, the launcher
+//! role, the trail, the pipeline's resources)?
+//!
+//! - [`bypass`]: governed calls (`aws.microvm.bypass.detected`).
+//! - [`tamper`]: management events that change the control plane
+//!   (`aws.microvm.governance.tampered`), one module per rule family.
+//!
+//! Every finding carries the same evidence ([`crate::finding::Finding`]).
 
-use crate::record::{PayloadId, Record};
-use serde::Serialize;
+pub mod bypass;
+pub mod tamper;
+
+use crate::finding::{Finding, Outcome, Rule};
+use crate::record::Record;
+use crate::targets::{FunctionRef, ResourceRef};
+use serde_json::Value;
 use shared_core::ops::{is_microvm_event_source, normalise_event_name};
-use shared_core::{Event, GovernedOp, RoleRef};
+use shared_core::{GovernedOp, RoleRef};
+use std::borrow::Cow;
 
-/// Who counts as the launcher.
+/// Who counts as the launcher, and what the tamper rules protect.
 #[derive(Debug, Clone, Default)]
 pub struct ClassifierConfig {
     /// Roles the launcher runs as (`LAUNCHER_ROLE_ARNS`).
@@ -16,166 +28,152 @@ pub struct ClassifierConfig {
     /// When non-empty, the launcher's session must carry one of these names
     /// (`LAUNCHER_SESSION_NAMES`); Lambda uses the function name.
     pub launcher_session_names: Vec<String>,
+    /// The control plane the tamper rules watch.
+    pub tamper: TamperConfig,
 }
 
-/// Why a governed call is a bypass. The first matching rule wins, in this order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Rule {
-    NonLauncherPrincipal,
-    LauncherSessionMismatch,
-    MissingContro1RequestId,
-    Contro1RequestIdMismatch,
+/// What the tamper rules protect, and who may change it.
+#[derive(Debug, Clone, Default)]
+pub struct TamperConfig {
+    /// `LAUNCHER_FUNCTIONS`.
+    pub launcher_functions: Vec<FunctionRef>,
+    /// `DETECTOR_FUNCTIONS`.
+    pub detector_functions: Vec<FunctionRef>,
+    /// `DEPLOYMENT_ROLE_ARNS`: their changes are counted, not reported.
+    pub deployment_roles: Vec<RoleRef>,
+    /// `PROTECTED_RESOURCES`: any mutating management call naming one.
+    pub protected_resources: Vec<ResourceRef>,
+    /// `LEDGER_TABLE`(s): item writes by anyone but the launcher role.
+    pub ledger_tables: Vec<ResourceRef>,
+    /// `TRAIL_NAMES`: when non-empty, only changes to these trails count.
+    pub trail_names: Vec<String>,
 }
 
-impl Rule {
-    pub const ALL: [Rule; 4] = [
-        Rule::NonLauncherPrincipal,
-        Rule::LauncherSessionMismatch,
-        Rule::MissingContro1RequestId,
-        Rule::Contro1RequestIdMismatch,
-    ];
-    pub fn as_str(self) -> &'static str {
+/// Which list of a [`TamperConfig`] a value came from, named as the
+/// environment variable and as the `detector scan` flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TamperList {
+    LauncherFunctions,
+    DetectorFunctions,
+    DeploymentRoles,
+    ProtectedResources,
+}
+
+impl TamperList {
+    pub fn env(self) -> &'static str {
         match self {
-            Rule::NonLauncherPrincipal => "non-launcher-principal",
-            Rule::LauncherSessionMismatch => "launcher-session-mismatch",
-            Rule::MissingContro1RequestId => "missing-contro1-request-id",
-            Rule::Contro1RequestIdMismatch => "contro1-request-id-mismatch",
+            TamperList::LauncherFunctions => "LAUNCHER_FUNCTIONS",
+            TamperList::DetectorFunctions => "DETECTOR_FUNCTIONS",
+            TamperList::DeploymentRoles => "DEPLOYMENT_ROLE_ARNS",
+            TamperList::ProtectedResources => "PROTECTED_RESOURCES",
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
+    pub fn flag(self) -> &'static str {
         match self {
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-
-    /// The severity table of issue 2.
-    pub fn of(op: GovernedOp, outcome: Outcome) -> Severity {
-        match (outcome, op) {
-            (Outcome::Succeeded, GovernedOp::CreateMicrovmShellAuthToken) => Severity::Critical,
-            (Outcome::Succeeded, GovernedOp::RunMicrovm | GovernedOp::CreateMicrovmAuthToken) => {
-                Severity::High
-            }
-            (Outcome::Succeeded, _) => Severity::Medium,
-            (Outcome::Failed, GovernedOp::CreateMicrovmShellAuthToken) => Severity::Medium,
-            (Outcome::Failed, _) => Severity::Low,
+            TamperList::LauncherFunctions => "--launcher-function",
+            TamperList::DetectorFunctions => "--detector-function",
+            TamperList::DeploymentRoles => "--deployment-role-arn",
+            TamperList::ProtectedResources => "--protected-resource",
         }
     }
 }
 
-/// `failed` when the record carries an `errorCode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Succeeded,
-    Failed,
+/// A value of a tamper list that is not what the list takes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}`: {reason}")]
+pub struct TamperConfigError {
+    pub list: TamperList,
+    pub value: String,
+    pub reason: String,
 }
 
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
+impl TamperConfig {
+    /// Parse the four configured lists (blank entries are ignored). Ledger
+    /// tables and trail names are set by the caller, which knows them.
+    pub fn parse(
+        launcher_functions: &[String],
+        detector_functions: &[String],
+        deployment_roles: &[String],
+        protected_resources: &[String],
+    ) -> Result<TamperConfig, TamperConfigError> {
+        fn each<T>(
+            list: TamperList,
+            values: &[String],
+            parse: impl Fn(&str) -> Result<T, String>,
+        ) -> Result<Vec<T>, TamperConfigError> {
+            values
+                .iter()
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+                .map(|v| {
+                    parse(v).map_err(|reason| TamperConfigError {
+                        list,
+                        value: v.to_string(),
+                        reason,
+                    })
+                })
+                .collect()
         }
+        let function = |v: &str| {
+            FunctionRef::parse(v).ok_or_else(|| {
+                "not a Lambda function name or ARN (NAME or arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME)"
+                    .to_string()
+            })
+        };
+        Ok(TamperConfig {
+            launcher_functions: each(TamperList::LauncherFunctions, launcher_functions, function)?,
+            detector_functions: each(TamperList::DetectorFunctions, detector_functions, function)?,
+            deployment_roles: each(TamperList::DeploymentRoles, deployment_roles, |v| {
+                RoleRef::from_role_arn(v).map_err(|e| e.to_string())
+            })?,
+            protected_resources: each(TamperList::ProtectedResources, protected_resources, |v| {
+                ResourceRef::parse(v).ok_or_else(|| "not a resource name or ARN".to_string())
+            })?,
+            ledger_tables: Vec::new(),
+            trail_names: Vec::new(),
+        })
     }
 }
 
-/// A bypass finding: one per governed event that is not managed. Serialises
-/// to the `detector scan` jsonl line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// Always `aws.microvm.bypass.detected`.
-    pub event: Event,
-    pub severity: Severity,
-    pub rule: Rule,
-    pub event_id: Option<String>,
-    /// Normalised (date/version suffix stripped).
-    pub event_name: String,
-    pub event_time: Option<String>,
-    pub outcome: Outcome,
-    /// `userIdentity.arn`.
-    pub principal_arn: Option<String>,
-    /// `recipientAccountId`, else `userIdentity.accountId`.
-    pub account_id: Option<String>,
-    pub region: Option<String>,
-    pub microvm_id: Option<String>,
-    /// From a valid `runHookPayload` only (a bypass's `clientToken` proves nothing).
-    pub contro1_request_id: Option<String>,
-    /// The file, object or event the record came from.
-    pub source: String,
-    /// CloudTrail `requestID` (the `x-amzn-RequestId` of the call).
-    pub aws_request_id: Option<String>,
-    pub user_identity_type: Option<String>,
-    pub source_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub error_code: Option<String>,
-    pub image_arn: Option<String>,
-}
-
-/// A governed call made by the launcher, consistently. The detector checks
-/// it against the ledger by `request_id`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A governed call made by the launcher's role, consistently. The Lambda
+/// checks its `request_id` against the ledger; if the ledger does not hold
+/// it, `if_not_in_ledger` is the finding to raise.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GovernedCall {
     pub op: GovernedOp,
-    pub event_id: Option<String>,
+    pub outcome: Outcome,
     /// CloudTrail `requestID`; the launcher's ledger stores the same id.
-    pub request_id: Option<String>,
+    pub request_id: String,
     pub microvm_id: Option<String>,
     /// From the payload, else from `clientToken`.
     pub contro1_request_id: Option<String>,
-    pub principal_arn: Option<String>,
-    pub event_time: Option<String>,
-    pub outcome: Outcome,
-    pub source: String,
+    /// `launcher-credentials-outside-launcher`, with the call's evidence.
+    pub if_not_in_ledger: Finding,
 }
 
-/// CloudTrail operations that can stop or narrow what the detector sees.
-pub const TRAIL_CHANGE_EVENTS: [&str; 6] = [
-    "StopLogging",
-    "DeleteTrail",
-    "UpdateTrail",
-    "PutEventSelectors",
-    "PutInsightSelectors",
-    "DeleteEventDataStore",
-];
-
-/// A change to CloudTrail itself, by anyone (`aws.microvm.detection.degraded`
-/// material).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TrailChange {
-    pub event_id: Option<String>,
-    pub event_name: String,
-    pub principal_arn: Option<String>,
-    pub event_time: Option<String>,
-    /// `requestParameters.name` (a trail name or ARN).
-    pub trail_name: Option<String>,
-    pub outcome: Outcome,
-    pub region: Option<String>,
-    pub source: String,
+/// Why a change was not reported although a tamper rule matched it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exemption {
+    /// Made by a deployment role.
+    Deployment,
+    /// Made by an AWS service on its own behalf (`userIdentity.type` AWSService).
+    AwsService,
+    /// A `PutEventSelectors` whose selectors still log every governed call.
+    CoverageKept,
 }
 
 /// What one record is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Classification {
+    /// Nothing any rule looks at.
     NotGoverned,
     Managed(GovernedCall),
-    Bypass(Finding),
-    TrailChange(TrailChange),
+    Finding(Finding),
+    /// A tamper rule matched, but the change is not reported (counted).
+    Exempt {
+        rule: Rule,
+        why: Exemption,
+    },
 }
 
 /// The classifier. Cheap to share; holds only its configuration.
@@ -188,30 +186,55 @@ pub struct Classifier {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Governed(GovernedOp),
-    TrailChange,
+    /// Some tamper rule may apply (decided on the whole record).
+    Management,
     Other,
 }
 
-/// Kind of a record from its `eventSource` and `eventName`.
-pub fn kind_of(record: &Record<'_>) -> Kind {
+/// Kind of a record from its `eventSource` and `eventName` (and, for the
+/// protected-resource rule, whether it is a mutating management event).
+pub fn kind_of(record: &Record<'_>, cfg: &ClassifierConfig) -> Kind {
     let (Some(source), Some(name)) = (record.event_source.as_str(), record.event_name.as_str())
     else {
         return Kind::Other;
     };
-    if is_microvm_event_source(source) {
-        if let Some(op) = GovernedOp::from_event_name(name) {
-            return Kind::Governed(op);
-        }
-    } else if source == "cloudtrail.amazonaws.com"
-        && TRAIL_CHANGE_EVENTS.contains(&normalise_event_name(name))
+    if is_microvm_event_source(source)
+        && let Some(op) = GovernedOp::from_event_name(name)
     {
-        return Kind::TrailChange;
+        return Kind::Governed(op);
+    }
+    if tamper::may_apply(source, normalise_event_name(name), record, &cfg.tamper) {
+        return Kind::Management;
     }
     Kind::Other
 }
 
-fn owned(s: Option<&str>) -> Option<String> {
-    s.map(str::to_string)
+/// The role behind the caller: `sessionIssuer.arn`, else the assumed-role
+/// ARN's account and name.
+pub fn principal_role(r: &Record<'_>) -> Option<RoleRef> {
+    let ui = r.user_identity.get()?;
+    let issuer = ui
+        .session_context
+        .get()
+        .and_then(|c| c.session_issuer.get())
+        .and_then(|i| i.arn.as_str());
+    match issuer {
+        Some(issuer) => RoleRef::from_role_arn(issuer).ok(),
+        None => ui
+            .arn
+            .as_str()
+            .and_then(|a| RoleRef::from_assumed_role_arn(a).ok())
+            .map(|(role, _)| role),
+    }
+}
+
+/// The session name: the last segment of the assumed-role ARN.
+pub fn session_name<'r>(r: &'r Record<'_>) -> Option<&'r str> {
+    let arn = r.user_identity.get()?.arn.as_str()?;
+    let rest = arn.split_once(":assumed-role/")?.1;
+    rest.split_once('/')
+        .and_then(|(_, s)| s.rsplit('/').next())
+        .filter(|s| !s.is_empty())
 }
 
 impl Classifier {
@@ -223,123 +246,25 @@ impl Classifier {
         &self.cfg
     }
 
-    /// Classify one record. Fields of the wrong type read as absent here;
-    /// callers that want them reported run [`Record::check_types`] first (the
-    /// streaming scanner does).
-    pub fn classify(&self, r: &Record<'_>, source: &str) -> Classification {
-        let op = match kind_of(r) {
-            Kind::Other => return Classification::NotGoverned,
-            Kind::TrailChange => return Classification::TrailChange(trail_change(r, source)),
-            Kind::Governed(op) => op,
-        };
-        let ui = r.user_identity.get();
-        let principal_arn = ui.and_then(|u| u.arn.as_str());
-        let issuer_arn = ui
-            .and_then(|u| u.session_context.get())
-            .and_then(|c| c.session_issuer.get())
-            .and_then(|i| i.arn.as_str());
-        let assumed = principal_arn.and_then(|a| RoleRef::from_assumed_role_arn(a).ok());
-        let role = match issuer_arn {
-            Some(issuer) => RoleRef::from_role_arn(issuer).ok(),
-            None => assumed.as_ref().map(|(role, _)| role.clone()),
-        };
-        // The last segment of the assumed-role ARN.
-        let session = assumed
-            .as_ref()
-            .and_then(|(_, s)| s.rsplit('/').next())
-            .filter(|s| !s.is_empty());
-        let is_launcher = role
-            .as_ref()
-            .is_some_and(|role| self.cfg.launcher_roles.iter().any(|l| l.matches(role)));
+    /// True when `role` is one of the launcher's roles.
+    pub fn is_launcher_role(&self, role: &RoleRef) -> bool {
+        self.cfg.launcher_roles.iter().any(|l| l.matches(role))
+    }
 
-        let params = r.request_parameters.get();
-        let payload_id = match (op, params) {
-            (GovernedOp::RunMicrovm, Some(p)) => p.run_hook_payload.contro1_request_id(),
-            _ => PayloadId::NotVisible,
-        };
-        let client_token = params.and_then(|p| p.client_token.visible());
-
-        let rule = if !is_launcher {
-            Some(Rule::NonLauncherPrincipal)
-        } else if !self.cfg.launcher_session_names.is_empty()
-            && !session.is_some_and(|s| self.cfg.launcher_session_names.iter().any(|n| n == s))
-        {
-            Some(Rule::LauncherSessionMismatch)
-        } else if op == GovernedOp::RunMicrovm && payload_id == PayloadId::Invalid {
-            Some(Rule::MissingContro1RequestId)
-        } else if op == GovernedOp::RunMicrovm
-            && matches!((&payload_id, client_token), (PayloadId::Id(id), Some(t)) if id != t)
-        {
-            Some(Rule::Contro1RequestIdMismatch)
-        } else {
-            None
-        };
-
-        let outcome = if r.error_code.as_str().is_some() {
-            Outcome::Failed
-        } else {
-            Outcome::Succeeded
-        };
-        let microvm_id = params
-            .and_then(|p| p.microvm_identifier.visible())
-            .or_else(|| {
-                r.response_elements
-                    .get()
-                    .and_then(|e| e.microvm_id.visible())
-            });
-        let payload_id = match payload_id {
-            PayloadId::Id(id) => Some(id),
-            _ => None,
-        };
-
-        let Some(rule) = rule else {
-            return Classification::Managed(GovernedCall {
-                op,
-                event_id: owned(r.event_id.as_str()),
-                request_id: owned(r.request_id.as_str()),
-                microvm_id: owned(microvm_id),
-                contro1_request_id: payload_id.or_else(|| owned(client_token)),
-                principal_arn: owned(principal_arn),
-                event_time: owned(r.event_time.as_str()),
-                outcome,
-                source: source.to_string(),
-            });
-        };
-        let image_arn = params
-            .and_then(|p| {
-                p.image_identifier
-                    .visible()
-                    .or(p.microvm_image_arn.visible())
-            })
-            .or_else(|| {
-                r.response_elements
-                    .get()
-                    .and_then(|e| e.image_arn.visible().or(e.microvm_image_arn.visible()))
-            });
-        Classification::Bypass(Finding {
-            event: Event::BypassDetected,
-            severity: Severity::of(op, outcome),
-            rule,
-            event_id: owned(r.event_id.as_str()),
-            event_name: op.as_str().to_string(),
-            event_time: owned(r.event_time.as_str()),
-            outcome,
-            principal_arn: owned(principal_arn),
-            account_id: owned(
-                r.recipient_account_id
-                    .as_str()
-                    .or_else(|| ui.and_then(|u| u.account_id.as_str())),
-            ),
-            region: owned(r.aws_region.as_str()),
-            microvm_id: owned(microvm_id),
-            contro1_request_id: payload_id,
-            source: source.to_string(),
-            aws_request_id: owned(r.request_id.as_str()),
-            user_identity_type: owned(ui.and_then(|u| u.identity_type.as_str())),
-            source_ip: owned(r.source_ip_address.as_str()),
-            user_agent: owned(r.user_agent.as_str()),
-            error_code: owned(r.error_code.as_str()),
-            image_arn: owned(image_arn),
+    /// Classify one record. `whole` gives the record as a JSON value, asked
+    /// for only when a tamper rule needs to look inside it (rare). Fields of
+    /// the wrong type read as absent here; callers that want them reported
+    /// run [`Record::check_types`] first (the streaming scanner does).
+    pub fn classify<'w>(
+        &self,
+        r: &Record<'_>,
+        source: &str,
+        whole: impl FnOnce() -> Result<Cow<'w, Value>, serde_json::Error>,
+    ) -> Result<Classification, serde_json::Error> {
+        Ok(match kind_of(r, &self.cfg) {
+            Kind::Other => Classification::NotGoverned,
+            Kind::Governed(op) => bypass::classify(self, op, r, source),
+            Kind::Management => tamper::classify(self, r, whole()?.as_ref(), source),
         })
     }
 
@@ -347,32 +272,16 @@ impl Classifier {
     /// `detail`). Fails on a field of the wrong type the classifier reads.
     pub fn classify_value(
         &self,
-        record: &serde_json::Value,
+        record: &Value,
         source: &str,
     ) -> Result<Classification, crate::RecordError> {
         let r = Record::from_value(record).map_err(crate::RecordError::Json)?;
-        let deep = kind_of(&r) != Kind::Other;
+        let deep = kind_of(&r, &self.cfg) != Kind::Other;
         r.check_types(deep).map_err(crate::RecordError::FieldType)?;
         if r.is_insight() {
             return Ok(Classification::NotGoverned);
         }
-        Ok(self.classify(&r, source))
-    }
-}
-
-fn trail_change(r: &Record<'_>, source: &str) -> TrailChange {
-    TrailChange {
-        event_id: owned(r.event_id.as_str()),
-        event_name: normalise_event_name(r.event_name.as_str().unwrap_or_default()).to_string(),
-        principal_arn: owned(r.user_identity.get().and_then(|u| u.arn.as_str())),
-        event_time: owned(r.event_time.as_str()),
-        trail_name: owned(r.request_parameters.get().and_then(|p| p.name.as_str())),
-        outcome: if r.error_code.as_str().is_some() {
-            Outcome::Failed
-        } else {
-            Outcome::Succeeded
-        },
-        region: owned(r.aws_region.as_str()),
-        source: source.to_string(),
+        self.classify(&r, source, || Ok(Cow::Borrowed(record)))
+            .map_err(crate::RecordError::Json)
     }
 }
