@@ -46,6 +46,31 @@ impl Auditor for NoAudit {
     }
 }
 
+/// The integrity check and heartbeat are off in this benchmark (no baseline
+/// parameter, no silence limit): these are never called.
+struct NoFunctions;
+impl detector::lambda::ports::FunctionsApi for NoFunctions {
+    fn baseline<'a>(&'a self, _: &'a str) -> PortResult<'a, String> {
+        async { unreachable!("integrity check is off") }.boxed()
+    }
+    fn observe<'a>(
+        &'a self,
+        _: &'a detector::lambda::integrity::FunctionBaseline,
+    ) -> PortResult<'a, Option<detector::lambda::integrity::ObservedFunction>> {
+        async { unreachable!("integrity check is off") }.boxed()
+    }
+}
+
+struct NoHeartbeat;
+impl detector::lambda::ports::HeartbeatStore for NoHeartbeat {
+    fn beat(&self, _: i64) -> PortResult<'_, ()> {
+        async { Ok(()) }.boxed()
+    }
+    fn last_beat(&self, now: i64) -> PortResult<'_, (Option<i64>, i64)> {
+        async move { Ok((Some(now), now)) }.boxed()
+    }
+}
+
 fn env_num(key: &str, default: u64) -> u64 {
     std::env::var(key)
         .ok()
@@ -154,6 +179,8 @@ async fn main() {
             ledger: &ledger,
             trails: &NoTrails,
             auditor: &NoAudit,
+            functions: &NoFunctions,
+            heartbeat: &NoHeartbeat,
         };
         let cfg = SweepConfig {
             concurrency,

@@ -64,6 +64,8 @@ impl Rig {
         self.dedupe_item(key).await.is_some()
     }
 
+    /// Alert marks in the dedupe table (the heartbeat item, which shares
+    /// the table, is not one).
     async fn marks(&self) -> usize {
         self.ddb
             .scan()
@@ -74,7 +76,13 @@ impl Rig {
             .expect("scan dedupe table")
             .items
             .unwrap_or_default()
-            .len()
+            .iter()
+            .filter(|item| {
+                item.get("pk")
+                    .and_then(|k| k.as_s().ok())
+                    .is_some_and(|k| !k.starts_with("heartbeat#"))
+            })
+            .count()
     }
 
     /// The SQS message `id` carrying the S3 notification of `key`.

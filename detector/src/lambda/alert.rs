@@ -176,9 +176,16 @@ impl Alert {
         f.reason = Some(reason.to_string());
         f.resource = resource.map(str::to_string);
         let finding = f.with_incident_key();
-        let check = match resource {
-            Some(r) => format!("{}#{r}", rule.as_str()),
-            None => rule.as_str().to_string(),
+        Alert::checked(finding, resource.unwrap_or(""), now_epoch)
+    }
+
+    /// A finding of a periodic check (not of a CloudTrail event): one alert
+    /// per rule, `subject` (what it is about) and UTC day while it lasts.
+    pub fn checked(finding: Finding, subject: &str, now_epoch: i64) -> Alert {
+        let check = if subject.is_empty() {
+            finding.rule.as_str().to_string()
+        } else {
+            format!("{}#{subject}", finding.rule.as_str())
         };
         Alert {
             finding,

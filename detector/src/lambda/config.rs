@@ -49,6 +49,9 @@ pub struct Config {
     /// is read by the SDK itself.
     pub microvms_endpoint_url: Option<String>,
     pub sweep: SweepConfig,
+    /// The detector function's name (`AWS_LAMBDA_FUNCTION_NAME` in Lambda),
+    /// the dimension of its metrics.
+    pub function_name: String,
 }
 
 fn list(v: Option<&String>) -> Vec<String> {
@@ -164,6 +167,17 @@ impl Config {
         };
         let grace_seconds = number("REMEDIATION_GRACE_SECONDS", 900, 0, 7 * 86_400)?;
         let concurrency = number("SWEEP_CONCURRENCY", 8, 1, 64)? as usize;
+        // 0 turns the heartbeat off; otherwise at least 5 minutes (CloudTrail
+        // delivers a log file about every 5 minutes).
+        let heartbeat = number("HEARTBEAT_MAX_SILENCE_SECONDS", 1800, 0, 7 * 86_400)?;
+        if (1..300).contains(&heartbeat) {
+            return Err(ConfigError::Invalid {
+                key: "HEARTBEAT_MAX_SILENCE_SECONDS",
+                reason: format!(
+                    "`{heartbeat}`: at least 300 (CloudTrail delivers about every 5 minutes), or 0 for off"
+                ),
+            });
+        }
         let check_trails = match get("TRAIL_HEALTH").map(|s| s.trim()) {
             None | Some("on") => true,
             Some("off") => false,
@@ -194,7 +208,13 @@ impl Config {
                 },
                 account_id: None,
                 region: None,
+                integrity_parameter: get("INTEGRITY_BASELINE_PARAMETER")
+                    .map(|s| s.trim().to_string()),
+                heartbeat_max_silence: (heartbeat > 0).then_some(heartbeat),
             },
+            function_name: get("AWS_LAMBDA_FUNCTION_NAME")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|| "local".to_string()),
         })
     }
 }

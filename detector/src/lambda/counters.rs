@@ -9,6 +9,9 @@
 
 use serde::Serialize;
 
+/// CloudWatch namespace of the detector's metrics (the alarms watch it).
+pub const METRICS_NAMESPACE: &str = "MicrovmGovernance";
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Counters {
     /// SQS messages in the batch (0 for other triggers).
@@ -55,6 +58,13 @@ pub struct Counters {
     pub remediations: u64,
     pub remediation_failures: u64,
     pub trails_checked: u64,
+    /// Sweeps that ran to the end without an error (the `SweepRuns` metric).
+    pub sweeps_completed: u64,
+    /// Integrity checks run, and drifted properties found.
+    pub integrity_checks: u64,
+    pub integrity_drifts: u64,
+    /// Heartbeat writes that failed (logged; the heartbeat alarm may fire).
+    pub heartbeat_failures: u64,
 }
 
 impl Counters {
@@ -103,17 +113,51 @@ impl Counters {
             unmanaged,
             remediations,
             remediation_failures,
-            trails_checked
+            trails_checked,
+            sweeps_completed,
+            integrity_checks,
+            integrity_drifts,
+            heartbeat_failures
         );
     }
 
-    /// The log line.
-    pub fn log_line(&self, trigger: &str) -> serde_json::Value {
+    /// The log line. It carries the CloudWatch Embedded Metric Format block
+    /// for the heartbeat alarms (`LogObjectsRead` when objects were read,
+    /// `SweepRuns` when a sweep completed), with the detector function's name
+    /// as the `DetectorFunction` dimension; CloudWatch turns it into metrics
+    /// with no API call and no permission.
+    pub fn log_line(&self, trigger: &str, function: &str, now_ms: i64) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or_default();
         if let serde_json::Value::Object(m) = &mut v {
             m.insert("log".into(), "invocation".into());
             m.insert("trigger".into(), trigger.into());
             m.insert("reconciles".into(), self.reconciles().into());
+            let metrics: Vec<(&str, u64)> = [
+                ("LogObjectsRead", self.objects_read),
+                ("SweepRuns", self.sweeps_completed),
+            ]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect();
+            if !metrics.is_empty() {
+                m.insert(
+                    "_aws".into(),
+                    serde_json::json!({
+                        "Timestamp": now_ms,
+                        "CloudWatchMetrics": [{
+                            "Namespace": METRICS_NAMESPACE,
+                            "Dimensions": [["DetectorFunction"]],
+                            "Metrics": metrics.iter()
+                                .map(|(name, _)| serde_json::json!({"Name": name, "Unit": "Count"}))
+                                .collect::<Vec<_>>(),
+                        }],
+                    }),
+                );
+                m.insert("DetectorFunction".into(), function.into());
+                for (name, n) in metrics {
+                    m.insert(name.into(), n.into());
+                }
+            }
         }
         v
     }

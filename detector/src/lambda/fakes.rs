@@ -213,3 +213,143 @@ pub fn vm(id: &str, state: &str, started_at: i64) -> ListedMicrovm {
         started_at: Some(started_at),
     }
 }
+
+/// The integrity check's port: a baseline text and one observed function
+/// (or none), failing on demand.
+#[derive(Default)]
+pub struct FakeFunctions {
+    pub baseline: Mutex<Option<String>>,
+    pub observed: Mutex<Option<crate::lambda::integrity::ObservedFunction>>,
+    pub fail_observe: AtomicBool,
+}
+
+impl FakeFunctions {
+    /// Functions exactly as `b` records them.
+    pub fn intact(b: &crate::lambda::integrity::FunctionBaseline) -> FakeFunctions {
+        use crate::lambda::integrity::{AliasInfo, ObservedFunction, Snapshot};
+        let snap = Snapshot {
+            code_sha256: "sha".into(),
+            role: b.execution_role_arn.clone(),
+            ..Snapshot::default()
+        };
+        let observed = ObservedFunction {
+            latest: snap.clone(),
+            deployed: Some(snap),
+            aliases: b
+                .aliases
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        AliasInfo {
+                            version: v.clone(),
+                            routing: None,
+                        },
+                    )
+                })
+                .collect(),
+            urls: b.url_auth_types.clone(),
+            permissions: b.permissions.iter().cloned().collect(),
+            event_sources: b
+                .event_source_arns
+                .iter()
+                .map(|a| (a.clone(), "Enabled".to_string()))
+                .collect(),
+            reserved_concurrency: b.reserved_concurrency,
+        };
+        FakeFunctions {
+            observed: Mutex::new(Some(observed)),
+            ..FakeFunctions::default()
+        }
+    }
+}
+
+impl crate::lambda::ports::FunctionsApi for FakeFunctions {
+    fn baseline<'a>(&'a self, parameter: &'a str) -> PortResult<'a, String> {
+        async move {
+            self.baseline.lock().unwrap().clone().ok_or_else(|| {
+                PortError::new(format!("SSM GetParameter {parameter}"), "ParameterNotFound")
+            })
+        }
+        .boxed()
+    }
+    fn observe<'a>(
+        &'a self,
+        _function: &'a crate::lambda::integrity::FunctionBaseline,
+    ) -> PortResult<'a, Option<crate::lambda::integrity::ObservedFunction>> {
+        async move {
+            if self.fail_observe.load(Ordering::SeqCst) {
+                return Err(PortError::new(
+                    "Lambda GetFunction",
+                    "AccessDeniedException: denied",
+                ));
+            }
+            Ok(self.observed.lock().unwrap().clone())
+        }
+        .boxed()
+    }
+}
+
+/// The heartbeat item, in memory.
+#[derive(Default)]
+pub struct FakeHeartbeat {
+    pub last: Mutex<Option<i64>>,
+    pub first: Mutex<Option<i64>>,
+    pub fail: AtomicBool,
+}
+
+impl crate::lambda::ports::HeartbeatStore for FakeHeartbeat {
+    fn beat(&self, now: i64) -> PortResult<'_, ()> {
+        async move {
+            let mut last = self.last.lock().unwrap();
+            *last = Some(last.map_or(now, |l| l.max(now)));
+            Ok(())
+        }
+        .boxed()
+    }
+    fn last_beat(&self, now: i64) -> PortResult<'_, (Option<i64>, i64)> {
+        async move {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(PortError::new("dedupe table", "throttled"));
+            }
+            let first = *self.first.lock().unwrap().get_or_insert(now);
+            Ok((*self.last.lock().unwrap(), first))
+        }
+        .boxed()
+    }
+}
+
+/// Fakes for every sweep port, with the integrity and heartbeat ports
+/// borrowed from the test.
+pub struct FakePorts<'a> {
+    pub microvms: FakeMicrovms,
+    pub ledger: FakeLedger,
+    pub trails: FakeTrails,
+    pub auditor: FakeAuditor,
+    pub functions: &'a FakeFunctions,
+    pub heartbeat: &'a FakeHeartbeat,
+}
+
+impl FakePorts<'_> {
+    pub fn ports(&self) -> crate::lambda::sweep::SweepPorts<'_> {
+        crate::lambda::sweep::SweepPorts {
+            microvms: &self.microvms,
+            ledger: &self.ledger,
+            trails: &self.trails,
+            auditor: &self.auditor,
+            functions: self.functions,
+            heartbeat: self.heartbeat,
+        }
+    }
+}
+
+pub fn ports_with<'a>(functions: &'a FakeFunctions, heartbeat: &'a FakeHeartbeat) -> FakePorts<'a> {
+    FakePorts {
+        microvms: FakeMicrovms::default(),
+        ledger: FakeLedger::default(),
+        trails: FakeTrails::default(),
+        auditor: FakeAuditor::default(),
+        functions,
+        heartbeat,
+    }
+}

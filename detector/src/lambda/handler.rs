@@ -16,7 +16,10 @@
 use super::alert::Alert;
 use super::alerter::{AlertBatch, AlertError, Alerter};
 use super::counters::Counters;
-use super::ports::{Auditor, LedgerReader, MicrovmsApi, ObjectStore, PortError, TrailsApi};
+use super::ports::{
+    Auditor, FunctionsApi, HeartbeatStore, LedgerReader, MicrovmsApi, ObjectStore, PortError,
+    TrailsApi,
+};
 use super::sweep::{SweepConfig, SweepError, SweepPorts, sweep};
 use detector_core::notification::{
     Invocation, NotificationError, ObjectKind, ObjectRef, SqsMessage, Trigger, decode_invocation,
@@ -38,7 +41,11 @@ pub struct State {
     pub microvms: Arc<dyn MicrovmsApi>,
     pub trails: Arc<dyn TrailsApi>,
     pub auditor: Arc<dyn Auditor>,
+    pub functions: Arc<dyn FunctionsApi>,
+    pub heartbeat: Arc<dyn HeartbeatStore>,
     pub alerter: Alerter,
+    /// The detector function's name, the dimension of its metrics.
+    pub function_name: String,
     pub sweep: SweepConfig,
     /// SQS messages processed at once.
     pub message_concurrency: usize,
@@ -144,8 +151,23 @@ pub async fn handle(state: &State, event: &Value) -> Result<Value, HandleError> 
             }
         }
     };
+    let now = state.alerter.clock().now_epoch();
+    if counters.objects_read > 0
+        && let Err(e) = state.heartbeat.beat(now).await
+    {
+        counters.heartbeat_failures += 1;
+        state.alerter.log().line(&json!({
+            "log": "heartbeat-failed",
+            "level": "ERROR",
+            "error": e.to_string(),
+            "consequence": "the sweep may report no-log-objects-read although objects were read",
+        }));
+    }
     batch.fold_into(&mut counters);
-    state.alerter.log().line(&counters.log_line(label));
+    state
+        .alerter
+        .log()
+        .line(&counters.log_line(label, &state.function_name, now * 1000));
     result.map(|mut v| {
         if let Value::Object(m) = &mut v {
             m.insert(
@@ -231,6 +253,8 @@ pub async fn run_trigger(
                 ledger: state.ledger.as_ref(),
                 trails: state.trails.as_ref(),
                 auditor: state.auditor.as_ref(),
+                functions: state.functions.as_ref(),
+                heartbeat: state.heartbeat.as_ref(),
             };
             sweep(&ports, &state.sweep, batch, counters).await?;
             Ok(())

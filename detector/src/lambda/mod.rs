@@ -7,7 +7,8 @@
 //! - [`config`]: environment → validated [`config::Config`].
 //! - [`alert`]: what a finding says (SNS text, audit record, log line, dedupe key).
 //! - [`alerter`]: dedupe → deliver → mark.
-//! - [`sweep`], [`trail`]: the CloudTrail-independent layer and trail health.
+//! - [`sweep`], [`trail`], [`integrity`]: the CloudTrail-independent layer,
+//!   trail health, and the functions compared with their recorded baseline.
 //! - [`handler`]: decoding invocations, streaming objects, answering SQS.
 //! - [`ports`]: the traits at the edges; [`aws`] and [`contro1`] implement them.
 //! - [`state`]: building [`handler::State`] once from the configuration.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod contro1;
 pub mod counters;
 pub mod handler;
+pub mod integrity;
 pub mod ports;
 pub mod state;
 pub mod sweep;

@@ -112,6 +112,29 @@ pub trait TrailsApi: Send + Sync {
     fn trails(&self) -> PortResult<'_, Vec<TrailInfo>>;
 }
 
+/// The governance functions and their recorded baseline, as far as the
+/// integrity check needs them.
+pub trait FunctionsApi: Send + Sync {
+    /// The value of the baseline parameter.
+    fn baseline<'a>(&'a self, parameter: &'a str) -> PortResult<'a, String>;
+    /// The function as it is now; `Ok(None)` when it does not exist.
+    fn observe<'a>(
+        &'a self,
+        function: &'a super::integrity::FunctionBaseline,
+    ) -> PortResult<'a, Option<super::integrity::ObservedFunction>>;
+}
+
+/// When a CloudTrail log object was last read (the heartbeat), kept across
+/// invocations.
+pub trait HeartbeatStore: Send + Sync {
+    /// Record that log objects were read at `now` (keeps the latest time).
+    fn beat(&self, now: i64) -> PortResult<'_, ()>;
+    /// `(last object read, first time the sweep looked)`; the second is
+    /// recorded on the first call, so a detector that never read an object
+    /// is found out too.
+    fn last_beat(&self, now: i64) -> PortResult<'_, (Option<i64>, i64)>;
+}
+
 /// Unix time, injected so tests can move it.
 pub trait Clock: Send + Sync {
     fn now_epoch(&self) -> i64;

@@ -3,7 +3,7 @@
 //! nowhere else.
 
 use super::alerter::Alerter;
-use super::aws::{DynamoDedupe, S3Objects, SdkMicrovms, SdkTrails, SnsChannel};
+use super::aws::{DynamoDedupe, S3Objects, SdkFunctions, SdkMicrovms, SdkTrails, SnsChannel};
 use super::config::{ApiKeySource, Config};
 use super::contro1::Contro1Channel;
 use super::handler::State;
@@ -81,12 +81,8 @@ pub async fn build_with_log(
         Arc::new(SnsChannel::new(sns, cfg.alert_topic_arn.clone())),
         contro1.clone(),
     ];
-    let alerter = Alerter::new(
-        Arc::new(DynamoDedupe::new(dynamo.clone(), cfg.dedupe_table.clone())),
-        channels,
-        log.clone(),
-        Arc::new(SystemClock),
-    );
+    let dedupe = Arc::new(DynamoDedupe::new(dynamo.clone(), cfg.dedupe_table.clone()));
+    let alerter = Alerter::new(dedupe.clone(), channels, log.clone(), Arc::new(SystemClock));
     // Where the sweep runs, for the evidence of what it finds and for trail
     // health (a single-region trail covers only its home region).
     let region = sdk.region().map(|r| r.to_string());
@@ -122,7 +118,10 @@ pub async fn build_with_log(
         microvms: Arc::new(SdkMicrovms::new(microvms)),
         trails: Arc::new(SdkTrails::new(sdk)),
         auditor: contro1,
+        functions: Arc::new(SdkFunctions::new(sdk)),
+        heartbeat: dedupe,
         alerter,
+        function_name: cfg.function_name.clone(),
         sweep,
         message_concurrency: 4,
     })

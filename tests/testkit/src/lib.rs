@@ -9,6 +9,8 @@
 //! - [`fault_proxy`]: a reverse proxy in front of moto that answers chosen requests with
 //!   AWS-shaped errors (DynamoDB throttling, SNS failures, S3 `NoSuchKey`), for the fault
 //!   injection tests;
+//! - [`lambda_control`]: governance functions deployed into moto's Lambda control plane,
+//!   with the integrity baseline the stack records for them;
 //! - [`lambda_runtime`]: the Lambda Runtime API and a Function URL front, to run the built
 //!   `launcher` and `detector` binaries as Lambda runs them;
 //! - paths to the read-only real CloudTrail data beside the repository
@@ -20,6 +22,7 @@
 
 pub mod emulator;
 pub mod fault_proxy;
+pub mod lambda_control;
 pub mod lambda_runtime;
 pub mod moto;
 

@@ -1,60 +1,35 @@
 //! The sweep: the detector layer that does not depend on CloudTrail.
 //!
-//! `ListMicrovms` over every page (50 a page; pages are sequential by nature),
-//! each page's non-terminated MicroVMs joined against the launcher's ledger
-//! while the next page is fetched (ledger reads run with bounded
-//! concurrency). A MicroVM missing from the ledger — twice, the second read
-//! closing the window in which the launcher has started a VM but not yet
-//! written its ledger item — is `aws.microvm.unmanaged.detected`. Then the
-//! optional remediation (off by default; only for unmanaged MicroVMs older
-//! than the grace period; every action audited), and the trail health check.
+//! 1. [`listing`]: every page of `ListMicrovms`, each non-terminated MicroVM
+//!    joined against the launcher's ledger (twice, the second read closing
+//!    the window in which the launcher has started a VM but not yet written
+//!    its ledger item); a MicroVM missing from it is
+//!    `aws.microvm.unmanaged.detected`.
+//! 2. [`remediation`]: optional suspend/terminate of those MicroVMs.
+//! 3. [`checks`]: trail health, the governance functions against their
+//!    recorded baseline, and the heartbeat.
+//!
+//! Each step runs even when an earlier one failed; the first error is
+//! returned at the end so the invocation fails (and the alarm on errors
+//! fires). A completed sweep is counted in `sweeps_completed` (the metric
+//! the "sweep did not run" alarm watches).
 
-use super::alert::{Alert, ListedMicrovm, utc_timestamp};
+mod checks;
+mod listing;
+mod remediation;
+
+pub use checks::drift_alert;
+pub use listing::PAGE_SIZE;
+pub use remediation::Remediation;
+
+use super::alert::{Alert, ListedMicrovm};
 use super::alerter::{AlertBatch, AlertError};
 use super::counters::Counters;
-use super::ports::{Auditor, LedgerReader, MicrovmsApi, PortError, TrailsApi};
-use super::trail;
-use contro1::types::{
-    AuditActor, AuditRecord, AuditResource, AuditSource, INTEGRATION, Outcome as AuditOutcome,
-    RESOURCE_TYPE_MICROVM,
+use super::ports::{
+    Auditor, FunctionsApi, HeartbeatStore, LedgerReader, MicrovmsApi, PortError, TrailsApi,
 };
-use detector_core::Rule;
-use futures::{SinkExt, StreamExt, TryStreamExt};
-use serde_json::json;
-use shared_core::Event;
-use std::collections::HashSet;
-
-/// ListMicrovms accepts 1–50.
-pub const PAGE_SIZE: i32 = 50;
-/// A pagination loop that goes on longer than this is a bug or a hostile
-/// endpoint (2.5 M MicroVMs).
-const MAX_PAGES: usize = 50_000;
-
-/// What to do with an unmanaged MicroVM older than the grace period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Remediation {
-    Off,
-    Suspend,
-    Terminate,
-}
-
-impl Remediation {
-    pub fn parse(s: &str) -> Option<Remediation> {
-        match s {
-            "off" => Some(Remediation::Off),
-            "suspend" => Some(Remediation::Suspend),
-            "terminate" => Some(Remediation::Terminate),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Remediation::Off => "off",
-            Remediation::Suspend => "suspend",
-            Remediation::Terminate => "terminate",
-        }
-    }
-}
+use super::trail;
+use futures::StreamExt;
 
 #[derive(Debug, Clone)]
 pub struct SweepConfig {
@@ -69,6 +44,12 @@ pub struct SweepConfig {
     /// The account and region swept, as findings report them.
     pub account_id: Option<String>,
     pub region: Option<String>,
+    /// The SSM parameter holding the integrity baseline; no integrity check
+    /// when unset.
+    pub integrity_parameter: Option<String>,
+    /// Longest time without a CloudTrail log object read before detection is
+    /// degraded; no heartbeat check when unset.
+    pub heartbeat_max_silence: Option<i64>,
 }
 
 impl Default for SweepConfig {
@@ -81,6 +62,8 @@ impl Default for SweepConfig {
             trails: trail::TrailExpectations::default(),
             account_id: None,
             region: None,
+            integrity_parameter: None,
+            heartbeat_max_silence: None,
         }
     }
 }
@@ -91,6 +74,8 @@ pub struct SweepPorts<'a> {
     pub ledger: &'a dyn LedgerReader,
     pub trails: &'a dyn TrailsApi,
     pub auditor: &'a dyn Auditor,
+    pub functions: &'a dyn FunctionsApi,
+    pub heartbeat: &'a dyn HeartbeatStore,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +88,7 @@ pub enum SweepError {
     },
     #[error("ListMicrovms returned the same nextToken twice (page {page}); stopping")]
     PaginationLoop { page: usize },
-    #[error("ListMicrovms did not finish after {MAX_PAGES} pages")]
+    #[error("ListMicrovms did not finish after {} pages", listing::MAX_PAGES)]
     TooManyPages,
     #[error("reading the ledger: {0}")]
     Ledger(#[source] PortError),
@@ -117,6 +102,8 @@ pub enum SweepError {
     },
     #[error("{failures} remediation action(s) failed; first: {first}")]
     Remediation { failures: u64, first: String },
+    #[error("reading the heartbeat: {0}")]
+    Heartbeat(#[source] PortError),
 }
 
 /// What one sweep found.
@@ -128,98 +115,8 @@ pub struct SweepReport {
     pub trail_health: Option<trail::TrailHealth>,
 }
 
-/// List every page, keeping non-terminated MicroVMs, joined against the
-/// ledger with bounded concurrency while the next page is fetched.
-async fn list_unmanaged(
-    ports: &SweepPorts<'_>,
-    concurrency: usize,
-    counters: &mut Counters,
-) -> Result<(usize, Vec<ListedMicrovm>), SweepError> {
-    let (mut tx, rx) = futures::channel::mpsc::channel::<Vec<ListedMicrovm>>(concurrency.max(1));
-    let mut listed = 0u64;
-    let mut active = 0u64;
-    let producer = async {
-        let mut token: Option<String> = None;
-        let mut seen_tokens = HashSet::new();
-        let mut pages = 0usize;
-        loop {
-            if pages >= MAX_PAGES {
-                return Err(SweepError::TooManyPages);
-            }
-            let page = ports
-                .microvms
-                .list_page(token.as_deref(), PAGE_SIZE)
-                .await
-                .map_err(|source| SweepError::List {
-                    page: pages + 1,
-                    source,
-                })?;
-            pages += 1;
-            listed += page.items.len() as u64;
-            let live: Vec<ListedMicrovm> = page
-                .items
-                .into_iter()
-                .filter(|v| v.state != "TERMINATED")
-                .collect();
-            active += live.len() as u64;
-            if !live.is_empty() && tx.send(live).await.is_err() {
-                // The consumer stopped on an error; it reports it.
-                break;
-            }
-            match page.next_token.filter(|t| !t.is_empty()) {
-                Some(t) => {
-                    if !seen_tokens.insert(t.clone()) {
-                        return Err(SweepError::PaginationLoop { page: pages });
-                    }
-                    token = Some(t);
-                }
-                None => break,
-            }
-        }
-        tx.close_channel();
-        Ok(pages)
-    };
-    let consumer = rx
-        .map(|vms| async move {
-            let ids: Vec<String> = vms.iter().map(|v| v.microvm_id.clone()).collect();
-            let known = ports
-                .ledger
-                .known_microvms(&ids)
-                .await
-                .map_err(SweepError::Ledger)?;
-            Ok::<_, SweepError>(
-                vms.into_iter()
-                    .filter(|v| !known.contains(&v.microvm_id))
-                    .collect::<Vec<_>>(),
-            )
-        })
-        .buffer_unordered(concurrency.max(1))
-        .try_fold(Vec::new(), |mut acc, v| async move {
-            acc.extend(v);
-            Ok(acc)
-        });
-    let (pages, candidates) = futures::try_join!(producer, consumer)?;
-    counters.microvms_listed += listed;
-    counters.microvms_active += active;
-    // Second read of the candidates only: a VM the launcher had just started
-    // may have been listed before its ledger item was written.
-    let mut unmanaged = candidates;
-    if !unmanaged.is_empty() {
-        let ids: Vec<String> = unmanaged.iter().map(|v| v.microvm_id.clone()).collect();
-        let known = ports
-            .ledger
-            .known_microvms(&ids)
-            .await
-            .map_err(SweepError::Ledger)?;
-        unmanaged.retain(|v| !known.contains(&v.microvm_id));
-    }
-    unmanaged.sort_by(|a, b| a.microvm_id.cmp(&b.microvm_id));
-    Ok((pages, unmanaged))
-}
-
 /// Run one sweep. Alerts go through `batch`; its counts are folded in by the
-/// caller. Each layer runs even when an earlier one failed to deliver; the
-/// first error is returned at the end so the invocation fails.
+/// caller.
 pub async fn sweep(
     ports: &SweepPorts<'_>,
     cfg: &SweepConfig,
@@ -230,21 +127,26 @@ pub async fn sweep(
     let log = batch.alerter().log();
     let mut first_error: Option<SweepError> = None;
     let mut report = SweepReport::default();
+    let raise_all = |alerts: Vec<Alert>| async move {
+        let results: Vec<Result<_, AlertError>> = futures::stream::iter(alerts)
+            .map(|a| async move { batch.raise(&a).await })
+            .buffer_unordered(cfg.concurrency.max(1))
+            .collect()
+            .await;
+        results.into_iter().find_map(Result::err)
+    };
 
-    match list_unmanaged(ports, cfg.concurrency, counters).await {
+    match listing::list_unmanaged(ports, cfg.concurrency, counters).await {
         Ok((pages, unmanaged)) => {
             report.pages = pages;
             counters.unmanaged += unmanaged.len() as u64;
-            let results: Vec<Result<_, AlertError>> = futures::stream::iter(&unmanaged)
-                .map(|vm| async move {
-                    let alert =
-                        Alert::unmanaged(vm, now, cfg.account_id.as_deref(), cfg.region.as_deref());
-                    batch.raise(&alert).await
+            let alerts = unmanaged
+                .iter()
+                .map(|vm| {
+                    Alert::unmanaged(vm, now, cfg.account_id.as_deref(), cfg.region.as_deref())
                 })
-                .buffer_unordered(cfg.concurrency.max(1))
-                .collect()
-                .await;
-            if let Some(e) = results.into_iter().find_map(Result::err) {
+                .collect();
+            if let Some(e) = raise_all(alerts).await {
                 first_error.get_or_insert(SweepError::Alert(e));
             }
             report.unmanaged = unmanaged;
@@ -254,158 +156,40 @@ pub async fn sweep(
         }
     }
 
-    // Remediation: only when on, only VMs older than the grace period, every
-    // action audited (success or failure).
-    if cfg.remediation != Remediation::Off {
-        let mut failures = 0u64;
-        let mut first_failure = None;
-        for vm in &report.unmanaged {
-            let old_enough = vm.started_at.is_some_and(|t| now - t >= cfg.grace_seconds);
-            let already = match cfg.remediation {
-                Remediation::Suspend => {
-                    matches!(
-                        vm.state.as_str(),
-                        "SUSPENDING" | "SUSPENDED" | "TERMINATING"
-                    )
-                }
-                _ => vm.state == "TERMINATING",
-            };
-            if !old_enough || already {
-                continue;
-            }
-            let result = match cfg.remediation {
-                Remediation::Suspend => ports.microvms.suspend(&vm.microvm_id).await,
-                Remediation::Terminate => ports.microvms.terminate(&vm.microvm_id).await,
-                Remediation::Off => Ok(()),
-            };
-            let (event, outcome) = match cfg.remediation {
-                Remediation::Suspend => (Event::SuspendRequested, result.is_ok()),
-                _ => (Event::TerminateRequested, result.is_ok()),
-            };
-            let record = remediation_audit(vm, cfg, event, result.as_ref().err(), now);
-            log.line(&json!({"log": "remediation", "audit": record}));
-            if outcome {
-                counters.remediations += 1;
-                report.remediated.push(vm.microvm_id.clone());
-            } else {
-                counters.remediation_failures += 1;
-                failures += 1;
-                if first_failure.is_none() {
-                    first_failure = result.err().map(|e| e.to_string());
-                }
-            }
-            if let Err(source) = ports.auditor.audit(&record).await {
-                first_error.get_or_insert(SweepError::Audit {
-                    microvm_id: vm.microvm_id.clone(),
-                    source,
-                });
-            }
-        }
-        if failures > 0 {
-            first_error.get_or_insert(SweepError::Remediation {
-                failures,
-                first: first_failure.unwrap_or_default(),
-            });
-        }
+    if let Some(e) = remediation::remediate(ports, cfg, &mut report, now, log, counters).await {
+        first_error.get_or_insert(e);
     }
 
-    if cfg.check_trails {
-        counters.trails_checked += 1;
-        let alert = match ports.trails.trails().await {
-            Ok(trails) => {
-                let health = trail::assess(&trails, &cfg.trails);
-                let alert = (!health.healthy).then(|| {
-                    Alert::degraded(
-                        Rule::NoTrailLogsMicrovmDataEvents,
-                        &health.reason(),
-                        now,
-                        None,
-                    )
-                });
-                report.trail_health = Some(health);
-                alert
-            }
-            Err(e) => Some(Alert::degraded(
-                Rule::TrailHealthUnavailable,
-                &format!("cannot read CloudTrail configuration: {e}"),
-                now,
-                None,
-            )),
-        };
-        if let Some(alert) = alert
-            && let Err(e) = batch.raise(&alert).await
-        {
-            first_error.get_or_insert(SweepError::Alert(e));
+    let mut checks: Vec<Alert> = Vec::new();
+    checks.extend(checks::trail_health(ports, cfg, &mut report, now, counters).await);
+    checks.extend(checks::integrity(ports, cfg, now, counters).await);
+    match checks::heartbeat(ports, cfg, now).await {
+        Ok(alert) => checks.extend(alert),
+        Err(e) => {
+            first_error.get_or_insert(e);
         }
+    }
+    if let Some(e) = raise_all(checks).await {
+        first_error.get_or_insert(SweepError::Alert(e));
     }
 
     match first_error {
         Some(e) => Err(e),
-        None => Ok(report),
-    }
-}
-
-/// The Contro1 audit record of one remediation action.
-fn remediation_audit(
-    vm: &ListedMicrovm,
-    cfg: &SweepConfig,
-    event: Event,
-    error: Option<&PortError>,
-    now: i64,
-) -> AuditRecord {
-    AuditRecord {
-        action: event.as_str().to_string(),
-        summary: Some(format!(
-            "Detector {} unmanaged MicroVM {} (not in the launcher ledger, older than {} s)",
-            match cfg.remediation {
-                Remediation::Suspend => "suspended",
-                _ => "terminated",
-            },
-            vm.microvm_id,
-            cfg.grace_seconds
-        )),
-        source: Some(AuditSource {
-            integration: INTEGRATION.to_string(),
-            workflow_id: Some("detector-remediation".to_string()),
-        }),
-        actor: Some(AuditActor {
-            agent_id: "microvm-detector".to_string(),
-        }),
-        resource: Some(AuditResource {
-            resource_type: RESOURCE_TYPE_MICROVM.to_string(),
-            id: vm.microvm_id.clone(),
-            uri: None,
-        }),
-        outcome: Some(if error.is_none() {
-            AuditOutcome::Success
-        } else {
-            AuditOutcome::Failure
-        }),
-        severity: Some("warning".to_string()),
-        correlation_id: None,
-        external_request_id: Some(format!(
-            "remediate#{}#{}",
-            vm.microvm_id,
-            cfg.remediation.as_str()
-        )),
-        in_reply_to: None,
-        metadata: Some(json!({
-            "remediation": cfg.remediation.as_str(),
-            "grace_seconds": cfg.grace_seconds,
-            "state": vm.state,
-            "image_arn": vm.image_arn,
-            "started_at": vm.started_at.map(utc_timestamp),
-            "at": utc_timestamp(now),
-            "error": error.map(ToString::to_string),
-        })),
+        None => {
+            counters.sweeps_completed += 1;
+            Ok(report)
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lambda::fakes::{FakeAuditor, FakeLedger, FakeMicrovms, FakeTrails, Rig, vm};
+    use crate::lambda::fakes::{
+        FakeAuditor, FakeFunctions, FakeHeartbeat, FakeLedger, FakeMicrovms, FakeTrails, Rig, vm,
+    };
     use crate::lambda::ports::{FieldCondition, TrailInfo};
+    use std::collections::HashSet;
     use std::sync::atomic::Ordering;
 
     const NOW: i64 = 1_759_413_931;
@@ -475,6 +259,8 @@ mod tests {
             ledger: &ledger,
             trails: &trails,
             auditor: &auditor,
+            functions: &FakeFunctions::default(),
+            heartbeat: &FakeHeartbeat::default(),
         };
         let mut c = Counters::default();
         let report = sweep(&ports, &SweepConfig::default(), &batch, &mut c)
@@ -515,6 +301,8 @@ mod tests {
             ledger: &ledger,
             trails: &trails,
             auditor: &auditor,
+            functions: &FakeFunctions::default(),
+            heartbeat: &FakeHeartbeat::default(),
         };
         let cfg = SweepConfig {
             remediation: Remediation::Terminate,
@@ -561,6 +349,8 @@ mod tests {
             ledger: &ledger,
             trails: &trails,
             auditor: &auditor,
+            functions: &FakeFunctions::default(),
+            heartbeat: &FakeHeartbeat::default(),
         };
         for _ in 0..2 {
             let batch = AlertBatch::new(&alerter);
@@ -624,6 +414,8 @@ mod tests {
             ledger: &ledger,
             trails: &trails,
             auditor: &auditor,
+            functions: &FakeFunctions::default(),
+            heartbeat: &FakeHeartbeat::default(),
         };
         let report = sweep(
             &ports,
