@@ -9,8 +9,11 @@
 #   3. `cdk synth` offline (no credentials, no lookups, bundling skipped) and cfn-lint on it;
 #   4. cfn-guard (infra/guard/*.guard) on both templates; every rule must pass;
 #   5. the guard negative tests: each rule must FAIL on a deliberately broken copy;
-#   6. parity: SAM and CDK have the same parameters/conditions/outputs/resources, and both
-#      Athena named queries are infra/athena/bypass-hunt.sql (which must parse as Trino SQL);
+#   6. parity: the SAM template (expanded by the SAM translator) and the CDK output agree
+#      property by property after normalising intrinsics and logical ids, except the
+#      allow-listed differences; --self-test proves mutated copies fail; both Athena named
+#      queries are infra/athena/bypass-hunt.sql (which must parse as Trino SQL); the
+#      committed deny policy, boundary and SCP are what infra/policies/generate.py makes;
 #   7. INFRA_BUILD=1 only (slow): `cargo lambda build --release --arm64` for both functions
 #      (x86-64 if the arm64 std cannot be installed here), printing the zip sizes.
 #
@@ -142,9 +145,14 @@ ok "guard negative tests"
 
 # ---------------------------------------------------------------- 6. parity
 say "SAM/CDK parity and Athena query"
-"$INFRA_VENV/bin/python" infra/tests/parity.py "$SAM_TEMPLATE" "$CDK_TEMPLATE" infra/athena/bypass-hunt.sql \
-    infra/policies/deny-direct-microvm-access.json >&2 || fail "SAM/CDK parity"
+"$INFRA_VENV/bin/python" infra/tests/parity.py --self-test "$SAM_TEMPLATE" "$CDK_TEMPLATE" infra/athena/bypass-hunt.sql >&2 \
+    || fail "SAM/CDK parity"
 ok "parity"
+
+say "deny policy, boundary and SCP generated from the stack's deny policy"
+"$INFRA_VENV/bin/python" infra/policies/generate.py --template "$SAM_TEMPLATE" --example --check infra/policies >&2 \
+    || fail "infra/policies/*.json are not what generate.py makes from $SAM_TEMPLATE"
+ok "generated policies current"
 
 say "Athena SQL syntax (Trino parser)"
 "$INFRA_VENV/bin/python" infra/tests/athena_sql_parses.py infra/athena/bypass-hunt.sql >&2 \
