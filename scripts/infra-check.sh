@@ -14,6 +14,8 @@
 #      allow-listed differences; --self-test proves mutated copies fail; both Athena named
 #      queries are infra/athena/bypass-hunt.sql (which must parse as Trino SQL); the
 #      committed deny policy, boundary and SCP are what infra/policies/generate.py makes;
+#      the least-privilege check: each role's granted actions against the SDK operations its
+#      function's Rust sources call (allow-listed differences carry a reason);
 #   7. INFRA_BUILD=1 only (slow): `cargo lambda build --release --arm64` for both functions
 #      (x86-64 if the arm64 std cannot be installed here), printing the zip sizes.
 #
@@ -148,6 +150,11 @@ say "SAM/CDK parity and Athena query"
 "$INFRA_VENV/bin/python" infra/tests/parity.py --self-test "$SAM_TEMPLATE" "$CDK_TEMPLATE" infra/athena/bypass-hunt.sql >&2 \
     || fail "SAM/CDK parity"
 ok "parity"
+
+say "least privilege: granted IAM actions against the SDK calls in the Rust sources"
+"$INFRA_VENV/bin/python" infra/tests/least_privilege.py --self-test "$SAM_TEMPLATE" >&2 \
+    || fail "least privilege (grants and SDK calls differ)"
+ok "least privilege"
 
 say "deny policy, boundary and SCP generated from the stack's deny policy"
 "$INFRA_VENV/bin/python" infra/policies/generate.py --template "$SAM_TEMPLATE" --example --check infra/policies >&2 \
