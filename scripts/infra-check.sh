@@ -7,8 +7,9 @@
 #      re-installed only when their pin files change. Needs only the package registries.
 #   2. cfn-lint and `sam validate --lint` on infra/sam/template.yaml;
 #   3. `cdk synth` offline (no credentials, no lookups, bundling skipped) and cfn-lint on it;
-#   4. cfn-guard (infra/guard/*.guard) on both templates; every rule must pass;
-#   5. the guard negative tests: each rule must FAIL on a deliberately broken copy;
+#   4. cfn-guard (infra/guard/*.guard) on both templates (SAM decoded to long-form JSON);
+#      every rule must pass;
+#   5. the guard negative tests: each mutation (of both templates) must fail its rule;
 #   6. parity: the SAM template (expanded by the SAM translator) and the CDK output agree
 #      property by property after normalising intrinsics and logical ids, except the
 #      allow-listed differences; --self-test proves mutated copies fail; both Athena named
@@ -131,7 +132,10 @@ say "cfn-lint $CDK_TEMPLATE"
 ok "cfn-lint $CDK_TEMPLATE"
 
 # ---------------------------------------------------------------- 4. guard rules
-for t in "$SAM_TEMPLATE" "$CDK_TEMPLATE"; do
+# The rules are written for long-form JSON (the CDK output is; the SAM YAML is decoded).
+SAM_LONG_FORM="$REPO_ROOT/.tmp/sam-template.json"
+"$INFRA_VENV/bin/python" infra/guard/long_form.py "$SAM_TEMPLATE" "$SAM_LONG_FORM" || fail "cannot decode $SAM_TEMPLATE"
+for t in "$SAM_LONG_FORM" "$CDK_TEMPLATE"; do
     say "cfn-guard validate $t"
     "$CFN_GUARD" validate -r "$GUARD_RULES" -d "$t" --show-summary all -o single-line-summary >&2 \
         || fail "cfn-guard rules fail on $t"
