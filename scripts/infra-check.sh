@@ -125,10 +125,8 @@ fi
 [[ -s "$CDK_TEMPLATE" ]] || fail "cdk synth wrote no $CDK_TEMPLATE"
 ok "cdk synth -> $CDK_TEMPLATE"
 
-# W3005 is ignored on CDK output only: CDK adds DependsOn: <role> to every function whose
-# Role is already a GetAtt of that role (redundant, harmless; see infra/README.md).
 say "cfn-lint $CDK_TEMPLATE"
-"$CFN_LINT" --ignore-checks W3005 -- "$CDK_TEMPLATE" >&2 || fail "cfn-lint reported problems in $CDK_TEMPLATE"
+"$CFN_LINT" -- "$CDK_TEMPLATE" >&2 || fail "cfn-lint reported problems in $CDK_TEMPLATE"
 ok "cfn-lint $CDK_TEMPLATE"
 
 # ---------------------------------------------------------------- 4. guard rules
