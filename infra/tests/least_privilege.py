@@ -32,6 +32,7 @@ import subprocess
 import sys
 
 from cfnlint.decode import decode_str
+from report import report
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SOURCES = {
@@ -244,11 +245,7 @@ def main() -> int:
         got = [m for ok, m in check(broken, ops, {}) if not ok]
         results.append((any("granted-not-called sqs:PurgeQueue" in m for m in got),
                         "self-test: a launcher sqs:PurgeQueue grant without a call fails the check"))
-    for ok, msg in results:
-        print(("ok   " if ok else "FAIL ") + msg)
-    failed = sum(1 for ok, _ in results if not ok)
-    print(f"{len(results) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    return report(results)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ import re
 import sys
 
 from cfnlint.decode import decode_str
+from report import report
 
 # (path pattern, reason). Paths look like Resources.LauncherFunction.Properties.Code.
 ALLOWED_DIFFERENCES: list[tuple[str, str]] = [
@@ -308,11 +309,7 @@ def main() -> int:
             caught = [m for ok, m in compare(sam_raw, broken, sql) if not ok]
             results.append((bool(caught), f"self-test: a CDK copy differing in {what} fails parity"
                             + (f" ({caught[0]})" if caught else " -- NOT CAUGHT")))
-    for ok, msg in results:
-        print(("ok   " if ok else "FAIL ") + msg)
-    failed = sum(1 for ok, _ in results if not ok)
-    print(f"{len(results) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    return report(results)
 
 
 if __name__ == "__main__":
