@@ -22,6 +22,7 @@ Prints one line per check, the number of mutations caught on each template, and 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import copy
 import json
 import pathlib
@@ -413,18 +414,27 @@ CASES = [
 SUMMARY_LINE = re.compile(r"^\S+/(\w+)\s+(PASS|FAIL|SKIP)\s*$")
 
 
-def guard_statuses(guard: str, rules: str, data: pathlib.Path) -> dict[str, str]:
+STATUS_LINE = re.compile(r"^(\S+) Status = (PASS|FAIL|SKIP)\s*$")
+
+
+def run_guard(guard: str, rules: str, data: pathlib.Path) -> dict[str, dict[str, str]]:
+    """Validates a file or every file of a directory in one cfn-guard run: file name -> rule -> status."""
     proc = subprocess.run(
         [guard, "validate", "-r", rules, "-d", str(data), "--show-summary", "all", "-o", "single-line-summary"],
         capture_output=True,
         text=True,
     )
-    statuses: dict[str, str] = {}
+    statuses: dict[str, dict[str, str]] = {}
+    current = None
     for line in proc.stdout.splitlines():
+        header = STATUS_LINE.match(line.strip())
+        if header:
+            current = statuses.setdefault(pathlib.Path(header.group(1)).name, {})
+            continue
         m = SUMMARY_LINE.match(line.strip())
-        if m:
-            statuses[m.group(1)] = m.group(2)
-    if not statuses:
+        if m and current is not None:
+            current[m.group(1)] = m.group(2)
+    if not statuses or not all(statuses.values()):
         raise SystemExit(f"cfn-guard printed no rule summary for {data} (exit {proc.returncode}):\n"
                          f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     return statuses
@@ -442,23 +452,18 @@ def main() -> int:
     passed = failed = 0
     targeted_rules = {rule for _, rule, _ in CASES}
 
+    prepared = []
     for tpath in map(pathlib.Path, args.templates):
         label = tpath.parent.name + "-" + tpath.stem
         real = load(tpath)
-        # Validate the long form (what the broken copies are written as, too).
-        real_path = out / f"{label}.json"
-        real_path.write_text(json.dumps(real, indent=1))
-        statuses = guard_statuses(args.guard, args.rules, real_path)
-        caught = 0
-        not_passing = {r: s for r, s in statuses.items() if s != "PASS"}
-        untested = sorted(set(statuses) - targeted_rules)
-        if not_passing or untested:
-            failed += 1
-            print(f"FAIL {label}: real template: rules not passing {not_passing}; rules without a broken case {untested}")
-        else:
-            passed += 1
-            print(f"ok   {label}: real template passes all {len(statuses)} rules")
-
+        # The long form is validated (what the broken copies are written as, too).
+        real_dir, broken_dir = out / label / "real", out / label / "broken"
+        for d in (real_dir, broken_dir):
+            d.mkdir(parents=True, exist_ok=True)
+            for old in d.glob("*.json"):
+                old.unlink()
+        (real_dir / f"{label}.json").write_text(json.dumps(real, indent=1))
+        written: list[tuple[str, str]] = []
         for name, rule, mutate in CASES:
             broken = copy.deepcopy(real)
             try:
@@ -471,16 +476,35 @@ def main() -> int:
                 failed += 1
                 print(f"FAIL {label}/{name}: mutation changed nothing")
                 continue
-            bpath = out / f"{label}--{name}.json"
-            bpath.write_text(json.dumps(broken, indent=1))
-            got = guard_statuses(args.guard, args.rules, bpath)
-            if got.get(rule) == "FAIL":
+            (broken_dir / f"{name}.json").write_text(json.dumps(broken, indent=1))
+            written.append((name, rule))
+        prepared.append((label, real_dir, broken_dir, written))
+
+    # One cfn-guard run per directory, the runs side by side.
+    dirs = [d for _, real_dir, broken_dir, _ in prepared for d in (real_dir, broken_dir)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(dirs)) as pool:
+        runs = dict(zip(dirs, pool.map(lambda d: run_guard(args.guard, args.rules, d), dirs)))
+
+    for label, real_dir, broken_dir, written in prepared:
+        statuses = runs[real_dir][f"{label}.json"]
+        not_passing = {r: s for r, s in statuses.items() if s != "PASS"}
+        untested = sorted(set(statuses) - targeted_rules)
+        if not_passing or untested:
+            failed += 1
+            print(f"FAIL {label}: real template: rules not passing {not_passing}; rules without a broken case {untested}")
+        else:
+            passed += 1
+            print(f"ok   {label}: real template passes all {len(statuses)} rules")
+        caught = 0
+        for name, rule in written:
+            got = runs[broken_dir].get(f"{name}.json", {}).get(rule)
+            if got == "FAIL":
                 passed += 1
                 caught += 1
                 print(f"ok   {label}/{name}: {rule} fails as it must")
             else:
                 failed += 1
-                print(f"FAIL {label}/{name}: expected {rule} to FAIL on {bpath}, got {got.get(rule)}")
+                print(f"FAIL {label}/{name}: expected {rule} to FAIL on {broken_dir / name}.json, got {got}")
         print(f"{label}: {caught} of {len(CASES)} mutations caught")
 
     print(f"{passed} passed, {failed} failed")
