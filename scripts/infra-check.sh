@@ -7,10 +7,16 @@
 #      re-installed only when their pin files change. Needs only the package registries.
 #   2. cfn-lint and `sam validate --lint` on infra/sam/template.yaml;
 #   3. `cdk synth` offline (no credentials, no lookups, bundling skipped) and cfn-lint on it;
-#   4. cfn-guard (infra/guard/*.guard) on both templates; every rule must pass;
-#   5. the guard negative tests: each rule must FAIL on a deliberately broken copy;
-#   6. parity: SAM and CDK have the same parameters/conditions/outputs/resources, and both
-#      Athena named queries are infra/athena/bypass-hunt.sql (which must parse as Trino SQL);
+#   4. cfn-guard (infra/guard/*.guard) on both templates (SAM decoded to long-form JSON);
+#      every rule must pass;
+#   5. the guard negative tests: each mutation (of both templates) must fail its rule;
+#   6. parity: the SAM template (expanded by the SAM translator) and the CDK output agree
+#      property by property after normalising intrinsics and logical ids, except the
+#      allow-listed differences; --self-test proves mutated copies fail; both Athena named
+#      queries are infra/athena/bypass-hunt.sql (which must parse as Trino SQL); the
+#      committed deny policy, boundary and SCP are what infra/policies/generate.py makes;
+#      the least-privilege check: each role's granted actions against the SDK operations its
+#      function's Rust sources call (allow-listed differences carry a reason);
 #   7. INFRA_BUILD=1 only (slow): `cargo lambda build --release --arm64` for both functions
 #      (x86-64 if the arm64 std cannot be installed here), printing the zip sizes.
 #
@@ -119,14 +125,15 @@ fi
 [[ -s "$CDK_TEMPLATE" ]] || fail "cdk synth wrote no $CDK_TEMPLATE"
 ok "cdk synth -> $CDK_TEMPLATE"
 
-# W3005 is ignored on CDK output only: CDK adds DependsOn: <role> to every function whose
-# Role is already a GetAtt of that role (redundant, harmless; see infra/README.md).
 say "cfn-lint $CDK_TEMPLATE"
-"$CFN_LINT" --ignore-checks W3005 -- "$CDK_TEMPLATE" >&2 || fail "cfn-lint reported problems in $CDK_TEMPLATE"
+"$CFN_LINT" -- "$CDK_TEMPLATE" >&2 || fail "cfn-lint reported problems in $CDK_TEMPLATE"
 ok "cfn-lint $CDK_TEMPLATE"
 
 # ---------------------------------------------------------------- 4. guard rules
-for t in "$SAM_TEMPLATE" "$CDK_TEMPLATE"; do
+# The rules are written for long-form JSON (the CDK output is; the SAM YAML is decoded).
+SAM_LONG_FORM="$REPO_ROOT/.tmp/sam-template.json"
+"$INFRA_VENV/bin/python" infra/guard/long_form.py "$SAM_TEMPLATE" "$SAM_LONG_FORM" || fail "cannot decode $SAM_TEMPLATE"
+for t in "$SAM_LONG_FORM" "$CDK_TEMPLATE"; do
     say "cfn-guard validate $t"
     "$CFN_GUARD" validate -r "$GUARD_RULES" -d "$t" --show-summary all -o single-line-summary >&2 \
         || fail "cfn-guard rules fail on $t"
@@ -142,9 +149,19 @@ ok "guard negative tests"
 
 # ---------------------------------------------------------------- 6. parity
 say "SAM/CDK parity and Athena query"
-"$INFRA_VENV/bin/python" infra/tests/parity.py "$SAM_TEMPLATE" "$CDK_TEMPLATE" infra/athena/bypass-hunt.sql \
-    infra/policies/deny-direct-microvm-access.json >&2 || fail "SAM/CDK parity"
+"$INFRA_VENV/bin/python" infra/tests/parity.py --self-test "$SAM_TEMPLATE" "$CDK_TEMPLATE" infra/athena/bypass-hunt.sql >&2 \
+    || fail "SAM/CDK parity"
 ok "parity"
+
+say "least privilege: granted IAM actions against the SDK calls in the Rust sources"
+"$INFRA_VENV/bin/python" infra/tests/least_privilege.py --self-test "$SAM_TEMPLATE" >&2 \
+    || fail "least privilege (grants and SDK calls differ)"
+ok "least privilege"
+
+say "deny policy, boundary and SCP generated from the stack's deny policy"
+"$INFRA_VENV/bin/python" infra/policies/generate.py --template "$SAM_TEMPLATE" --example --check infra/policies >&2 \
+    || fail "infra/policies/*.json are not what generate.py makes from $SAM_TEMPLATE"
+ok "generated policies current"
 
 say "Athena SQL syntax (Trino parser)"
 "$INFRA_VENV/bin/python" infra/tests/athena_sql_parses.py infra/athena/bypass-hunt.sql >&2 \

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Proves each cfn-guard rule in infra/guard/ fails on a deliberately broken template.
+"""Proves each cfn-guard rule in infra/guard/ fails on deliberately broken templates.
 
 For every real template given on the command line (the SAM template and the CDK synth
 output), the script first checks that every rule PASSES on it, then builds one broken copy
@@ -11,13 +11,18 @@ stale hand-edited files, so they always differ from the real template by exactly
 defect named in the case. A case whose mutation finds nothing to break is itself a test
 failure (it would otherwise prove nothing).
 
+The rules run on long-form JSON: the script decodes each template (YAML short forms
+expanded) and validates that, the real one and every broken copy alike.
+
 Usage: guard_negative_tests.py --guard BIN --rules FILE --out DIR TEMPLATE...
-Prints one line per check and a closing "N passed, N failed" line; exits 1 on any failure.
+Prints one line per check, the number of mutations caught on each template, and a closing
+"N passed, N failed" line; exits 1 on any failure.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import copy
 import json
 import pathlib
@@ -48,6 +53,40 @@ def res(t: dict, logical_id: str) -> dict:
     return r
 
 
+def is_sam(t: dict) -> bool:
+    return any(r.get("Type") == "AWS::Serverless::Function" for r in t["Resources"].values())
+
+
+def statement(t: dict, role: str, sid: str) -> dict:
+    for pol in res(t, role)["Properties"].get("Policies", []):
+        for st in pol["PolicyDocument"]["Statement"]:
+            if isinstance(st, dict) and st.get("Sid") == sid:
+                return st
+    raise NothingToBreak(f"{role} has no statement {sid}")
+
+
+def deny_doc(t: dict) -> dict:
+    return res(t, "DenyDirectMicrovmAccessPolicy")["Properties"]["PolicyDocument"]
+
+
+def deny_statement(t: dict, sid: str) -> dict:
+    for st in deny_doc(t)["Statement"]:
+        if st.get("Sid") == sid:
+            return st
+    raise NothingToBreak(f"the deny policy has no statement {sid}")
+
+
+def drop_deny_statement(sid: str):
+    def mutate(t: dict) -> None:
+        doc = deny_doc(t)
+        before = len(doc["Statement"])
+        doc["Statement"] = [s for s in doc["Statement"] if s.get("Sid") != sid]
+        if len(doc["Statement"]) == before:
+            raise NothingToBreak(f"the deny policy has no statement {sid}")
+
+    return mutate
+
+
 def first_inline_policy(t: dict, role: str) -> dict:
     policies = res(t, role)["Properties"].get("Policies") or []
     if not policies:
@@ -55,18 +94,20 @@ def first_inline_policy(t: dict, role: str) -> dict:
     return policies[0]["PolicyDocument"]
 
 
-def add_statement(role: str, statement: dict):
+def add_statement(role: str, st: dict):
     def mutate(t: dict) -> None:
-        first_inline_policy(t, role)["Statement"].append(statement)
+        first_inline_policy(t, role)["Statement"].append(st)
 
     return mutate
 
 
-def deny_policy_becomes_allow(t: dict) -> None:
-    doc = res(t, "DenyDirectMicrovmAccessPolicy")["Properties"]["PolicyDocument"]
-    for st in doc["Statement"]:
-        st["Effect"] = "Allow"
-        st.pop("Condition", None)
+def add_action(role: str, sid: str, action: str):
+    def mutate(t: dict) -> None:
+        st = statement(t, role, sid)
+        a = st["Action"]
+        st["Action"] = ([a] if isinstance(a, str) else a) + [action]
+
+    return mutate
 
 
 def remediation_policy_grants_run(t: dict) -> None:
@@ -75,48 +116,41 @@ def remediation_policy_grants_run(t: dict) -> None:
 
 
 def remediation_policy_loses_condition(t: dict) -> None:
-    # Without the condition, the detector could terminate whatever the configuration says.
     r = res(t, "DetectorRemediationPolicy")
     if "Condition" not in r:
         raise NothingToBreak("DetectorRemediationPolicy has no Condition")
     del r["Condition"]
 
 
-def standalone_policy_for_other_role(t: dict) -> None:
-    t["Resources"]["AgentMicrovmPolicy"] = {
-        "Type": "AWS::IAM::Policy",
-        "Properties": {
-            "PolicyName": "agent-microvms",
-            "Roles": [{"Ref": "LauncherRole"}, {"Ref": "DetectorRole"}],
-            "PolicyDocument": {
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
-            },
-        },
-    }
-
-
 def launcher_role_trusts_an_account(t: dict) -> None:
-    doc = res(t, "LauncherRole")["Properties"]["AssumeRolePolicyDocument"]
-    doc["Statement"].append(
-        {
-            "Effect": "Allow",
-            "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
-            "Action": "sts:AssumeRole",
-        }
-    )
+    res(t, "LauncherRole")["Properties"]["AssumeRolePolicyDocument"]["Statement"].append(
+        {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "sts:AssumeRole"})
+
+
+def trust_without_source_account(t: dict) -> None:
+    st = res(t, "DetectorRole")["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    if st.pop("Condition", None) is None:
+        raise NothingToBreak("the detector trust has no condition")
+
+
+def microvm_selector(t: dict) -> dict:
+    for sel in res(t, "Trail")["Properties"].get("AdvancedEventSelectors", []):
+        if "AWS::Lambda::MicrovmImage" in json.dumps(sel):
+            return sel
+    raise NothingToBreak("the trail has no MicroVM image selector")
+
+
+def trail_read_only_selector(t: dict) -> None:
+    microvm_selector(t)["FieldSelectors"].append({"Field": "readOnly", "Equals": ["true"]})
+
+
+def trail_single_region(t: dict) -> None:
+    res(t, "Trail")["Properties"]["IsMultiRegionTrail"] = False
 
 
 def trail_without_microvm_selector(t: dict) -> None:
-    props = res(t, "Trail")["Properties"]
-    before = len(props.get("AdvancedEventSelectors", []))
-    props["AdvancedEventSelectors"] = [
-        s
-        for s in props.get("AdvancedEventSelectors", [])
-        if "AWS::Lambda::MicrovmImage" not in json.dumps(s)
-    ]
-    if len(props["AdvancedEventSelectors"]) == before:
-        raise NothingToBreak("the trail has no MicroVM image selector")
+    sel = microvm_selector(t)
+    res(t, "Trail")["Properties"]["AdvancedEventSelectors"].remove(sel)
 
 
 def trail_with_basic_selectors(t: dict) -> None:
@@ -125,32 +159,76 @@ def trail_with_basic_selectors(t: dict) -> None:
     props["EventSelectors"] = [{"IncludeManagementEvents": True, "ReadWriteType": "All"}]
 
 
+def launcher_microvm_actions_on_star(t: dict) -> None:
+    statement(t, "LauncherRole", "GovernedCallsOnAllowedImages")["Resource"] = "*"
+
+
+def launcher_grant_without_source_function(t: dict) -> None:
+    if statement(t, "LauncherRole", "Ledger").pop("Condition", None) is None:
+        raise NothingToBreak("the ledger grant has no condition")
+
+
+def launcher_passes_roles_to_any_service(t: dict) -> None:
+    st = statement(t, "LauncherRole", "PassOnlyAllowedExecutionRolesToLambda")
+    if st["Condition"].pop("StringEquals", None) is None:
+        raise NothingToBreak("PassRole has no iam:PassedToService condition")
+
+
+def role_with_full_access(t: dict) -> None:
+    res(t, "DetectorRole")["Properties"]["ManagedPolicyArns"] = ["arn:aws:iam::aws:policy/AWSLambda_FullAccess"]
+
+
+def deny_policy_deleted(t: dict) -> None:
+    res(t, "DenyDirectMicrovmAccessPolicy")
+    del t["Resources"]["DenyDirectMicrovmAccessPolicy"]
+    t.get("Outputs", {}).pop("DenyDirectMicrovmAccessPolicyArn", None)
+
+
+def deny_policy_exempts_every_role(t: dict) -> None:
+    st = deny_statement(t, "OnlyTheLauncherRunsMicrovmsAndIssuesTokens")
+    st["Condition"] = {"ArnNotLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/*"}}
+
+
+def deny_policy_switched_off_by_a_tag(t: dict) -> None:
+    st = deny_statement(t, "OnlyTheDeployerChangesTheGovernanceStack")
+    st["Condition"]["StringNotEquals"] = {"aws:PrincipalTag/team": "platform"}
+
+
+def ledger_policy_exempts_everyone(t: dict) -> None:
+    st = res(t, "LedgerTable")["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"][0]
+    st["Condition"] = {"ArnNotLike": {"aws:PrincipalArn": "*"}}
+
+
+def ledger_without_resource_policy(t: dict) -> None:
+    if res(t, "LedgerTable")["Properties"].pop("ResourcePolicy", None) is None:
+        raise NothingToBreak("the ledger has no resource policy")
+
+
+def public_url_points_at_detector(t: dict) -> None:
+    res(t, "LauncherWebhookUrl")["Properties"]["TargetFunctionArn"] = {"Ref": "DetectorFunction"}
+
+
 def launcher_url_without_iam(t: dict) -> None:
-    fn = t["Resources"].get("LauncherFunction", {})
-    if fn.get("Type") == "AWS::Serverless::Function":
+    fn = res(t, "LauncherFunction")
+    if fn["Type"] == "AWS::Serverless::Function":
         fn["Properties"]["FunctionUrlConfig"]["AuthType"] = "NONE"
     else:
         res(t, "LauncherFunctionUrl")["Properties"]["AuthType"] = "NONE"
 
 
 def webhook_url_off_its_alias(t: dict) -> None:
-    props = res(t, "LauncherWebhookUrl")["Properties"]
-    if "Qualifier" not in props:
+    if res(t, "LauncherWebhookUrl")["Properties"].pop("Qualifier", None) is None:
         raise NothingToBreak("LauncherWebhookUrl has no Qualifier")
-    del props["Qualifier"]
 
 
 def public_invoke_not_limited_to_url(t: dict) -> None:
-    props = res(t, "LauncherWebhookInvokePermission")["Properties"]
-    if props.pop("InvokedViaFunctionUrl", None) is None:
+    if res(t, "LauncherWebhookInvokePermission")["Properties"].pop("InvokedViaFunctionUrl", None) is None:
         raise NothingToBreak("LauncherWebhookInvokePermission is not limited to the URL")
 
 
 def ledger_table_unencrypted(t: dict) -> None:
-    props = res(t, "LedgerTable")["Properties"]
-    if "SSESpecification" not in props:
+    if res(t, "LedgerTable")["Properties"].pop("SSESpecification", None) is None:
         raise NothingToBreak("LedgerTable has no SSESpecification")
-    del props["SSESpecification"]
 
 
 def pending_table_sse_disabled(t: dict) -> None:
@@ -158,66 +236,205 @@ def pending_table_sse_disabled(t: dict) -> None:
 
 
 def dedupe_table_without_pitr(t: dict) -> None:
-    props = res(t, "DedupeTable")["Properties"]
-    props["PointInTimeRecoverySpecification"] = {"PointInTimeRecoveryEnabled": False}
+    res(t, "DedupeTable")["Properties"]["PointInTimeRecoverySpecification"] = {"PointInTimeRecoveryEnabled": False}
 
 
 def queue_without_dlq(t: dict) -> None:
-    props = res(t, "DetectorQueue")["Properties"]
-    if "RedrivePolicy" not in props:
+    if res(t, "DetectorQueue")["Properties"].pop("RedrivePolicy", None) is None:
         raise NothingToBreak("DetectorQueue has no RedrivePolicy")
-    del props["RedrivePolicy"]
 
+
+def alert_topic_aws_managed_key(t: dict) -> None:
+    res(t, "AlertTopic")["Properties"]["KmsMasterKeyId"] = "alias/aws/sns"
+
+
+def alert_key_without_cloudwatch(t: dict) -> None:
+    doc = res(t, "AlertKey")["Properties"]["KeyPolicy"]
+    doc["Statement"] = [s for s in doc["Statement"] if "cloudwatch.amazonaws.com" not in json.dumps(s)]
+
+
+def alarm_without_actions(t: dict) -> None:
+    res(t, "DetectorErrorsAlarm")["Properties"].pop("AlarmActions")
+
+
+def sweep_alarm_not_breaching(t: dict) -> None:
+    res(t, "SweepMissedAlarm")["Properties"]["TreatMissingData"] = "notBreaching"
+
+
+def heartbeat_alarm_deleted(t: dict) -> None:
+    res(t, "NoLogObjectReadAlarm")
+    del t["Resources"]["NoLogObjectReadAlarm"]
+
+
+def throttle_alarms_deleted(t: dict) -> None:
+    for lid in ("DetectorThrottlesAlarm", "LauncherThrottlesAlarm"):
+        res(t, lid)
+        del t["Resources"][lid]
+
+
+def oldest_message_alarm_deleted(t: dict) -> None:
+    res(t, "QueueOldestMessageAlarm")
+    del t["Resources"]["QueueOldestMessageAlarm"]
+
+
+def event_targets(t: dict) -> list[dict]:
+    if is_sam(t):
+        events = res(t, "DetectorFunction")["Properties"]["Events"]
+        return [e["Properties"] for e in events.values() if e["Type"] in ("Schedule", "EventBridgeRule")]
+    return [tg for r in t["Resources"].values() if r["Type"] == "AWS::Events::Rule" for tg in r["Properties"]["Targets"]]
+
+
+def event_target_without(key: str):
+    def mutate(t: dict) -> None:
+        targets = event_targets(t)
+        if not targets or key not in targets[0]:
+            raise NothingToBreak(f"no EventBridge target with {key}")
+        del targets[0][key]
+
+    return mutate
+
+
+def no_on_failure_destination(t: dict) -> None:
+    if is_sam(t):
+        if res(t, "DetectorFunction")["Properties"].pop("EventInvokeConfig", None) is None:
+            raise NothingToBreak("the detector has no EventInvokeConfig")
+    else:
+        res(t, "DetectorFunctionEventInvokeConfig")
+        del t["Resources"]["DetectorFunctionEventInvokeConfig"]
+
+
+def function_without_reserved_concurrency(t: dict) -> None:
+    if res(t, "LauncherFunction")["Properties"].pop("ReservedConcurrentExecutions", None) is None:
+        raise NothingToBreak("the launcher has no reserved concurrency")
+
+
+def log_group_without_retention(t: dict) -> None:
+    if res(t, "DetectorLogGroup")["Properties"].pop("RetentionInDays", None) is None:
+        raise NothingToBreak("the detector log group has no retention")
+
+
+def webhook_alias_on_latest(t: dict) -> None:
+    res(t, "LauncherWebhookAlias")["Properties"]["FunctionVersion"] = "$LATEST"
+
+
+def functions_not_published(t: dict) -> None:
+    if is_sam(t):
+        if t.get("Globals", {}).get("Function", {}).pop("AutoPublishAlias", None) is None:
+            raise NothingToBreak("no AutoPublishAlias in Globals")
+    else:
+        res(t, "LauncherFunctionAliaslive")["Properties"]["FunctionVersion"] = "$LATEST"
+
+
+def detector_can_pass_roles_and_change_code(t: dict) -> None:
+    first_inline_policy(t, "DetectorRole")["Statement"].append(
+        {"Effect": "Allow", "Action": ["iam:PassRole", "lambda:UpdateFunctionCode"], "Resource": "*"})
+
+
+STAR = {"Effect": "Allow", "Resource": "*"}
 
 # (case name, rule that must fail, mutation)
 CASES = [
+    # the mutations named in the issue
+    ("trail-read-only-selector-beside-microvm-selector", "created_trail_logs_microvm_data_events", trail_read_only_selector),
+    ("trail-single-region", "created_trail_logs_microvm_data_events", trail_single_region),
+    ("launcher-microvm-actions-on-star", "launcher_microvm_actions_only_on_allowed_images", launcher_microvm_actions_on_star),
+    ("launcher-granted-lambda-star", "allow_statements_name_each_action",
+     add_action("LauncherRole", "GovernedCallsOnAllowedImages", "lambda:*")),
+    ("launcher-granted-iam-star", "allow_statements_name_each_action",
+     add_action("LauncherRole", "PassOnlyAllowedExecutionRolesToLambda", "iam:*")),
+    ("role-with-aws-managed-full-access", "roles_carry_no_aws_managed_policies", role_with_full_access),
+    ("deny-policy-deleted", "deny_policy_protects_microvms_and_the_stack", deny_policy_deleted),
+    ("deny-policy-exempts-every-role", "deny_exemptions_name_specific_roles", deny_policy_exempts_every_role),
+    ("deny-policy-switched-off-by-a-principal-tag", "deny_exemptions_name_specific_roles", deny_policy_switched_off_by_a_tag),
+    ("detector-granted-passrole-and-update-function-code", "only_the_launcher_passes_roles_and_nothing_changes_functions",
+     detector_can_pass_roles_and_change_code),
+    ("question-mark-wildcard-action", "allow_statements_name_each_action",
+     add_action("DetectorRole", "ListMicrovms", "lambda:ListMicrovm?")),
+    ("public-callback-url-pointed-at-the-detector", "function_urls_use_aws_iam", public_url_points_at_detector),
+    # governed actions
     ("detector-role-granted-run", "governed_actions_only_for_launcher_role",
-     add_statement("DetectorRole", {"Effect": "Allow", "Action": "lambda:RunMicrovm", "Resource": "*"})),
+     add_statement("DetectorRole", {**STAR, "Action": "lambda:RunMicrovm"})),
     ("detector-role-granted-shell-token-lowercase", "governed_actions_only_for_launcher_role",
-     add_statement("DetectorRole", {"Effect": "Allow", "Action": ["s3:GetObject", "lambda:createmicrovmshellauthtoken"], "Resource": "*"})),
-    ("detector-role-granted-lambda-star", "governed_actions_only_for_launcher_role",
-     add_statement("DetectorRole", {"Effect": "Allow", "Action": "lambda:*", "Resource": "*"})),
-    ("detector-role-granted-star", "governed_actions_only_for_launcher_role",
-     add_statement("DetectorRole", {"Effect": "Allow", "Action": "*", "Resource": "*"})),
-    ("detector-role-granted-wildcard-pattern", "governed_actions_only_for_launcher_role",
-     add_statement("DetectorRole", {"Effect": "Allow", "Action": "lambda:*Microvm", "Resource": "*"})),
+     add_statement("DetectorRole", {**STAR, "Action": ["s3:GetObject", "lambda:createmicrovmshellauthtoken"]})),
     ("detector-role-granted-notaction", "governed_actions_only_for_launcher_role",
      add_statement("DetectorRole", {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"})),
     ("detector-role-granted-resume-under-fn-if", "governed_actions_only_for_launcher_role",
-     add_statement("DetectorRole", {"Fn::If": ["RemediationEnabled",
-                                               {"Effect": "Allow", "Action": "lambda:ResumeMicrovm", "Resource": "*"},
+     add_statement("DetectorRole", {"Fn::If": ["RemediationEnabled", {**STAR, "Action": "lambda:ResumeMicrovm"},
                                                {"Ref": "AWS::NoValue"}]})),
-    ("deny-policy-flipped-to-allow", "governed_actions_only_for_launcher_role", deny_policy_becomes_allow),
     ("remediation-policy-grants-run", "governed_actions_only_for_launcher_role", remediation_policy_grants_run),
     ("remediation-policy-unconditional", "governed_actions_only_for_launcher_role", remediation_policy_loses_condition),
-    ("policy-shared-by-launcher-and-detector", "governed_actions_only_for_launcher_role", standalone_policy_for_other_role),
-    ("launcher-role-trusts-an-account", "launcher_role_trusts_only_lambda", launcher_role_trusts_an_account),
+    # roles
+    ("launcher-role-trusts-an-account", "execution_roles_trust_only_lambda_in_this_account", launcher_role_trusts_an_account),
+    ("trust-without-aws-source-account", "execution_roles_trust_only_lambda_in_this_account", trust_without_source_account),
+    ("launcher-grant-without-source-function-arn", "launcher_permissions_work_only_from_the_launcher_function",
+     launcher_grant_without_source_function),
+    ("launcher-passes-roles-to-any-service", "launcher_passes_roles_only_to_lambda", launcher_passes_roles_to_any_service),
+    # the deny policy and the table policies
+    ("deny-policy-without-stack-protection", "deny_policy_protects_microvms_and_the_stack",
+     drop_deny_statement("OnlyTheDeployerChangesTheGovernanceStack")),
+    ("deny-policy-lets-anyone-pass-governance-roles", "deny_policy_protects_microvms_and_the_stack",
+     drop_deny_statement("OnlyTheDeployerPassesTheGovernanceRoles")),
+    ("deny-policy-lets-anyone-write-the-ledger", "deny_policy_protects_microvms_and_the_stack",
+     drop_deny_statement("OnlyTheLauncherWritesTheLedgerAndPendingApprovals")),
+    ("deny-policy-lets-anyone-change-event-source-mappings", "deny_policy_protects_microvms_and_the_stack",
+     drop_deny_statement("OnlyTheDeployerChangesTheirEventSourceMappings")),
+    ("ledger-without-resource-policy", "tables_deny_writes_by_other_roles", ledger_without_resource_policy),
+    ("ledger-resource-policy-exempts-everyone", "deny_exemptions_name_specific_roles", ledger_policy_exempts_everyone),
+    # the trail
     ("trail-without-microvm-data-events", "created_trail_logs_microvm_data_events", trail_without_microvm_selector),
     ("trail-with-basic-event-selectors", "created_trail_logs_microvm_data_events", trail_with_basic_selectors),
+    # URLs and versions
     ("launcher-url-auth-none", "function_urls_use_aws_iam", launcher_url_without_iam),
     ("webhook-url-off-its-alias", "function_urls_use_aws_iam", webhook_url_off_its_alias),
     ("public-invoke-not-limited-to-url", "public_invoke_only_through_function_url", public_invoke_not_limited_to_url),
+    ("webhook-alias-on-latest", "functions_run_published_versions", webhook_alias_on_latest),
+    ("functions-not-published-on-deploy", "functions_run_published_versions", functions_not_published),
+    # capacity and logs
+    ("launcher-without-reserved-concurrency", "functions_have_reserved_concurrency_and_retained_logs",
+     function_without_reserved_concurrency),
+    ("log-group-without-retention", "functions_have_reserved_concurrency_and_retained_logs", log_group_without_retention),
+    # data
     ("ledger-table-unencrypted", "tables_encrypted", ledger_table_unencrypted),
     ("pending-table-sse-disabled", "tables_encrypted", pending_table_sse_disabled),
     ("dedupe-table-without-pitr", "tables_have_point_in_time_recovery", dedupe_table_without_pitr),
     ("queue-without-dlq", "detector_queue_has_dlq", queue_without_dlq),
+    # alerting
+    ("alert-topic-on-the-aws-managed-sns-key", "alarms_reach_a_human", alert_topic_aws_managed_key),
+    ("alert-key-policy-without-cloudwatch", "alarms_reach_a_human", alert_key_without_cloudwatch),
+    ("alarm-without-actions", "alarms_reach_a_human", alarm_without_actions),
+    ("sweep-alarm-missing-data-not-breaching", "the_detector_and_its_pipeline_are_alarmed", sweep_alarm_not_breaching),
+    ("no-cloudtrail-object-read-alarm-deleted", "the_detector_and_its_pipeline_are_alarmed", heartbeat_alarm_deleted),
+    ("throttle-alarms-deleted", "the_detector_and_its_pipeline_are_alarmed", throttle_alarms_deleted),
+    ("oldest-message-alarm-deleted", "the_detector_and_its_pipeline_are_alarmed", oldest_message_alarm_deleted),
+    ("eventbridge-target-without-dlq", "eventbridge_invocations_retry_and_dead_letter", event_target_without("DeadLetterConfig")),
+    ("eventbridge-target-without-retry-policy", "eventbridge_invocations_retry_and_dead_letter", event_target_without("RetryPolicy")),
+    ("detector-without-on-failure-destination", "eventbridge_invocations_retry_and_dead_letter", no_on_failure_destination),
 ]
 
 SUMMARY_LINE = re.compile(r"^\S+/(\w+)\s+(PASS|FAIL|SKIP)\s*$")
 
 
-def guard_statuses(guard: str, rules: str, data: pathlib.Path) -> dict[str, str]:
+STATUS_LINE = re.compile(r"^(\S+) Status = (PASS|FAIL|SKIP)\s*$")
+
+
+def run_guard(guard: str, rules: str, data: pathlib.Path) -> dict[str, dict[str, str]]:
+    """Validates a file or every file of a directory in one cfn-guard run: file name -> rule -> status."""
     proc = subprocess.run(
         [guard, "validate", "-r", rules, "-d", str(data), "--show-summary", "all", "-o", "single-line-summary"],
         capture_output=True,
         text=True,
     )
-    statuses: dict[str, str] = {}
+    statuses: dict[str, dict[str, str]] = {}
+    current = None
     for line in proc.stdout.splitlines():
+        header = STATUS_LINE.match(line.strip())
+        if header:
+            current = statuses.setdefault(pathlib.Path(header.group(1)).name, {})
+            continue
         m = SUMMARY_LINE.match(line.strip())
-        if m:
-            statuses[m.group(1)] = m.group(2)
-    if not statuses:
+        if m and current is not None:
+            current[m.group(1)] = m.group(2)
+    if not statuses or not all(statuses.values()):
         raise SystemExit(f"cfn-guard printed no rule summary for {data} (exit {proc.returncode}):\n"
                          f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     return statuses
@@ -235,19 +452,18 @@ def main() -> int:
     passed = failed = 0
     targeted_rules = {rule for _, rule, _ in CASES}
 
+    prepared = []
     for tpath in map(pathlib.Path, args.templates):
         label = tpath.parent.name + "-" + tpath.stem
         real = load(tpath)
-        statuses = guard_statuses(args.guard, args.rules, tpath)
-        not_passing = {r: s for r, s in statuses.items() if s != "PASS"}
-        untested = sorted(set(statuses) - targeted_rules)
-        if not_passing or untested:
-            failed += 1
-            print(f"FAIL {label}: real template: rules not passing {not_passing}; rules without a broken case {untested}")
-        else:
-            passed += 1
-            print(f"ok   {label}: real template passes all {len(statuses)} rules")
-
+        # The long form is validated (what the broken copies are written as, too).
+        real_dir, broken_dir = out / label / "real", out / label / "broken"
+        for d in (real_dir, broken_dir):
+            d.mkdir(parents=True, exist_ok=True)
+            for old in d.glob("*.json"):
+                old.unlink()
+        (real_dir / f"{label}.json").write_text(json.dumps(real, indent=1))
+        written: list[tuple[str, str]] = []
         for name, rule, mutate in CASES:
             broken = copy.deepcopy(real)
             try:
@@ -260,15 +476,36 @@ def main() -> int:
                 failed += 1
                 print(f"FAIL {label}/{name}: mutation changed nothing")
                 continue
-            bpath = out / f"{label}--{name}.json"
-            bpath.write_text(json.dumps(broken, indent=1))
-            got = guard_statuses(args.guard, args.rules, bpath)
-            if got.get(rule) == "FAIL":
+            (broken_dir / f"{name}.json").write_text(json.dumps(broken, indent=1))
+            written.append((name, rule))
+        prepared.append((label, real_dir, broken_dir, written))
+
+    # One cfn-guard run per directory, the runs side by side.
+    dirs = [d for _, real_dir, broken_dir, _ in prepared for d in (real_dir, broken_dir)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(dirs)) as pool:
+        runs = dict(zip(dirs, pool.map(lambda d: run_guard(args.guard, args.rules, d), dirs)))
+
+    for label, real_dir, broken_dir, written in prepared:
+        statuses = runs[real_dir][f"{label}.json"]
+        not_passing = {r: s for r, s in statuses.items() if s != "PASS"}
+        untested = sorted(set(statuses) - targeted_rules)
+        if not_passing or untested:
+            failed += 1
+            print(f"FAIL {label}: real template: rules not passing {not_passing}; rules without a broken case {untested}")
+        else:
+            passed += 1
+            print(f"ok   {label}: real template passes all {len(statuses)} rules")
+        caught = 0
+        for name, rule in written:
+            got = runs[broken_dir].get(f"{name}.json", {}).get(rule)
+            if got == "FAIL":
                 passed += 1
+                caught += 1
                 print(f"ok   {label}/{name}: {rule} fails as it must")
             else:
                 failed += 1
-                print(f"FAIL {label}/{name}: expected {rule} to FAIL on {bpath}, got {got.get(rule)}")
+                print(f"FAIL {label}/{name}: expected {rule} to FAIL on {broken_dir / name}.json, got {got}")
+        print(f"{label}: {caught} of {len(CASES)} mutations caught")
 
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0

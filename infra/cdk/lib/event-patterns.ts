@@ -1,0 +1,123 @@
+/**
+ * The detector's EventBridge patterns (the same as the SAM template's): the six governed
+ * MicroVM calls, and the management events its tamper rules read. IAM and STS events reach
+ * EventBridge only in us-east-1.
+ */
+import { Fn } from 'aws-cdk-lib';
+
+// prefix: event names may carry a date/version suffix (RunMicrovm20250909v2).
+const prefixes = (names: string[]) => names.map((prefix) => ({ prefix }));
+
+export const GOVERNED_CALLS_PATTERN = {
+  source: ['aws.lambda'],
+  'detail-type': ['AWS API Call via CloudTrail'],
+  detail: {
+    eventSource: ['lambda.amazonaws.com', 'lambda-microvms.amazonaws.com'],
+    eventName: prefixes([
+      'RunMicrovm',
+      'CreateMicrovmAuthToken',
+      'CreateMicrovmShellAuthToken',
+      'SuspendMicrovm',
+      'ResumeMicrovm',
+      'TerminateMicrovm',
+    ]),
+  },
+};
+
+export function tamperEventsPattern() {
+  return {
+    'detail-type': ['AWS API Call via CloudTrail'],
+    $or: [
+      {
+        source: ['aws.lambda'],
+        detail: {
+          eventName: prefixes([
+            'CreateFunction',
+            'UpdateFunctionCode',
+            'UpdateFunctionConfiguration',
+            'DeleteFunction',
+            'PublishVersion',
+            'CreateAlias',
+            'UpdateAlias',
+            'DeleteAlias',
+            'AddPermission',
+            'RemovePermission',
+            'CreateFunctionUrlConfig',
+            'UpdateFunctionUrlConfig',
+            'DeleteFunctionUrlConfig',
+            'PutFunctionConcurrency',
+            'DeleteFunctionConcurrency',
+            'CreateEventSourceMapping',
+            'UpdateEventSourceMapping',
+            'DeleteEventSourceMapping',
+            'CreateMicrovmImage',
+            'UpdateMicrovmImage',
+            'DeleteMicrovmImage',
+          ]),
+        },
+      },
+      {
+        source: ['aws.iam'],
+        detail: {
+          eventName: [
+            'CreateRole',
+            'DeleteRole',
+            'UpdateRole',
+            'UpdateAssumeRolePolicy',
+            'PutRolePolicy',
+            'DeleteRolePolicy',
+            'AttachRolePolicy',
+            'DetachRolePolicy',
+            'PutRolePermissionsBoundary',
+            'DeleteRolePermissionsBoundary',
+          ],
+        },
+      },
+      // Only assumptions of the governance roles (by anything, Lambda included).
+      {
+        source: ['aws.sts'],
+        detail: {
+          eventName: ['AssumeRole'],
+          requestParameters: { roleArn: [{ prefix: Fn.sub('arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${NamePrefix}/') }] },
+        },
+      },
+      {
+        source: ['aws.s3'],
+        detail: {
+          eventName: [
+            'PutBucketNotification',
+            'PutBucketNotificationConfiguration',
+            'PutBucketPolicy',
+            'DeleteBucketPolicy',
+            { prefix: 'DeleteBucket' },
+          ],
+        },
+      },
+      { source: ['aws.events'], detail: { eventName: ['DisableRule', 'DeleteRule', 'PutRule', 'RemoveTargets', 'PutTargets'] } },
+      { source: ['aws.sqs'], detail: { eventName: ['PurgeQueue', 'DeleteQueue', 'SetQueueAttributes'] } },
+      { source: ['aws.sns'], detail: { eventName: ['DeleteTopic', 'SetTopicAttributes', 'Unsubscribe'] } },
+      {
+        source: ['aws.dynamodb'],
+        detail: { eventName: ['DeleteTable', 'UpdateTable', 'PutResourcePolicy', 'DeleteResourcePolicy'] },
+      },
+      {
+        source: ['aws.cloudtrail'],
+        detail: { eventName: ['StopLogging', 'DeleteTrail', 'UpdateTrail', 'PutEventSelectors'] },
+      },
+      {
+        source: ['aws.ssm'],
+        detail: {
+          eventName: ['PutParameter', 'DeleteParameter'],
+          requestParameters: { name: [{ prefix: Fn.sub('/${NamePrefix}/') }] },
+        },
+      },
+      {
+        source: ['aws.ssm'],
+        detail: {
+          eventName: ['DeleteParameters'],
+          requestParameters: { names: [{ prefix: Fn.sub('/${NamePrefix}/') }] },
+        },
+      },
+    ],
+  };
+}

@@ -1,0 +1,289 @@
+/**
+ * The prevention documents, the same as infra/sam/template.yaml's: the deny policy (source of
+ * the generated SCP and boundary), the table resource policies and the alert key policy.
+ * infra/tests/parity.py compares them property by property with the SAM template.
+ */
+import { Fn } from 'aws-cdk-lib';
+import { DYNAMODB_TABLE_CHANGES, DYNAMODB_WRITES, rolePathArn, tableArn } from './names';
+
+export interface PreventionParams {
+  deploymentRoleArn: string;
+  breakGlassRoleArn: string;
+  allowedImageArns: string[];
+  allowedNetworkConnectorArns: string[];
+  /** Name of the trail bucket: the created one or ExistingTrailBucketName. */
+  trailBucketName: string;
+}
+
+const exempt = (p: PreventionParams) => ({ ArnNotLike: { 'aws:PrincipalArn': [p.deploymentRoleArn, p.breakGlassRoleArn] } });
+
+/** Everything only the deployer changes (see the SAM template for the reasoning). */
+const STACK_CHANGES = [
+  'lambda:Create*',
+  'lambda:Update*',
+  'lambda:Delete*',
+  'lambda:Put*',
+  'lambda:Publish*',
+  'lambda:*Permission',
+  'lambda:*TagResource',
+  'iam:CreateRole',
+  'iam:DeleteRole',
+  'iam:Update*',
+  'iam:PutRolePolicy',
+  'iam:DeleteRolePolicy',
+  'iam:AttachRolePolicy',
+  'iam:DetachRolePolicy',
+  'iam:*RolePermissionsBoundary',
+  'iam:*TagRole',
+  'dynamodb:DeleteTable',
+  'dynamodb:UpdateTable',
+  'dynamodb:*ResourcePolicy',
+  'dynamodb:UpdateTimeToLive',
+  'dynamodb:UpdateContinuousBackups',
+  'dynamodb:*TagResource',
+  'sqs:DeleteQueue',
+  'sqs:PurgeQueue',
+  'sqs:SetQueueAttributes',
+  'sqs:*Permission',
+  'sqs:*TagQueue',
+  'sns:DeleteTopic',
+  'sns:SetTopicAttributes',
+  'sns:*Permission',
+  'sns:Unsubscribe',
+  'sns:PutDataProtectionPolicy',
+  'sns:*TagResource',
+  'events:DisableRule',
+  'events:DeleteRule',
+  'events:PutRule',
+  'events:*Targets',
+  'events:*TagResource',
+  'ssm:PutParameter',
+  'ssm:DeleteParameter*',
+  'ssm:LabelParameterVersion',
+  'logs:Delete*',
+  'logs:PutRetentionPolicy',
+  'logs:DisassociateKmsKey',
+  'cloudwatch:DeleteAlarms',
+  'cloudwatch:DisableAlarmActions',
+  'cloudwatch:PutMetricAlarm',
+  'cloudwatch:SetAlarmState',
+  'cloudtrail:StopLogging',
+  'cloudtrail:DeleteTrail',
+  'cloudtrail:UpdateTrail',
+  'cloudtrail:Put*',
+  's3:DeleteObject*',
+  's3:DeleteBucket*',
+  's3:PutBucket*',
+  's3:PutLifecycleConfiguration',
+  's3:PutEncryptionConfiguration',
+];
+
+const STACK_RESOURCES = [
+  'arn:${AWS::Partition}:lambda:*:*:function:${NamePrefix}-*',
+  'arn:${AWS::Partition}:iam::*:role/${NamePrefix}/*',
+  'arn:${AWS::Partition}:dynamodb:*:*:table/${NamePrefix}-*',
+  'arn:${AWS::Partition}:sqs:*:*:${NamePrefix}-*',
+  'arn:${AWS::Partition}:sns:*:*:${NamePrefix}-*',
+  'arn:${AWS::Partition}:events:*:*:rule/${NamePrefix}-*',
+  'arn:${AWS::Partition}:ssm:*:*:parameter/${NamePrefix}/*',
+  'arn:${AWS::Partition}:logs:*:*:log-group:/aws/lambda/${NamePrefix}-*',
+  'arn:${AWS::Partition}:cloudwatch:*:*:alarm:${NamePrefix}-*',
+  'arn:${AWS::Partition}:cloudtrail:*:*:trail/${NamePrefix}-trail',
+  'arn:${AWS::Partition}:s3:::${Bucket}',
+  'arn:${AWS::Partition}:s3:::${Bucket}/*',
+  '${Images}',
+  '${Versions}:*',
+  '${Connectors}',
+].join(',');
+
+export function denyPolicyDocument(p: PreventionParams) {
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Sid: 'OnlyTheLauncherRunsMicrovmsAndIssuesTokens',
+        Effect: 'Deny',
+        Action: [
+          'lambda:RunMicrovm',
+          'lambda:CreateMicrovmAuthToken',
+          'lambda:CreateMicrovmShellAuthToken',
+          'lambda:ResumeMicrovm',
+          'lambda:ConnectMicrovm',
+        ],
+        Resource: '*',
+        Condition: { ArnNotLike: { 'aws:PrincipalArn': rolePathArn('launcher') } },
+      },
+      {
+        Sid: 'OnlyTheLauncherOrDetectorSuspendsOrTerminates',
+        Effect: 'Deny',
+        Action: ['lambda:SuspendMicrovm', 'lambda:TerminateMicrovm'],
+        Resource: '*',
+        Condition: { ArnNotLike: { 'aws:PrincipalArn': [rolePathArn('launcher'), rolePathArn('detector')] } },
+      },
+      {
+        Sid: 'OnlyTheDeployerChangesTheGovernanceStack',
+        Effect: 'Deny',
+        Action: STACK_CHANGES,
+        Resource: Fn.split(
+          ',',
+          Fn.sub(STACK_RESOURCES, {
+            Bucket: p.trailBucketName,
+            Images: Fn.join(',', p.allowedImageArns),
+            Versions: Fn.join(':*,', p.allowedImageArns),
+            Connectors: Fn.join(',', p.allowedNetworkConnectorArns),
+          }),
+        ),
+        Condition: exempt(p),
+      },
+      {
+        Sid: 'OnlyTheDeployerChangesTheirEventSourceMappings',
+        Effect: 'Deny',
+        Action: ['lambda:CreateEventSourceMapping', 'lambda:UpdateEventSourceMapping', 'lambda:DeleteEventSourceMapping'],
+        Resource: '*',
+        Condition: {
+          ArnLike: { 'lambda:FunctionArn': Fn.sub('arn:${AWS::Partition}:lambda:*:*:function:${NamePrefix}-*') },
+          ...exempt(p),
+        },
+      },
+      {
+        Sid: 'OnlyTheDeployerPassesTheGovernanceRoles',
+        Effect: 'Deny',
+        Action: 'iam:PassRole',
+        Resource: Fn.sub('arn:${AWS::Partition}:iam::*:role/${NamePrefix}/*'),
+        Condition: { ArnNotLike: { 'aws:PrincipalArn': p.deploymentRoleArn } },
+      },
+      {
+        Sid: 'TheGovernanceRolesArePassedOnlyToLambda',
+        Effect: 'Deny',
+        Action: 'iam:PassRole',
+        Resource: Fn.sub('arn:${AWS::Partition}:iam::*:role/${NamePrefix}/*'),
+        Condition: { StringNotEquals: { 'iam:PassedToService': 'lambda.amazonaws.com' } },
+      },
+      {
+        Sid: 'OnlyTheLauncherWritesTheLedgerAndPendingApprovals',
+        Effect: 'Deny',
+        Action: DYNAMODB_WRITES,
+        Resource: [
+          Fn.sub('arn:${AWS::Partition}:dynamodb:*:*:table/${NamePrefix}-ledger'),
+          Fn.sub('arn:${AWS::Partition}:dynamodb:*:*:table/${NamePrefix}-pending'),
+        ],
+        Condition: { ArnNotLike: { 'aws:PrincipalArn': rolePathArn('launcher') } },
+      },
+      {
+        Sid: 'OnlyTheDetectorConsumesItsQueueAndWritesDedupeMarks',
+        Effect: 'Deny',
+        Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', ...DYNAMODB_WRITES],
+        Resource: [
+          Fn.sub('arn:${AWS::Partition}:sqs:*:*:${NamePrefix}-detector'),
+          Fn.sub('arn:${AWS::Partition}:dynamodb:*:*:table/${NamePrefix}-dedupe'),
+        ],
+        Condition: { ArnNotLike: { 'aws:PrincipalArn': rolePathArn('detector') } },
+      },
+      {
+        Sid: 'NobodyForgesTheDetectorHeartbeat',
+        Effect: 'Deny',
+        Action: 'cloudwatch:PutMetricData',
+        Resource: '*',
+        Condition: { StringEquals: { 'cloudwatch:namespace': 'MicrovmGovernance' } },
+      },
+    ],
+  };
+}
+
+/** A table's resource policy: who may write its items, and that only the deployer changes it. */
+export function tableResourcePolicy(
+  p: PreventionParams,
+  table: 'ledger' | 'pending' | 'dedupe',
+  writerSid: string,
+  writer: 'launcher' | 'detector',
+  changeSid: string,
+) {
+  return {
+    policyDocument: {
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Sid: writerSid,
+          Effect: 'Deny',
+          Principal: '*',
+          Action: DYNAMODB_WRITES,
+          Resource: tableArn(table),
+          Condition: { ArnNotLike: { 'aws:PrincipalArn': rolePathArn(writer) } },
+        },
+        {
+          Sid: changeSid,
+          Effect: 'Deny',
+          Principal: '*',
+          Action: DYNAMODB_TABLE_CHANGES,
+          Resource: tableArn(table),
+          Condition: exempt(p),
+        },
+      ],
+    },
+  };
+}
+
+export function alertKeyPolicy(p: PreventionParams) {
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Sid: 'TheAccountAdministersTheKeyThroughIam',
+        Effect: 'Allow',
+        Principal: { AWS: Fn.sub('arn:${AWS::Partition}:iam::${AWS::AccountId}:root') },
+        Action: 'kms:*',
+        Resource: '*',
+      },
+      // No aws:SourceAccount condition: CloudWatch alarm actions do not document one, and an
+      // alarm that cannot publish fails silently.
+      {
+        Sid: 'CloudWatchAndEventBridgePublishToTheAlertTopic',
+        Effect: 'Allow',
+        Principal: { Service: ['cloudwatch.amazonaws.com', 'events.amazonaws.com'] },
+        Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        Resource: '*',
+      },
+      {
+        Sid: 'OnlyTheDeployerChangesOrDeletesTheKey',
+        Effect: 'Deny',
+        Principal: { AWS: '*' },
+        Action: [
+          'kms:PutKeyPolicy',
+          'kms:ScheduleKeyDeletion',
+          'kms:DisableKey',
+          'kms:DisableKeyRotation',
+          'kms:CreateGrant',
+          'kms:UpdateKeyDescription',
+          'kms:TagResource',
+          'kms:UntagResource',
+        ],
+        Resource: '*',
+        Condition: exempt(p),
+      },
+    ],
+  };
+}
+
+/** The trail bucket's own copy of the deployer-only changes. */
+export function trailBucketChangesStatement(p: PreventionParams, bucketArn: string) {
+  return {
+    Sid: 'OnlyTheDeployerChangesTheTrailBucket',
+    Effect: 'Deny',
+    Principal: '*',
+    Action: [
+      's3:DeleteObject',
+      's3:DeleteObjectVersion',
+      's3:PutBucketNotification',
+      's3:PutBucketPolicy',
+      's3:DeleteBucketPolicy',
+      's3:DeleteBucket',
+      's3:PutBucketVersioning',
+      's3:PutLifecycleConfiguration',
+      's3:PutEncryptionConfiguration',
+      's3:PutBucketOwnershipControls',
+      's3:PutBucketPublicAccessBlock',
+    ],
+    Resource: [bucketArn, Fn.sub('${Arn}/*', { Arn: bucketArn })],
+    Condition: exempt(p),
+  };
+}

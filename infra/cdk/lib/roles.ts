@@ -1,0 +1,235 @@
+/**
+ * The launcher's and the detector's execution-role documents, the same as the SAM
+ * template's. Every grant is scoped to what the code calls (infra/tests/least_privilege.py
+ * checks that against the Rust sources) and, where Lambda sets it, to the function's own
+ * execution environment (lambda:SourceFunctionArn).
+ */
+import { Aws, Fn } from 'aws-cdk-lib';
+import { fromFunction, functionArn, imagesAndVersions, logGroupArn, qualifiedFunctionArns, tableArn, baselineParameterArn } from './names';
+
+/** Only Lambda, only for this account. */
+export const lambdaTrust = () => ({
+  Version: '2012-10-17',
+  Statement: [
+    {
+      Effect: 'Allow',
+      Principal: { Service: 'lambda.amazonaws.com' },
+      Action: 'sts:AssumeRole',
+      Condition: { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } },
+    },
+  ],
+});
+
+export interface LauncherGrants {
+  allowedImageArns: string[];
+  allowedExecutionRoleArns: string[];
+  allowedNetworkConnectorArns: string[];
+  apiKeySecretArn: string;
+  webhookSecretArn: string;
+}
+
+export function launcherPolicies(g: LauncherGrants) {
+  const from = fromFunction('launcher');
+  return [
+    {
+      policyName: 'governed-microvm-calls',
+      policyDocument: {
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Sid: 'GovernedCallsOnAllowedImages',
+            Effect: 'Allow',
+            Action: [
+              'lambda:RunMicrovm',
+              'lambda:CreateMicrovmAuthToken',
+              'lambda:CreateMicrovmShellAuthToken',
+              'lambda:SuspendMicrovm',
+              'lambda:ResumeMicrovm',
+              'lambda:TerminateMicrovm',
+            ],
+            Resource: imagesAndVersions(g.allowedImageArns),
+            Condition: from,
+          },
+          {
+            Sid: 'PassOnlyAllowedExecutionRolesToLambda',
+            Effect: 'Allow',
+            Action: 'iam:PassRole',
+            Resource: g.allowedExecutionRoleArns,
+            Condition: { StringEquals: { 'iam:PassedToService': 'lambda.amazonaws.com' }, ...from },
+          },
+          {
+            Sid: 'PassNetworkConnectors',
+            Effect: 'Allow',
+            Action: 'lambda:PassNetworkConnector',
+            Resource: g.allowedNetworkConnectorArns,
+            Condition: from,
+          },
+        ],
+      },
+    },
+    {
+      policyName: 'state-secrets-and-logs',
+      policyDocument: {
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Sid: 'PendingApprovals',
+            Effect: 'Allow',
+            Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+            Resource: tableArn('pending'),
+            Condition: from,
+          },
+          {
+            Sid: 'Ledger',
+            Effect: 'Allow',
+            Action: ['dynamodb:PutItem', 'dynamodb:GetItem'],
+            Resource: tableArn('ledger'),
+            Condition: from,
+          },
+          {
+            Sid: 'Contro1Secrets',
+            Effect: 'Allow',
+            Action: 'secretsmanager:GetSecretValue',
+            Resource: [g.apiKeySecretArn, g.webhookSecretArn],
+            Condition: from,
+          },
+          {
+            Sid: 'OwnLogGroup',
+            Effect: 'Allow',
+            Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+            Resource: logGroupArn('launcher'),
+            Condition: from,
+          },
+        ],
+      },
+    },
+  ];
+}
+
+export interface DetectorGrants {
+  trailBucketName: string;
+  /** Fn::If [HasTrailKmsKey, statement, AWS::NoValue] */
+  trailKmsStatement: unknown;
+  alertTopicArn: string;
+  alertKeyArn: string;
+  apiKeySecretArn: string;
+  queueArn: string;
+  eventsDlqArn: string;
+}
+
+export function detectorPolicies(g: DetectorGrants) {
+  const from = fromFunction('detector');
+  const bucket = (suffix: string) => Fn.sub(`arn:\${AWS::Partition}:s3:::\${Bucket}${suffix}`, { Bucket: g.trailBucketName });
+  return [
+    {
+      policyName: 'detector',
+      policyDocument: {
+        Version: '2012-10-17',
+        Statement: [
+          // ListMicrovms has no resource type.
+          { Sid: 'ListMicrovms', Effect: 'Allow', Action: 'lambda:ListMicrovms', Resource: '*', Condition: from },
+          {
+            Sid: 'ReadTrailObjects',
+            Effect: 'Allow',
+            // ListBucket makes S3 answer NoSuchKey instead of AccessDenied for a missing file.
+            Action: ['s3:GetObject', 's3:ListBucket'],
+            Resource: [bucket(''), bucket('/*')],
+            Condition: from,
+          },
+          g.trailKmsStatement,
+          { Sid: 'ReadLedger', Effect: 'Allow', Action: 'dynamodb:BatchGetItem', Resource: tableArn('ledger'), Condition: from },
+          {
+            Sid: 'Dedupe',
+            Effect: 'Allow',
+            Action: ['dynamodb:GetItem', 'dynamodb:PutItem'],
+            Resource: tableArn('dedupe'),
+            Condition: from,
+          },
+          { Sid: 'PublishAlerts', Effect: 'Allow', Action: 'sns:Publish', Resource: g.alertTopicArn, Condition: from },
+          // SNS encrypts the published message with the topic's key as the publisher.
+          { Sid: 'EncryptAlerts', Effect: 'Allow', Action: ['kms:GenerateDataKey', 'kms:Decrypt'], Resource: g.alertKeyArn },
+          {
+            Sid: 'TrailHealth',
+            Effect: 'Allow',
+            Action: ['cloudtrail:DescribeTrails', 'cloudtrail:GetTrailStatus', 'cloudtrail:GetEventSelectors'],
+            // DescribeTrails has no resource type; trails are discovered at run time.
+            Resource: '*',
+            Condition: from,
+          },
+          {
+            Sid: 'Contro1ApiKey',
+            Effect: 'Allow',
+            Action: 'secretsmanager:GetSecretValue',
+            Resource: g.apiKeySecretArn,
+            Condition: from,
+          },
+          {
+            Sid: 'IntegrityCheckReadsBothFunctions',
+            Effect: 'Allow',
+            Action: [
+              'lambda:GetFunction',
+              'lambda:ListAliases',
+              'lambda:ListFunctionUrlConfigs',
+              'lambda:GetPolicy',
+              'lambda:GetFunctionConcurrency',
+            ],
+            Resource: [
+              functionArn('launcher'),
+              qualifiedFunctionArns('launcher'),
+              functionArn('detector'),
+              qualifiedFunctionArns('detector'),
+            ],
+            Condition: from,
+          },
+          {
+            Sid: 'IntegrityCheckListsEventSourceMappings',
+            Effect: 'Allow',
+            Action: 'lambda:ListEventSourceMappings',
+            // ListEventSourceMappings has no resource type.
+            Resource: '*',
+            Condition: from,
+          },
+          {
+            Sid: 'IntegrityCheckReadsTheBaseline',
+            Effect: 'Allow',
+            Action: 'ssm:GetParameter',
+            Resource: baselineParameterArn(),
+            Condition: from,
+          },
+          // The event source mapping and the on-failure destination act outside the function's
+          // environment (no source function ARN).
+          {
+            Sid: 'ConsumeQueue',
+            Effect: 'Allow',
+            Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
+            Resource: g.queueArn,
+          },
+          { Sid: 'OnFailureDestination', Effect: 'Allow', Action: 'sqs:SendMessage', Resource: g.eventsDlqArn },
+          {
+            Sid: 'OwnLogGroup',
+            Effect: 'Allow',
+            Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+            Resource: logGroupArn('detector'),
+            Condition: from,
+          },
+        ],
+      },
+    },
+  ];
+}
+
+/** Suspend/Terminate of any image's MicroVM in this region, for the sweep's remediation. */
+export function remediationDocument() {
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Sid: 'RemediateUnmanagedMicrovms',
+        Effect: 'Allow',
+        Action: ['lambda:SuspendMicrovm', 'lambda:TerminateMicrovm'],
+        Resource: Fn.sub('arn:${AWS::Partition}:lambda:${AWS::Region}:*:microvm-image:*'),
+        Condition: fromFunction('detector'),
+      },
+    ],
+  };
+}

@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""Compares the IAM actions each execution role is granted with the AWS SDK calls its code makes.
+
+Calls: every `.operation()` of an `aws-sdk-*` crate in the Rust sources a function's binary
+is built from (launcher: launcher/src, launcher/core/src, shared/*/src; detector:
+detector/src, detector/core/src, shared/*/src), counted in a file only when that file names
+the crate (`aws_sdk_<crate>`). The operation names come from the crates themselves (their
+src/operation/ directories, at the versions in Cargo.lock, from cargo's registry; `cargo
+fetch --locked` is run once when one is missing). Each operation maps to its IAM action
+(`<service>:<PascalCase>`, with the few S3 exceptions below).
+
+Grants: every Allow action of the role of the function built from that binary in the SAM
+template (found by its BuildProperties.Binary, not by logical id), inline policies and
+AWS::IAM::Policy resources attached to the role, both branches of an Fn::If.
+
+Prints both lists and the differences; a difference fails unless ALLOWED lists it with a
+reason, and an ALLOWED entry that no longer matches a difference fails too. With
+--self-test it also proves that an added SDK call without a grant, and an added grant
+without a call, each fail.
+
+Usage: least_privilege.py [--self-test] SAM_TEMPLATE
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+from cfnlint.decode import decode_str
+from report import report
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SOURCES = {
+    "launcher": ["launcher/src", "launcher/core/src", "shared/*/src"],
+    "detector": ["detector/src", "detector/core/src", "shared/*/src"],
+}
+IAM_PREFIX = {
+    "lambdamicrovms": "lambda",
+    "lambda": "lambda",
+    "dynamodb": "dynamodb",
+    "s3": "s3",
+    "sns": "sns",
+    "sqs": "sqs",
+    "secretsmanager": "secretsmanager",
+    "cloudtrail": "cloudtrail",
+    "eventbridge": "events",
+    "ssm": "ssm",
+    "sts": "sts",
+    "kms": "kms",
+    "cloudwatch": "cloudwatch",
+}
+ACTION_OVERRIDES = {
+    ("s3", "list_objects_v2"): "s3:ListBucket",
+    ("s3", "list_objects"): "s3:ListBucket",
+    ("s3", "head_object"): "s3:GetObject",
+    ("s3", "head_bucket"): "s3:ListBucket",
+}
+
+INTEGRITY = "integrity check (detector work in progress)"
+# (role, "granted-not-called" | "called-not-granted", action, reason)
+ALLOWED: list[tuple[str, str, str, str]] = [
+    ("launcher", "granted-not-called", "logs:CreateLogStream", "Lambda writes the function's logs with its role"),
+    ("launcher", "granted-not-called", "logs:PutLogEvents", "Lambda writes the function's logs with its role"),
+    ("launcher", "granted-not-called", "iam:PassRole", "RunMicrovm needs iam:PassRole on the execution role it names"),
+    ("launcher", "granted-not-called", "lambda:PassNetworkConnector", "RunMicrovm needs it on the connectors it names"),
+    ("launcher", "called-not-granted", "dynamodb:BatchGetItem",
+     "shared/aws ledger: known_microvms (BatchGetItem) is called by the detector's sweep only"),
+    ("detector", "granted-not-called", "logs:CreateLogStream", "Lambda writes the function's logs with its role"),
+    ("detector", "granted-not-called", "logs:PutLogEvents", "Lambda writes the function's logs with its role"),
+    ("detector", "granted-not-called", "sqs:ReceiveMessage", "the SQS event source mapping polls with the function's role"),
+    ("detector", "granted-not-called", "sqs:DeleteMessage", "the SQS event source mapping deletes with the function's role"),
+    ("detector", "granted-not-called", "sqs:GetQueueAttributes", "the SQS event source mapping reads the queue with the function's role"),
+    ("detector", "granted-not-called", "sqs:SendMessage", "Lambda's on-failure destination sends with the function's role"),
+    ("detector", "granted-not-called", "kms:GenerateDataKey", "SNS encrypts a published alert with the topic's key as the publisher"),
+    ("detector", "granted-not-called", "kms:Decrypt",
+     "SNS (alert key) and S3 (SSE-KMS trail objects, ExistingTrailKmsKeyArn) use it as the caller"),
+    ("detector", "granted-not-called", "lambda:GetFunction", INTEGRITY),
+    ("detector", "granted-not-called", "lambda:ListAliases", INTEGRITY),
+    ("detector", "granted-not-called", "lambda:ListFunctionUrlConfigs", INTEGRITY),
+    ("detector", "granted-not-called", "lambda:GetPolicy", INTEGRITY),
+    ("detector", "granted-not-called", "lambda:ListEventSourceMappings", INTEGRITY),
+    ("detector", "granted-not-called", "lambda:GetFunctionConcurrency", INTEGRITY),
+    ("detector", "granted-not-called", "ssm:GetParameter", INTEGRITY),
+]
+
+
+def pascal(snake: str) -> str:
+    return "".join(w[:1].upper() + w[1:] for w in snake.split("_"))
+
+
+def sdk_crates() -> dict[str, set[str]]:
+    """crate suffix (dynamodb, s3, ...) -> its operation names, at the Cargo.lock versions."""
+    lock = (REPO / "Cargo.lock").read_text()
+    versions = dict(re.findall(r'name = "aws-sdk-([a-z0-9]+)"\nversion = "([^"]+)"', lock))
+    if not versions:
+        raise SystemExit("Cargo.lock names no aws-sdk-* crate")
+    cargo_home = pathlib.Path(os.environ.get("CARGO_HOME", pathlib.Path.home() / ".cargo"))
+
+    def locate() -> dict[str, pathlib.Path | None]:
+        found = {}
+        for crate, v in versions.items():
+            dirs = sorted(cargo_home.glob(f"registry/src/*/aws-sdk-{crate}-{v}/src/operation"))
+            found[crate] = dirs[0] if dirs else None
+        return found
+
+    where = locate()
+    if any(d is None for d in where.values()):
+        subprocess.run(["cargo", "fetch", "--locked"], cwd=REPO, check=True, stdout=sys.stderr)
+        where = locate()
+    missing = [c for c, d in where.items() if d is None]
+    if missing:
+        raise SystemExit(f"the sources of aws-sdk-{missing} are not in {cargo_home}/registry after cargo fetch")
+    return {c: {p.name for p in d.iterdir() if p.is_dir()} for c, d in where.items()}
+
+
+def source_files(kind: str) -> list[pathlib.Path]:
+    files: list[pathlib.Path] = []
+    for pattern in SOURCES[kind]:
+        for d in sorted(REPO.glob(pattern)):
+            files.extend(sorted(d.rglob("*.rs")))
+    if not files:
+        raise SystemExit(f"no Rust sources for {kind} under {SOURCES[kind]}")
+    return files
+
+
+def calls_in(text: str, ops: dict[str, set[str]]) -> dict[str, list[str]]:
+    """IAM action -> the crate operations that need it, for the crates this text names."""
+    # Line comments do not call anything.
+    code = re.sub(r"//[^\n]*", "", text)
+    found: dict[str, list[str]] = {}
+    for crate, names in ops.items():
+        if f"aws_sdk_{crate}" not in code:
+            continue
+        prefix = IAM_PREFIX.get(crate)
+        if prefix is None:
+            continue
+        for m in re.finditer(r"\.\s*([a-z][a-z0-9_]*)\s*\(\s*\)", code):
+            op = m.group(1)
+            if op in names:
+                action = ACTION_OVERRIDES.get((crate, op), f"{prefix}:{pascal(op)}")
+                found.setdefault(action, []).append(f"aws-sdk-{crate}::{op}")
+    return found
+
+
+def used_actions(kind: str, ops: dict[str, set[str]], extra_sources: list[tuple[str, str]]) -> dict[str, set[str]]:
+    used: dict[str, set[str]] = {}
+    texts = [(str(f.relative_to(REPO)), f.read_text()) for f in source_files(kind)] + extra_sources
+    for name, text in texts:
+        for action, via in calls_in(text, ops).items():
+            used.setdefault(action, set()).add(name)
+    return used
+
+
+def load(path: str) -> dict:
+    t, matches = decode_str(pathlib.Path(path).read_text())
+    if matches or t is None:
+        raise SystemExit(f"{path}: cannot be parsed: {[str(m) for m in matches]}")
+    return json.loads(json.dumps(t))
+
+
+def statements(doc: dict) -> list[dict]:
+    out = []
+    st = doc.get("Statement", [])
+    for s in st if isinstance(st, list) else [st]:
+        if isinstance(s, dict) and "Fn::If" in s:
+            out.extend(x for x in s["Fn::If"][1:] if isinstance(x, dict) and "Effect" in x)
+        elif isinstance(s, dict):
+            out.append(s)
+    return out
+
+
+def granted_actions(t: dict, binary: str) -> set[str]:
+    res = t["Resources"]
+    fns = [r for r in res.values() if r.get("Metadata", {}).get("BuildProperties", {}).get("Binary") == binary]
+    if len(fns) != 1:
+        raise SystemExit(f"expected one function built from the {binary} binary, found {len(fns)}")
+    role_ref = fns[0]["Properties"]["Role"]
+    role_id = role_ref["Fn::GetAtt"][0] if isinstance(role_ref["Fn::GetAtt"], list) else role_ref["Fn::GetAtt"].split(".")[0]
+    docs = [p["PolicyDocument"] for p in res[role_id]["Properties"].get("Policies", [])]
+    for r in res.values():
+        if r.get("Type") == "AWS::IAM::Policy" and {"Ref": role_id} in r["Properties"].get("Roles", []):
+            docs.append(r["Properties"]["PolicyDocument"])
+    if res[role_id]["Properties"].get("ManagedPolicyArns"):
+        raise SystemExit(f"{role_id} has managed policies: their actions cannot be checked here")
+    actions: set[str] = set()
+    for doc in docs:
+        for s in statements(doc):
+            if s.get("Effect") == "Allow":
+                a = s.get("Action", [])
+                actions.update([a] if isinstance(a, str) else a)
+    return actions
+
+
+def check(template: dict, ops: dict[str, set[str]], extra: dict[str, list[tuple[str, str]]]) -> list[tuple[bool, str]]:
+    results: list[tuple[bool, str]] = []
+    matched: set[tuple[str, str, str]] = set()
+    allowed = {(r, k, a): why for r, k, a, why in ALLOWED}
+    for kind in SOURCES:
+        used = used_actions(kind, ops, extra.get(kind, []))
+        granted = granted_actions(template, kind)
+        results.append((True, f"{kind}: SDK calls -> IAM actions: " + ", ".join(
+            f"{a} ({', '.join(sorted(used[a]))})" for a in sorted(used))))
+        results.append((True, f"{kind}: granted: {', '.join(sorted(granted))}"))
+        for what, diff in (("called-not-granted", set(used) - granted), ("granted-not-called", granted - set(used))):
+            for action in sorted(diff):
+                key = (kind, what, action)
+                if key in allowed:
+                    matched.add(key)
+                    results.append((True, f"{kind}: {what} {action}: allowed: {allowed[key]}"))
+                else:
+                    results.append((False, f"{kind}: {what} {action}" + (
+                        f" (called in {', '.join(sorted(used[action]))}): grant it to the {kind} role"
+                        if what == "called-not-granted" else ": no code calls it; remove the grant")))
+    for key, why in allowed.items():
+        if key not in matched:
+            results.append((False, f"allow-list entry {key} ({why}) matches no difference: remove it"))
+    return results
+
+
+def main() -> int:
+    args = [a for a in sys.argv[1:] if a != "--self-test"]
+    if len(args) != 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    template = load(args[0])
+    ops = sdk_crates()
+    results = check(template, ops, {})
+    if "--self-test" in sys.argv:
+        # A new call without a grant.
+        call = ("<self-test>", "use aws_sdk_dynamodb::Client; async fn f(c: Client) { c.delete_table().send().await; }")
+        got = [m for ok, m in check(template, ops, {"detector": [call]}) if not ok]
+        results.append((any("called-not-granted dynamodb:DeleteTable" in m for m in got),
+                        "self-test: a detector DeleteTable call without a grant fails the check"))
+        # A new grant without a call.
+        broken = copy.deepcopy(template)
+        role = next(r for r in broken["Resources"].values() if r.get("Type") == "AWS::IAM::Role"
+                    and "/launcher/" in json.dumps(r["Properties"].get("Path")))
+        role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].append(
+            {"Effect": "Allow", "Action": "sqs:PurgeQueue", "Resource": "*"})
+        got = [m for ok, m in check(broken, ops, {}) if not ok]
+        results.append((any("granted-not-called sqs:PurgeQueue" in m for m in got),
+                        "self-test: a launcher sqs:PurgeQueue grant without a call fails the check"))
+    return report(results)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
