@@ -61,7 +61,6 @@ ACTION_OVERRIDES = {
     ("s3", "head_bucket"): "s3:ListBucket",
 }
 
-INTEGRITY = "integrity check (detector work in progress)"
 # (role, "granted-not-called" | "called-not-granted", action, reason)
 ALLOWED: list[tuple[str, str, str, str]] = [
     ("launcher", "granted-not-called", "logs:CreateLogStream", "Lambda writes the function's logs with its role"),
@@ -79,13 +78,8 @@ ALLOWED: list[tuple[str, str, str, str]] = [
     ("detector", "granted-not-called", "kms:GenerateDataKey", "SNS encrypts a published alert with the topic's key as the publisher"),
     ("detector", "granted-not-called", "kms:Decrypt",
      "SNS (alert key) and S3 (SSE-KMS trail objects, ExistingTrailKmsKeyArn) use it as the caller"),
-    ("detector", "granted-not-called", "lambda:GetFunction", INTEGRITY),
-    ("detector", "granted-not-called", "lambda:ListAliases", INTEGRITY),
-    ("detector", "granted-not-called", "lambda:ListFunctionUrlConfigs", INTEGRITY),
-    ("detector", "granted-not-called", "lambda:GetPolicy", INTEGRITY),
-    ("detector", "granted-not-called", "lambda:ListEventSourceMappings", INTEGRITY),
-    ("detector", "granted-not-called", "lambda:GetFunctionConcurrency", INTEGRITY),
-    ("detector", "granted-not-called", "ssm:GetParameter", INTEGRITY),
+    ("detector", "called-not-granted", "sts:GetCallerIdentity",
+     "GetCallerIdentity needs no IAM permission (AWS STS API reference: it works even when denied)"),
 ]
 
 

@@ -141,7 +141,7 @@ export function detectorPolicies(g: DetectorGrants) {
           {
             Sid: 'Dedupe',
             Effect: 'Allow',
-            Action: ['dynamodb:GetItem', 'dynamodb:PutItem'],
+            Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
             Resource: tableArn('dedupe'),
             Condition: from,
           },
@@ -169,7 +169,7 @@ export function detectorPolicies(g: DetectorGrants) {
             Action: [
               'lambda:GetFunction',
               'lambda:ListAliases',
-              'lambda:ListFunctionUrlConfigs',
+              'lambda:GetFunctionUrlConfig',
               'lambda:GetPolicy',
               'lambda:GetFunctionConcurrency',
             ],
