@@ -60,8 +60,16 @@ impl Rig {
         key
     }
 
+    /// True when `channel` (`sns`, `contro1`) has delivered `key`.
+    async fn marked_on(&self, key: &str, channel: &str) -> bool {
+        self.dedupe_item(key)
+            .await
+            .is_some_and(|item| item.contains_key(&format!("ch_{channel}")))
+    }
+
+    /// True when every channel has delivered `key`.
     async fn marked(&self, key: &str) -> bool {
-        self.dedupe_item(key).await.is_some()
+        self.marked_on(key, "sns").await && self.marked_on(key, "contro1").await
     }
 
     /// Alert marks in the dedupe table (the heartbeat item, which shares
@@ -222,7 +230,8 @@ async fn sns_failure_past_the_sdk_retries_fails_the_message_and_the_redelivery_c
     assert_eq!(answer["counters"]["alerted"], 1);
     let first = rig.alerts().await;
     assert_eq!(per_event(&first, &[&a, &b]), [0, 1]);
-    assert!(!rig.marked(&format!("event#{a}")).await);
+    assert!(!rig.marked_on(&format!("event#{a}"), "sns").await);
+    assert!(rig.marked_on(&format!("event#{a}"), "contro1").await);
     assert!(rig.marked(&format!("event#{b}")).await);
     let failed = rig.lines.with("message-failed");
     assert_eq!(failed.len(), 1);
@@ -233,11 +242,13 @@ async fn sns_failure_past_the_sdk_retries_fails_the_message_and_the_redelivery_c
             && error.contains("InternalError"),
         "{error}"
     );
-    // The redelivery raises the missing one and suppresses the delivered one.
+    // The redelivery raises the missing one on SNS only and suppresses the
+    // delivered one.
     let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
     assert_eq!(failed_ids(&answer), Vec::<String>::new());
     assert_eq!(answer["counters"]["alerted"], 1);
     assert_eq!(answer["counters"]["suppressed"], 1);
+    assert_eq!(rig.contro1.state().audit_records().len(), 2);
     let second = rig.alerts().await;
     assert_eq!(per_event(&second, &[&a, &b]), [1, 0]);
     assert_eq!(first.len() + second.len(), 2);
@@ -270,11 +281,15 @@ async fn persistent_sns_failure_fails_every_delivery_writes_no_mark_and_the_firs
         "{err}"
     );
     assert!(rig.alerts().await.is_empty());
-    assert_eq!(rig.marks().await, 0);
-    // SNS is the first channel: Contro1 saw nothing either.
-    assert!(rig.contro1.state().audit_records().is_empty());
-    // The fault clears; the next redelivery alerts each finding once, and
-    // the one after that nothing.
+    // Each channel is marked on its own: Contro1 delivered both findings on
+    // the first round and was never sent them again; SNS has no mark.
+    assert_eq!(rig.contro1.state().audit_records().len(), 2);
+    for ev in [&a, &b] {
+        assert!(rig.marked_on(&format!("event#{ev}"), "contro1").await);
+        assert!(!rig.marked_on(&format!("event#{ev}"), "sns").await);
+    }
+    // The fault clears; the next redelivery alerts each finding once on SNS
+    // (only), and the one after that nothing.
     rig.proxy.clear();
     let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
     assert_eq!(failed_ids(&answer), Vec::<String>::new());
@@ -282,6 +297,7 @@ async fn persistent_sns_failure_fails_every_delivery_writes_no_mark_and_the_firs
     assert_eq!(per_event(&alerts, &[&a, &b]), [1, 1]);
     assert_eq!(alerts.len(), 2);
     assert_eq!(rig.marks().await, 2);
+    assert!(rig.marked(&format!("event#{a}")).await && rig.marked(&format!("event#{b}")).await);
     assert_eq!(rig.contro1.state().audit_records().len(), 2);
     let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
     assert_eq!(answer["counters"]["suppressed"], 2);
@@ -293,12 +309,14 @@ async fn transient_throttling_on_the_dedupe_write_is_retried_and_alerts_once() {
     let rig = Rig::new().await;
     let ev = fresh_id("ev");
     let key = rig.log_file(&[&ev]).await;
-    let puts = Matcher::dynamodb_on("PutItem", &rig.dedupe_table);
+    let marks = Matcher::dynamodb_on("UpdateItem", &rig.dedupe_table);
     rig.proxy
-        .fail_next(2, puts.clone(), Fault::dynamodb_throughput_exceeded());
+        .fail_next(2, marks.clone(), Fault::dynamodb_throughput_exceeded());
     let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
     assert_eq!(failed_ids(&answer), Vec::<String>::new());
-    assert_eq!((rig.proxy.count(&puts), rig.proxy.faulted(&puts)), (3, 2));
+    // The SNS mark: two throttles then written; the Contro1 mark; the
+    // heartbeat (objects were read).
+    assert_eq!((rig.proxy.count(&marks), rig.proxy.faulted(&marks)), (5, 2));
     assert!(rig.marked(&format!("event#{ev}")).await);
     let alerts = rig.alerts().await;
     assert_eq!(per_event(&alerts, &[&ev]), [1]);
@@ -356,19 +374,21 @@ async fn persistent_throttling_on_the_dedupe_write_after_delivery_is_logged_and_
     let rig = Rig::new().await;
     let ev = fresh_id("ev");
     let key = rig.log_file(&[&ev]).await;
-    let puts = Matcher::dynamodb_on("PutItem", &rig.dedupe_table);
+    let marks = Matcher::dynamodb_on("UpdateItem", &rig.dedupe_table);
     rig.proxy
-        .fail_always(puts.clone(), Fault::dynamodb_throughput_exceeded());
+        .fail_always(marks.clone(), Fault::dynamodb_throughput_exceeded());
     let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
     assert_eq!(failed_ids(&answer), Vec::<String>::new(), "{answer}");
     assert_eq!(answer["counters"]["alerted"], 1, "{answer}");
     assert_eq!(answer["counters"]["dedupe_mark_failures"], 1, "{answer}");
-    assert_eq!(rig.proxy.count(&puts), ATTEMPTS);
+    // Two channel marks and the heartbeat, each through every SDK attempt.
+    assert_eq!(rig.proxy.count(&marks), 3 * ATTEMPTS);
+    assert_eq!(answer["counters"]["heartbeat_failures"], 1, "{answer}");
     let logged = rig.lines.with("dedupe-mark-failed");
-    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert_eq!(logged.len(), 2, "one line per channel: {logged:?}");
     let error = logged[0]["error"].as_str().unwrap();
     assert!(
-        error.contains("writing the dedupe mark") && error.contains("PutItem"),
+        error.contains("writing the sns mark") && error.contains("UpdateItem"),
         "{error}"
     );
     assert_eq!(per_event(&rig.alerts().await, &[&ev]), [1]);

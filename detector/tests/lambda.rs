@@ -219,7 +219,7 @@ async fn sqs_batch_reports_exactly_the_failed_message_ids_and_never_acks_a_corru
 }
 
 #[tokio::test]
-async fn alert_delivery_failure_fails_the_invocation_and_writes_no_dedupe_mark() {
+async fn alert_delivery_failure_fails_the_invocation_and_writes_no_mark_for_that_channel() {
     let mut rig = Rig::new().await;
     rig.env.insert(
         "ALERT_TOPIC_ARN".into(),
@@ -234,11 +234,13 @@ async fn alert_delivery_failure_fails_the_invocation_and_writes_no_dedupe_mark()
     rig.put(&key, gz_log(&[bypass_record(&event_id)])).await;
     let err = handle(&st, &s3_event(&rig.bucket, &key)).await.unwrap_err();
     assert!(err.to_string().contains("sns"), "{err}");
-    assert!(
-        rig.dedupe_item(&format!("event#{event_id}"))
-            .await
-            .is_none()
-    );
+    // Contro1 delivered and is marked; SNS failed and is not.
+    let sns_marked = |item: Option<std::collections::HashMap<String, _>>| {
+        item.is_some_and(|i| i.contains_key("ch_sns"))
+    };
+    let item = rig.dedupe_item(&format!("event#{event_id}")).await;
+    assert!(item.as_ref().is_some_and(|i| i.contains_key("ch_contro1")));
+    assert!(!sns_marked(item));
     // In an SQS batch the same failure fails exactly that message.
     let answer = handle(
         &st,
@@ -247,11 +249,11 @@ async fn alert_delivery_failure_fails_the_invocation_and_writes_no_dedupe_mark()
     .await
     .unwrap();
     assert_eq!(failed_ids(&answer), ["m1"]);
-    assert!(
-        rig.dedupe_item(&format!("event#{event_id}"))
-            .await
-            .is_none()
-    );
+    assert!(!sns_marked(
+        rig.dedupe_item(&format!("event#{event_id}")).await
+    ));
+    // Contro1 was not sent the finding a second time.
+    assert_eq!(rig.contro1.state().audit_records().len(), 1);
 }
 
 #[tokio::test]

@@ -43,7 +43,7 @@ pub enum NotificationError {
 /// What an S3 object under a CloudTrail prefix holds, judged by its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectKind {
-    /// A log file with `Records`: read it.
+    /// A CloudTrail log file: read it.
     Log,
     /// `.../CloudTrail-Digest/...`: integrity digest, no records. Skipped.
     Digest,
@@ -53,18 +53,70 @@ pub enum ObjectKind {
     /// sync tool, never a CloudTrail file. Skipped (reading it would fail on
     /// empty input and send the message to the DLQ for nothing).
     Folder,
+    /// Not a CloudTrail file by its key (AWS Config's
+    /// `ConfigWritabilityCheckFile` and snapshots in a shared bucket, anything
+    /// outside the CloudTrail key grammar). Skipped and counted, never read,
+    /// never a failed message.
+    NotCloudTrail,
+}
+
+/// `ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHMMZ_RANDOM.json[.gz]` (the log
+/// file name CloudTrail writes; reference/cloudtrail-delivery.md).
+fn is_log_file_name(name: &str) -> bool {
+    let Some(stem) = name
+        .strip_suffix(".json.gz")
+        .or_else(|| name.strip_suffix(".json"))
+    else {
+        return false;
+    };
+    let parts: Vec<&str> = stem.split('_').collect();
+    let [account, "CloudTrail", region, stamp, random] = parts.as_slice() else {
+        return false;
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    account.len() == 12
+        && digits(account)
+        && !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && stamp.len() == 14
+        && digits(&stamp[..8])
+        && stamp.as_bytes()[8] == b'T'
+        && digits(&stamp[9..13])
+        && stamp.ends_with('Z')
+        && !random.is_empty()
+        && random.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 impl ObjectKind {
+    /// What a key is, by the CloudTrail key grammar:
+    /// `[prefix/]AWSLogs/[o-ORGID/]ACCOUNT/CloudTrail[-Digest|-Insight]/REGION/YYYY/MM/DD/FILE`.
     pub fn of_key(key: &str) -> ObjectKind {
         if key.ends_with('/') {
-            ObjectKind::Folder
-        } else if key.contains("/CloudTrail-Digest/") || key.starts_with("CloudTrail-Digest/") {
-            ObjectKind::Digest
-        } else if key.contains("/CloudTrail-Insight/") || key.starts_with("CloudTrail-Insight/") {
-            ObjectKind::Insight
-        } else {
-            ObjectKind::Log
+            return ObjectKind::Folder;
+        }
+        let Some(rest) = key
+            .strip_prefix("AWSLogs/")
+            .or_else(|| key.split_once("/AWSLogs/").map(|(_, r)| r))
+        else {
+            return ObjectKind::NotCloudTrail;
+        };
+        let mut segments: Vec<&str> = rest.split('/').collect();
+        if segments.first().is_some_and(|s| s.starts_with("o-")) {
+            segments.remove(0);
+        }
+        let [account, kind, _region, _y, _m, _d, file] = segments.as_slice() else {
+            return ObjectKind::NotCloudTrail;
+        };
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return ObjectKind::NotCloudTrail;
+        }
+        match *kind {
+            "CloudTrail" if is_log_file_name(file) => ObjectKind::Log,
+            "CloudTrail-Digest" => ObjectKind::Digest,
+            "CloudTrail-Insight" => ObjectKind::Insight,
+            _ => ObjectKind::NotCloudTrail,
         }
     }
 }

@@ -186,3 +186,77 @@ fn unknown_shapes_are_errors_not_silent_skips() {
     let e = decode_message_body(r#"{"s3Bucket":"b"}"#).unwrap_err();
     assert!(e.to_string().contains("s3ObjectKey"), "{e}");
 }
+
+#[test]
+fn object_keys_are_told_apart_by_the_cloudtrail_key_grammar() {
+    let log = "AWSLogs/111122223333/CloudTrail/us-east-1/2025/10/02/111122223333_CloudTrail_us-east-1_20251002T1405Z_Xn3kQ9bT7pLmWv2R.json.gz";
+    for (key, want) in [
+        (log.to_string(), ObjectKind::Log),
+        (format!("security logs/{log}"), ObjectKind::Log),
+        (
+            "AWSLogs/o-a1b2c3d4e5/111122223333/CloudTrail/eu-west-1/2025/10/02/111122223333_CloudTrail_eu-west-1_20251002T1405Z_Ab9z.json.gz".to_string(),
+            ObjectKind::Log,
+        ),
+        (
+            "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2025/10/02/111122223333_CloudTrail-Digest_us-east-1_org-trail_us-east-1_20251002T140512Z.json.gz".to_string(),
+            ObjectKind::Digest,
+        ),
+        (
+            "AWSLogs/111122223333/CloudTrail-Insight/us-east-1/2025/10/02/111122223333_CloudTrail-Insight_us-east-1_20251002T1405Z_Q.json.gz".to_string(),
+            ObjectKind::Insight,
+        ),
+        ("AWSLogs/111122223333/CloudTrail/us-east-1/".to_string(), ObjectKind::Folder),
+        // AWS Config writes beside CloudTrail in shared buckets.
+        ("AWSLogs/111122223333/Config/ConfigWritabilityCheckFile".to_string(), ObjectKind::NotCloudTrail),
+        (
+            "AWSLogs/111122223333/Config/us-east-1/2025/10/2/ConfigSnapshot/111122223333_Config_us-east-1_ConfigSnapshot_20251002T140512Z_abc.json.gz".to_string(),
+            ObjectKind::NotCloudTrail,
+        ),
+        ("ConfigWritabilityCheckFile".to_string(), ObjectKind::NotCloudTrail),
+        // Wrong account, wrong depth, wrong file name.
+        (log.replace("111122223333/CloudTrail/", "1111/CloudTrail/"), ObjectKind::NotCloudTrail),
+        (log.replace("/2025/10/02/", "/2025/10/"), ObjectKind::NotCloudTrail),
+        (log.replace("_20251002T1405Z_", "_notastamp_"), ObjectKind::NotCloudTrail),
+        (log.replace(".json.gz", ".txt"), ObjectKind::NotCloudTrail),
+    ] {
+        assert_eq!(ObjectKind::of_key(&key), want, "{key}");
+    }
+}
+
+#[test]
+fn every_real_cloudtrail_file_name_in_the_shared_data_is_a_log() {
+    // The sans504 data keeps CloudTrail's own file names and day folders.
+    let root = testkit_shared().join("sans504-s3-ransomware-lab");
+    let mut n = 0;
+    let mut stack = vec![root];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(".json.gz") {
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                let region = name.split('_').nth(2).unwrap().to_string();
+                let key = format!("AWSLogs/342082656213/CloudTrail/{region}/2021/07/29/{name}");
+                assert_eq!(ObjectKind::of_key(&key), ObjectKind::Log, "{key}");
+                n += 1;
+            }
+        }
+    }
+    assert!(n > 3000, "{n} files");
+}
+
+fn testkit_shared() -> std::path::PathBuf {
+    let dir = std::env::var_os("MICROVM_SHARED_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+        });
+    let data = dir.join("data/cloudtrail");
+    assert!(
+        data.is_dir(),
+        "the real CloudTrail data is missing at {} (set MICROVM_SHARED_DIR)",
+        data.display()
+    );
+    data
+}

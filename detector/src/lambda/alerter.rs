@@ -1,20 +1,26 @@
-//! Raising a finding: de-duplicate, deliver to every channel, then mark.
+//! Raising a finding: de-duplicate, deliver to every channel that has not
+//! delivered it yet, and mark each channel as it succeeds.
 //!
 //! Order matters (ARCHITECTURE.md: "a finding is never lost silently"):
-//! 1. if the dedupe table already has the key → suppressed (logged, counted);
-//! 2. deliver to every channel (SNS, Contro1); any failure is returned, so
-//!    the invocation fails and SQS/EventBridge retries it;
-//! 3. only then write the dedupe mark (conditional put with a TTL). If that
-//!    write fails, the finding *was* delivered: failing the message would
-//!    re-deliver it on every retry (up to the DLQ's receive count) and park
-//!    a delivered finding in the DLQ. So the failure is logged
-//!    (`dedupe-mark-failed`, with the key and the error) and counted
-//!    (`dedupe_mark_failures`), and the finding counts as alerted.
+//! 1. read the finding's marks: the channels (SNS, Contro1, ...) that already
+//!    delivered it. Every channel marked → suppressed (logged, counted);
+//! 2. deliver to each channel not yet marked, each on its own: a channel
+//!    that succeeds is marked at once (its own attribute of the finding's
+//!    item, with a TTL), whatever the others do;
+//! 3. if any channel failed, the error is returned, so the invocation fails
+//!    and SQS/EventBridge retries it — and the retry delivers only to the
+//!    channels that failed. An SNS alert is never re-sent because Contro1 was
+//!    down, and the other way round.
 //!
-//! A crash between 2 and 3, or a mark that could not be written, means at
-//! most one duplicate alert when the same finding arrives again, never a lost
-//! one. Within one invocation a key is raised at most once (local set), so a
-//! file holding the same event twice costs one table read.
+//! A mark that cannot be written after its channel delivered (DynamoDB
+//! throttling past the SDK's retries) does not fail the finding: failing
+//! would re-deliver it on every receive and park a delivered finding in the
+//! DLQ. It is logged (`dedupe-mark-failed`, with the key, channel and error)
+//! and counted (`dedupe_mark_failures`); a later copy may alert once more on
+//! that channel. A crash between a delivery and its mark costs the same: one
+//! duplicate on one channel, never a lost alert. Within one invocation a key
+//! is raised at most once (local set), so a file holding the same event
+//! twice costs one table read.
 
 use super::alert::Alert;
 use super::counters::Counters;
@@ -45,8 +51,8 @@ pub enum AlertError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Raised {
     Alerted,
-    /// Delivered to every channel, but the dedupe mark could not be written
-    /// (logged): a later copy of this finding may alert again.
+    /// Delivered to every channel, but some mark could not be written
+    /// (logged): a later copy of this finding may alert again there.
     AlertedUnmarked,
     Suppressed,
 }
@@ -82,45 +88,60 @@ impl Alerter {
         self.clock.as_ref()
     }
 
-    /// Raise one finding, once per key across invocations.
+    /// Raise one finding, once per key and channel across invocations.
     pub async fn raise(&self, alert: &Alert) -> Result<Raised, AlertError> {
         let key = alert.dedupe.as_key();
-        let marked =
-            self.dedupe
-                .is_marked(&key)
-                .await
-                .map_err(|source| AlertError::DedupeRead {
-                    key: key.clone(),
-                    source,
-                })?;
-        if marked {
+        let marks = self
+            .dedupe
+            .marks(&key)
+            .await
+            .map_err(|source| AlertError::DedupeRead {
+                key: key.clone(),
+                source,
+            })?;
+        let pending: Vec<&Arc<dyn AlertChannel>> = self
+            .channels
+            .iter()
+            .filter(|ch| !marks.delivered(ch.name()))
+            .collect();
+        if pending.is_empty() {
             self.log.line(&alert.log_line("suppressed-duplicate"));
             return Ok(Raised::Suppressed);
         }
         // The log line comes first: even if delivery fails, the finding is on
         // record in the logs, and the error below makes the message retry.
-        self.log.line(&alert.log_line("alerting"));
-        for ch in &self.channels {
-            ch.deliver(alert)
-                .await
-                .map_err(|source| AlertError::Delivery {
+        let mut line = alert.log_line("alerting");
+        line["channels"] = pending.iter().map(|ch| ch.name()).collect();
+        self.log.line(&line);
+        let expires_at = self.clock.now_epoch() + alert.dedupe.ttl_seconds();
+        let mut first_error = None;
+        let mut unmarked = false;
+        for ch in pending {
+            if let Err(source) = ch.deliver(alert).await {
+                first_error.get_or_insert(AlertError::Delivery {
                     key: key.clone(),
                     channel: ch.name(),
                     source,
-                })?;
+                });
+                continue;
+            }
+            if let Err(e) = self.dedupe.mark(&key, ch.name(), expires_at).await {
+                unmarked = true;
+                self.log.line(&serde_json::json!({
+                    "log": "dedupe-mark-failed",
+                    "level": "ERROR",
+                    "dedupe_key": key,
+                    "channel": ch.name(),
+                    "error": format!("writing the {} mark for `{key}` after delivery: {e}", ch.name()),
+                    "consequence": "delivered; a later copy of this finding may alert again on this channel",
+                }));
+            }
         }
-        let expires_at = self.clock.now_epoch() + alert.dedupe.ttl_seconds();
-        if let Err(e) = self.dedupe.mark(&key, expires_at).await {
-            self.log.line(&serde_json::json!({
-                "log": "dedupe-mark-failed",
-                "level": "ERROR",
-                "dedupe_key": key,
-                "error": format!("writing the dedupe mark for `{key}` after delivery: {e}"),
-                "consequence": "delivered; a later copy of this finding may alert again",
-            }));
-            return Ok(Raised::AlertedUnmarked);
+        match (first_error, unmarked) {
+            (Some(e), _) => Err(e),
+            (None, true) => Ok(Raised::AlertedUnmarked),
+            (None, false) => Ok(Raised::Alerted),
         }
-        Ok(Raised::Alerted)
     }
 }
 
@@ -208,7 +229,7 @@ impl<'a> AlertBatch<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lambda::fakes::{Rig, vm};
+    use crate::lambda::fakes::{FakeChannel, Rig, vm};
 
     const NOW: i64 = 1_759_413_931;
 
@@ -229,7 +250,94 @@ mod tests {
         rig.channel.fail.store(false, Ordering::SeqCst);
         assert_eq!(batch.raise(&alert).await.unwrap(), Raised::Alerted);
         let marks = rig.dedupe.marks.lock().unwrap();
-        assert_eq!(marks.get("vm#ai-1#2025-10-02"), Some(&(NOW + 2 * 86_400)));
+        assert_eq!(
+            marks.get("vm#ai-1#2025-10-02").and_then(|m| m.get("fake")),
+            Some(&(NOW + 2 * 86_400))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_channel_that_delivered_is_never_sent_the_finding_again_when_another_failed() {
+        // Regression: with Contro1 unreachable, every retry re-sent the SNS
+        // alert (the mark was written only when every channel succeeded).
+        let rig = Rig::new(NOW);
+        let sns = Arc::new(FakeChannel::named("sns"));
+        let contro1 = Arc::new(FakeChannel::named("contro1"));
+        contro1.fail.store(true, Ordering::SeqCst);
+        let alerter = Alerter::new(
+            rig.dedupe.clone(),
+            vec![sns.clone(), contro1.clone()],
+            rig.log.clone(),
+            rig.clock.clone(),
+        );
+        let alert = Alert::unmanaged(&vm("ai-1", "RUNNING", NOW - 10), NOW, None, None);
+        for attempt in 1..=3 {
+            let batch = AlertBatch::new(&alerter);
+            let err = batch.raise(&alert).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    AlertError::Delivery {
+                        channel: "contro1",
+                        ..
+                    }
+                ),
+                "attempt {attempt}: {err}"
+            );
+        }
+        assert_eq!(
+            sns.delivered.lock().unwrap().len(),
+            1,
+            "one SNS alert across three attempts"
+        );
+        assert!(contro1.delivered.lock().unwrap().is_empty());
+        // Contro1 back: the retry goes to Contro1 only.
+        contro1.fail.store(false, Ordering::SeqCst);
+        let batch = AlertBatch::new(&alerter);
+        assert_eq!(batch.raise(&alert).await.unwrap(), Raised::Alerted);
+        assert_eq!(sns.delivered.lock().unwrap().len(), 1);
+        assert_eq!(contro1.delivered.lock().unwrap().len(), 1);
+        let batch = AlertBatch::new(&alerter);
+        assert_eq!(batch.raise(&alert).await.unwrap(), Raised::Suppressed);
+        let pending: Vec<Vec<String>> = rig
+            .log
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l["status"] == "alerting")
+            .map(|l| serde_json::from_value(l["channels"].clone()).unwrap())
+            .collect();
+        assert_eq!(
+            pending,
+            [
+                vec!["sns", "contro1"],
+                vec!["contro1"],
+                vec!["contro1"],
+                vec!["contro1"]
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_mark_that_cannot_be_written_after_delivery_is_logged_not_a_failure() {
+        let rig = Rig::new(NOW);
+        rig.dedupe.fail_marks.store(true, Ordering::SeqCst);
+        let alerter = rig.alerter();
+        let batch = AlertBatch::new(&alerter);
+        let alert = Alert::unmanaged(&vm("ai-1", "RUNNING", NOW - 10), NOW, None, None);
+        assert_eq!(batch.raise(&alert).await.unwrap(), Raised::AlertedUnmarked);
+        let mut c = Counters::default();
+        batch.fold_into(&mut c);
+        assert_eq!((c.alerted, c.dedupe_mark_failures), (1, 1));
+        assert!(
+            rig.log
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l["log"] == "dedupe-mark-failed" && l["channel"] == "fake")
+        );
     }
 
     #[tokio::test]

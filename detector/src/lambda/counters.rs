@@ -28,6 +28,9 @@ pub struct Counters {
     pub objects_failed: u64,
     pub objects_skipped_digest: u64,
     pub objects_skipped_insight: u64,
+    /// Objects whose key is not a CloudTrail log file's (AWS Config's files
+    /// in a shared bucket, ...): not read.
+    pub objects_not_cloudtrail: u64,
     /// Uncompressed bytes of records read.
     pub bytes_read: u64,
     pub records_in: u64,
@@ -93,6 +96,7 @@ impl Counters {
             objects_failed,
             objects_skipped_digest,
             objects_skipped_insight,
+            objects_not_cloudtrail,
             bytes_read,
             records_in,
             governed,

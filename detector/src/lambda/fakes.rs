@@ -6,51 +6,83 @@
 use super::alert::{Alert, ListedMicrovm};
 use super::alerter::Alerter;
 use super::ports::{
-    AlertChannel, Auditor, Clock, DedupeStore, LedgerReader, LogSink, MicrovmPage, MicrovmsApi,
-    PortError, PortResult, TrailInfo, TrailsApi,
+    AlertChannel, Auditor, Clock, DedupeStore, LedgerReader, LogSink, Marks, MicrovmPage,
+    MicrovmsApi, PortError, PortResult, TrailInfo, TrailsApi,
 };
 use futures::FutureExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// Marks per key: channel → expiry.
 #[derive(Default)]
 pub struct FakeDedupe {
-    pub marks: Mutex<HashMap<String, i64>>,
+    pub marks: Mutex<HashMap<String, HashMap<String, i64>>>,
     pub fail_reads: AtomicBool,
+    pub fail_marks: AtomicBool,
 }
 
 impl DedupeStore for FakeDedupe {
-    fn is_marked<'a>(&'a self, key: &'a str) -> PortResult<'a, bool> {
+    fn marks<'a>(&'a self, key: &'a str) -> PortResult<'a, Marks> {
         async move {
             if self.fail_reads.load(Ordering::SeqCst) {
                 return Err(PortError::new("fake dedupe", "down"));
             }
-            Ok(self.marks.lock().unwrap().contains_key(key))
+            Ok(Marks {
+                all: false,
+                channels: self
+                    .marks
+                    .lock()
+                    .unwrap()
+                    .get(key)
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default(),
+            })
         }
         .boxed()
     }
-    fn mark<'a>(&'a self, key: &'a str, expires_at: i64) -> PortResult<'a, ()> {
+    fn mark<'a>(&'a self, key: &'a str, channel: &'a str, expires_at: i64) -> PortResult<'a, ()> {
         async move {
+            if self.fail_marks.load(Ordering::SeqCst) {
+                return Err(PortError::new("fake dedupe", "throttled"));
+            }
             self.marks
                 .lock()
                 .unwrap()
-                .insert(key.to_string(), expires_at);
+                .entry(key.to_string())
+                .or_default()
+                .insert(channel.to_string(), expires_at);
             Ok(())
         }
         .boxed()
     }
 }
 
-#[derive(Default)]
 pub struct FakeChannel {
+    pub name: &'static str,
     pub delivered: Mutex<Vec<Alert>>,
     pub fail: AtomicBool,
 }
 
+impl Default for FakeChannel {
+    fn default() -> FakeChannel {
+        FakeChannel::named("fake")
+    }
+}
+
+impl FakeChannel {
+    pub fn named(name: &'static str) -> FakeChannel {
+        FakeChannel {
+            name,
+            delivered: Mutex::default(),
+            fail: AtomicBool::default(),
+        }
+    }
+}
+
 impl AlertChannel for FakeChannel {
     fn name(&self) -> &'static str {
-        "fake"
+        self.name
     }
     fn deliver<'a>(&'a self, alert: &'a Alert) -> PortResult<'a, ()> {
         async move {

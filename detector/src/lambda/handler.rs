@@ -225,6 +225,15 @@ pub async fn run_trigger(
                     ObjectKind::Digest => counters.objects_skipped_digest += 1,
                     ObjectKind::Insight => counters.objects_skipped_insight += 1,
                     ObjectKind::Folder => counters.s3_records_ignored += 1,
+                    ObjectKind::NotCloudTrail => {
+                        counters.objects_not_cloudtrail += 1;
+                        state.alerter.log().line(&json!({
+                            "log": "ignored-object",
+                            "reason": "not a CloudTrail log file by its key",
+                            "bucket": o.bucket,
+                            "key": detector_core::text::clip(&o.key, 1024),
+                        }));
+                    }
                     ObjectKind::Log => {
                         if let Err(e) = run_object(state, &o, batch, counters).await {
                             counters.objects_failed += 1;

@@ -31,13 +31,29 @@ impl PortError {
 
 pub type PortResult<'a, T> = BoxFuture<'a, Result<T, PortError>>;
 
-/// The alert de-duplication table.
+/// Which channels already delivered one finding (an unexpired mark).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Marks {
+    /// A mark written before delivery was recorded per channel: every
+    /// channel had delivered.
+    pub all: bool,
+    pub channels: std::collections::BTreeSet<String>,
+}
+
+impl Marks {
+    pub fn delivered(&self, channel: &str) -> bool {
+        self.all || self.channels.contains(channel)
+    }
+}
+
+/// The alert de-duplication table: per finding key, the channels that
+/// delivered it.
 pub trait DedupeStore: Send + Sync {
-    /// True when this key was already alerted.
-    fn is_marked<'a>(&'a self, key: &'a str) -> PortResult<'a, bool>;
-    /// Record that the key was alerted (conditional put; a mark that already
-    /// exists is not an error). `expires_at` is Unix seconds (TTL).
-    fn mark<'a>(&'a self, key: &'a str, expires_at: i64) -> PortResult<'a, ()>;
+    /// The channels that already delivered this key.
+    fn marks<'a>(&'a self, key: &'a str) -> PortResult<'a, Marks>;
+    /// Record that `channel` delivered the key (idempotent). `expires_at` is
+    /// Unix seconds (TTL).
+    fn mark<'a>(&'a self, key: &'a str, channel: &'a str, expires_at: i64) -> PortResult<'a, ()>;
 }
 
 /// A place an alert is delivered to (SNS topic, Contro1 audit records).

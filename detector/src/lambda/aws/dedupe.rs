@@ -3,7 +3,7 @@
 //! last read).
 
 use super::{ctx, now_epoch};
-use crate::lambda::ports::{DedupeStore, PortError, PortResult};
+use crate::lambda::ports::{DedupeStore, Marks, PortError, PortResult};
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::FutureExt;
 
@@ -27,8 +27,12 @@ impl DynamoDedupe {
     }
 }
 
+/// Prefix of the attribute that records one channel's delivery
+/// (`ch_sns`, `ch_contro1`, ... = Unix seconds).
+const CHANNEL_ATTR: &str = "ch_";
+
 impl DedupeStore for DynamoDedupe {
-    fn is_marked<'a>(&'a self, key: &'a str) -> PortResult<'a, bool> {
+    fn marks<'a>(&'a self, key: &'a str) -> PortResult<'a, Marks> {
         async move {
             let out = self
                 .client
@@ -40,7 +44,7 @@ impl DedupeStore for DynamoDedupe {
                 .await
                 .map_err(|e| PortError::new(self.what("GetItem"), ctx(e)))?;
             let Some(item) = out.item() else {
-                return Ok(false);
+                return Ok(Marks::default());
             };
             // TTL deletion is lazy (up to two days late): an expired mark is
             // no mark.
@@ -48,35 +52,36 @@ impl DedupeStore for DynamoDedupe {
                 .get("expires_at")
                 .and_then(|v| v.as_n().ok())
                 .and_then(|n| n.parse::<i64>().ok());
-            Ok(expires.is_none_or(|t| t > now_epoch()))
+            if expires.is_some_and(|t| t <= now_epoch()) {
+                return Ok(Marks::default());
+            }
+            let channels: std::collections::BTreeSet<String> = item
+                .keys()
+                .filter_map(|k| k.strip_prefix(CHANNEL_ATTR))
+                .map(str::to_string)
+                .collect();
+            // An item of the earlier design (`alerted_at`, no channel) was
+            // written only after every channel had delivered.
+            let all = channels.is_empty() && item.contains_key("alerted_at");
+            Ok(Marks { all, channels })
         }
         .boxed()
     }
 
-    fn mark<'a>(&'a self, key: &'a str, expires_at: i64) -> PortResult<'a, ()> {
+    fn mark<'a>(&'a self, key: &'a str, channel: &'a str, expires_at: i64) -> PortResult<'a, ()> {
         async move {
-            let res = self
-                .client
-                .put_item()
+            self.client
+                .update_item()
                 .table_name(&self.table)
-                .item("pk", AttributeValue::S(key.to_string()))
-                .item("expires_at", AttributeValue::N(expires_at.to_string()))
-                .item("alerted_at", AttributeValue::N(now_epoch().to_string()))
-                .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+                .key("pk", AttributeValue::S(key.to_string()))
+                .update_expression("SET #ch = :now, expires_at = :exp")
+                .expression_attribute_names("#ch", format!("{CHANNEL_ATTR}{channel}"))
                 .expression_attribute_values(":now", AttributeValue::N(now_epoch().to_string()))
+                .expression_attribute_values(":exp", AttributeValue::N(expires_at.to_string()))
                 .send()
-                .await;
-            match res {
-                Ok(_) => Ok(()),
-                // Someone else alerted and marked it concurrently: fine.
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                {
-                    Ok(())
-                }
-                Err(e) => Err(PortError::new(self.what("PutItem"), ctx(e))),
-            }
+                .await
+                .map_err(|e| PortError::new(self.what("UpdateItem"), ctx(e)))?;
+            Ok(())
         }
         .boxed()
     }
