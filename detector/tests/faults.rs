@@ -413,6 +413,7 @@ async fn transient_list_microvms_throttling_and_5xx_are_retried_and_the_sweep_re
     rig.trail(true).await;
     let managed = rig.emulator.seed_microvms(3, IMAGE, MicrovmState::Running);
     let mut unmanaged = rig.emulator.seed_microvms(2, IMAGE, MicrovmState::Running);
+    rig.emulator.age_microvms(3600);
     unmanaged.sort();
     for id in &managed {
         rig.ledger_vm(id).await;
@@ -464,6 +465,7 @@ async fn persistent_list_microvms_failure_fails_the_sweep_naming_list_microvms_i
     let rig = Rig::new().await;
     rig.trail(true).await;
     rig.emulator.seed_microvms(2, IMAGE, MicrovmState::Running);
+    rig.emulator.age_microvms(3600);
     for (status, error_type) in [
         (429, "ThrottlingException"),
         (503, "ServiceUnavailableException"),

@@ -365,6 +365,7 @@ async fn sweep_finds_exactly_the_unmanaged_vms_among_managed_ones_over_multiple_
     let terminated = rig
         .emulator
         .seed_microvms(5, IMAGE, MicrovmState::Terminated);
+    rig.emulator.age_microvms(3600);
     for id in &managed {
         rig.ledger_vm(id).await;
     }
@@ -424,9 +425,13 @@ async fn remediation_terminate_acts_only_on_unmanaged_vms_and_audits_each_action
     rig.trail(true).await;
     rig.env.insert("REMEDIATION".into(), "terminate".into());
     rig.env
-        .insert("REMEDIATION_GRACE_SECONDS".into(), "0".into());
+        .insert("REMEDIATION_GRACE_SECONDS".into(), "600".into());
+    // 2 of 5 is 40% of the fleet: allow it here (the cap is tested below).
+    rig.env
+        .insert("REMEDIATION_MAX_FLEET_PERCENT".into(), "50".into());
     let managed = rig.emulator.seed_microvms(3, IMAGE, MicrovmState::Running);
     let mut unmanaged = rig.emulator.seed_microvms(2, IMAGE, MicrovmState::Running);
+    rig.emulator.age_microvms(3600);
     for id in &managed {
         rig.ledger_vm(id).await;
     }
@@ -455,6 +460,41 @@ async fn remediation_terminate_acts_only_on_unmanaged_vms_and_audits_each_action
         .map(|a| a["outcome"].as_str().unwrap())
         .collect();
     assert_eq!(actions, ["success", "success"]);
+}
+
+#[tokio::test]
+async fn with_a_wrong_ledger_table_terminate_halts_instead_of_terminating_the_fleet() {
+    // Regression: LEDGER_TABLE pointed at an existing but empty table with
+    // REMEDIATION=terminate terminated 60 of 60 MicroVMs and exited 0.
+    let mut rig = Rig::new().await;
+    rig.trail(true).await;
+    rig.env.insert("REMEDIATION".into(), "terminate".into());
+    let fleet = rig.emulator.seed_microvms(60, IMAGE, MicrovmState::Running);
+    rig.emulator.age_microvms(7200);
+    let st = rig.state().await;
+    let answer = handle(&st, &scheduled()).await.unwrap();
+    assert_eq!(answer["counters"]["unmanaged"], 60);
+    assert_eq!(answer["counters"]["remediations"], 0);
+    assert_eq!(answer["counters"]["remediations_halted"], 60);
+    let calls = rig.emulator.calls();
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.operation != "TerminateMicrovm" && c.operation != "SuspendMicrovm")
+    );
+    assert!(
+        fleet
+            .iter()
+            .all(|id| rig.emulator.microvm(id).unwrap().state == MicrovmState::Running)
+    );
+    let alerts = rig.alerts().await;
+    let halted: Vec<_> = alerts
+        .iter()
+        .filter(|a| a.envelope["MessageAttributes"]["rule"]["Value"] == "remediation-halted")
+        .collect();
+    assert_eq!(halted.len(), 1, "{alerts:?}");
+    assert!(halted[0].message.contains("60 of 60 active MicroVMs"));
+    assert_eq!(alerts.len(), 61);
 }
 
 #[tokio::test]

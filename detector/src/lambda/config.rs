@@ -2,7 +2,7 @@
 //! (`from_parts`), validated once at cold start; only `main` reads the
 //! process environment. Every error names the variable that is wrong.
 
-use super::sweep::{Remediation, SweepConfig};
+use super::sweep::{Remediation, RemediationLimits, SweepConfig};
 use super::trail::TrailExpectations;
 use detector_core::{ClassifierConfig, ResourceRef, TamperConfig};
 use shared_core::RoleRef;
@@ -150,7 +150,7 @@ impl Config {
             None => Remediation::Off,
             Some(v) => Remediation::parse(v.trim()).ok_or_else(|| ConfigError::Invalid {
                 key: "REMEDIATION",
-                reason: format!("`{v}`: expected off, suspend or terminate"),
+                reason: format!("`{v}`: expected off, dry-run, suspend or terminate"),
             })?,
         };
         let number = |key: &'static str, default: i64, min: i64, max: i64| match get(key) {
@@ -165,7 +165,21 @@ impl Config {
                     reason: format!("`{v}`: expected an integer from {min} to {max}"),
                 }),
         };
-        let grace_seconds = number("REMEDIATION_GRACE_SECONDS", 900, 0, 7 * 86_400)?;
+        // A MicroVM whose ledger write is in flight must never be reported,
+        // let alone remediated: the minimum age has a floor of 60 s, and the
+        // grace period before remediation is at least the minimum age.
+        let min_age_seconds = number("UNMANAGED_MIN_AGE_SECONDS", 300, 60, 86_400)?;
+        let grace_seconds = number("REMEDIATION_GRACE_SECONDS", 900, 60, 7 * 86_400)?;
+        if grace_seconds < min_age_seconds {
+            return Err(ConfigError::Invalid {
+                key: "REMEDIATION_GRACE_SECONDS",
+                reason: format!(
+                    "`{grace_seconds}`: must be at least UNMANAGED_MIN_AGE_SECONDS ({min_age_seconds})"
+                ),
+            });
+        }
+        let max_per_sweep = number("REMEDIATION_MAX_PER_SWEEP", 10, 1, 10_000)? as u64;
+        let max_fleet_percent = number("REMEDIATION_MAX_FLEET_PERCENT", 20, 1, 100)? as u64;
         let concurrency = number("SWEEP_CONCURRENCY", 8, 1, 64)? as usize;
         // 0 turns the heartbeat off; otherwise at least 5 minutes (CloudTrail
         // delivers a log file about every 5 minutes).
@@ -198,7 +212,12 @@ impl Config {
             microvms_endpoint_url: get("MICROVMS_ENDPOINT_URL").map(|s| s.trim().to_string()),
             sweep: SweepConfig {
                 remediation,
-                grace_seconds,
+                limits: RemediationLimits {
+                    grace_seconds,
+                    max_per_sweep,
+                    max_fleet_percent,
+                },
+                min_age_seconds,
                 concurrency,
                 check_trails,
                 trails: TrailExpectations {
@@ -243,7 +262,8 @@ mod tests {
     fn defaults_are_remediation_off_and_trail_health_on() {
         let c = Config::from_parts(&base()).unwrap();
         assert_eq!(c.sweep.remediation, Remediation::Off);
-        assert_eq!(c.sweep.grace_seconds, 900);
+        assert_eq!(c.sweep.limits, RemediationLimits::default());
+        assert_eq!(c.sweep.min_age_seconds, 300);
         assert!(c.sweep.check_trails);
         assert_eq!(c.classifier.launcher_roles.len(), 2);
         assert_eq!(c.contro1_base_url, DEFAULT_CONTRO1_BASE_URL);
@@ -254,6 +274,14 @@ mod tests {
         for (key, value) in [
             ("REMEDIATION", "kill"),
             ("REMEDIATION_GRACE_SECONDS", "-5"),
+            // Regression: 0 was accepted and terminated a MicroVM started 0 s
+            // earlier, whose ledger write was in flight.
+            ("REMEDIATION_GRACE_SECONDS", "0"),
+            ("REMEDIATION_GRACE_SECONDS", "120"),
+            ("UNMANAGED_MIN_AGE_SECONDS", "10"),
+            ("REMEDIATION_MAX_PER_SWEEP", "0"),
+            ("REMEDIATION_MAX_FLEET_PERCENT", "101"),
+            ("HEARTBEAT_MAX_SILENCE_SECONDS", "60"),
             ("SWEEP_CONCURRENCY", "0"),
             ("LAUNCHER_ROLE_ARNS", "arn:aws:iam::1:user/alice"),
             ("ALERT_TOPIC_ARN", "alerts"),

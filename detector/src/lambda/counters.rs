@@ -58,8 +58,15 @@ pub struct Counters {
     pub microvms_listed: u64,
     pub microvms_active: u64,
     pub unmanaged: u64,
+    /// Listed MicroVMs missing from the ledger but younger than the minimum
+    /// age: not reported this sweep.
+    pub microvms_too_young: u64,
     pub remediations: u64,
     pub remediation_failures: u64,
+    /// Candidates a cap stopped remediation for (nothing was done).
+    pub remediations_halted: u64,
+    /// Actions a dry run reported without doing them.
+    pub remediations_dry_run: u64,
     pub trails_checked: u64,
     /// Sweeps that ran to the end without an error (the `SweepRuns` metric).
     pub sweeps_completed: u64,
@@ -115,8 +122,11 @@ impl Counters {
             microvms_listed,
             microvms_active,
             unmanaged,
+            microvms_too_young,
             remediations,
             remediation_failures,
+            remediations_halted,
+            remediations_dry_run,
             trails_checked,
             sweeps_completed,
             integrity_checks,

@@ -1,7 +1,8 @@
 //! Listing: `ListMicrovms` over every page (50 a page; pages are sequential
 //! by nature), each page's non-terminated MicroVMs joined against the
 //! launcher's ledger while the next page is fetched (ledger reads with bounded
-//! concurrency), then a second ledger read of the candidates.
+//! concurrency), then a second ledger read of the candidates old enough to
+//! be reported.
 
 use super::{SweepError, SweepPorts};
 use crate::lambda::alert::ListedMicrovm;
@@ -17,9 +18,15 @@ pub const MAX_PAGES: usize = 50_000;
 
 /// List every page, keeping non-terminated MicroVMs, joined against the
 /// ledger with bounded concurrency while the next page is fetched.
+/// A MicroVM younger than `min_age` seconds at `now` is not reported in
+/// this sweep (counted in `microvms_too_young`): the launcher writes its
+/// ledger item just after RunMicrovm returns. One without a start time is
+/// judged old (nothing shows it is young).
 pub(super) async fn list_unmanaged(
     ports: &SweepPorts<'_>,
     concurrency: usize,
+    min_age: i64,
+    now: i64,
     counters: &mut Counters,
 ) -> Result<(usize, Vec<ListedMicrovm>), SweepError> {
     let (mut tx, rx) = futures::channel::mpsc::channel::<Vec<ListedMicrovm>>(concurrency.max(1));
@@ -88,9 +95,13 @@ pub(super) async fn list_unmanaged(
     let (pages, candidates) = futures::try_join!(producer, consumer)?;
     counters.microvms_listed += listed;
     counters.microvms_active += active;
-    // Second read of the candidates only: a VM the launcher had just started
-    // may have been listed before its ledger item was written.
-    let mut unmanaged = candidates;
+    let (young, mut unmanaged): (Vec<ListedMicrovm>, Vec<ListedMicrovm>) = candidates
+        .into_iter()
+        .partition(|v| v.started_at.is_some_and(|t| now - t < min_age));
+    counters.microvms_too_young += young.len() as u64;
+    // Second read of the candidates, after the minimum age: a VM the
+    // launcher had just started may have been listed before its ledger item
+    // was written.
     if !unmanaged.is_empty() {
         let ids: Vec<String> = unmanaged.iter().map(|v| v.microvm_id.clone()).collect();
         let known = ports

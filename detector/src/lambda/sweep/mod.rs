@@ -20,7 +20,7 @@ mod remediation;
 
 pub use checks::drift_alert;
 pub use listing::PAGE_SIZE;
-pub use remediation::Remediation;
+pub use remediation::{Remediation, RemediationLimits};
 
 use super::alert::{Alert, ListedMicrovm};
 use super::alerter::{AlertBatch, AlertError};
@@ -34,7 +34,10 @@ use futures::StreamExt;
 #[derive(Debug, Clone)]
 pub struct SweepConfig {
     pub remediation: Remediation,
-    pub grace_seconds: i64,
+    pub limits: RemediationLimits,
+    /// A MicroVM younger than this (seconds) is not reported as unmanaged
+    /// yet (`UNMANAGED_MIN_AGE_SECONDS`, at least 60).
+    pub min_age_seconds: i64,
     /// Concurrent ledger reads and alert deliveries.
     pub concurrency: usize,
     /// Check trail health in the same run.
@@ -56,7 +59,8 @@ impl Default for SweepConfig {
     fn default() -> Self {
         SweepConfig {
             remediation: Remediation::Off,
-            grace_seconds: 900,
+            limits: RemediationLimits::default(),
+            min_age_seconds: 300,
             concurrency: 8,
             check_trails: true,
             trails: trail::TrailExpectations::default(),
@@ -136,19 +140,11 @@ pub async fn sweep(
         results.into_iter().find_map(Result::err)
     };
 
-    match listing::list_unmanaged(ports, cfg.concurrency, counters).await {
+    match listing::list_unmanaged(ports, cfg.concurrency, cfg.min_age_seconds, now, counters).await
+    {
         Ok((pages, unmanaged)) => {
             report.pages = pages;
             counters.unmanaged += unmanaged.len() as u64;
-            let alerts = unmanaged
-                .iter()
-                .map(|vm| {
-                    Alert::unmanaged(vm, now, cfg.account_id.as_deref(), cfg.region.as_deref())
-                })
-                .collect();
-            if let Some(e) = raise_all(alerts).await {
-                first_error.get_or_insert(SweepError::Alert(e));
-            }
             report.unmanaged = unmanaged;
         }
         Err(e) => {
@@ -156,8 +152,29 @@ pub async fn sweep(
         }
     }
 
-    if let Some(e) = remediation::remediate(ports, cfg, &mut report, now, log, counters).await {
+    // Remediation first, so that each unmanaged alert carries its outcome.
+    let outcomes = remediation::remediate(ports, cfg, &mut report, now, log, counters).await;
+    if let Some(e) = outcomes.error {
         first_error.get_or_insert(e);
+    }
+    let mut alerts: Vec<Alert> = report
+        .unmanaged
+        .iter()
+        .map(|vm| {
+            let mut a = Alert::unmanaged(vm, now, cfg.account_id.as_deref(), cfg.region.as_deref());
+            a.finding.remediation = Some(
+                outcomes
+                    .per_vm
+                    .get(&vm.microvm_id)
+                    .cloned()
+                    .unwrap_or_else(|| format!("none (REMEDIATION={})", cfg.remediation.as_str())),
+            );
+            a
+        })
+        .collect();
+    alerts.extend(outcomes.halted);
+    if let Some(e) = raise_all(alerts).await {
+        first_error.get_or_insert(SweepError::Alert(e));
     }
 
     let mut checks: Vec<Alert> = Vec::new();
@@ -189,6 +206,7 @@ mod tests {
         FakeAuditor, FakeFunctions, FakeHeartbeat, FakeLedger, FakeMicrovms, FakeTrails, Rig, vm,
     };
     use crate::lambda::ports::{FieldCondition, TrailInfo};
+    use detector_core::Rule;
     use std::collections::HashSet;
     use std::sync::atomic::Ordering;
 
@@ -226,8 +244,9 @@ mod tests {
         for i in 0..130 {
             let id = format!("ai-{i:04}");
             let state = if i % 7 == 0 { "TERMINATED" } else { "RUNNING" };
-            // Older VMs first: i < 65 started two hours ago, the rest 60 s ago.
-            let started = if i < 65 { NOW - 7200 } else { NOW - 60 };
+            // Older VMs first: i < 65 started two hours ago, the rest ten
+            // minutes ago (reported, but inside the remediation grace period).
+            let started = if i < 65 { NOW - 7200 } else { NOW - 600 };
             vms.push(vm(&id, state, started));
             if i % 10 == 0 {
                 if state != "TERMINATED" {
@@ -306,7 +325,11 @@ mod tests {
         };
         let cfg = SweepConfig {
             remediation: Remediation::Terminate,
-            grace_seconds: 900,
+            limits: RemediationLimits {
+                grace_seconds: 900,
+                max_per_sweep: 1000,
+                max_fleet_percent: 100,
+            },
             ..Default::default()
         };
         sweep(&ports, &cfg, &batch, &mut Counters::default())
@@ -427,5 +450,154 @@ mod tests {
         .unwrap();
         assert!(report.unmanaged.is_empty());
         assert!(rig.channel.delivered.lock().unwrap().is_empty());
+    }
+
+    /// `n` MicroVMs started two hours ago, none in the ledger.
+    fn unmanaged_fleet(n: usize) -> FakeMicrovms {
+        FakeMicrovms {
+            vms: (0..n)
+                .map(|i| vm(&format!("ai-{i:04}"), "RUNNING", NOW - 7200))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    async fn run(mv: &FakeMicrovms, ledger: &FakeLedger, cfg: &SweepConfig, rig: &Rig) -> Counters {
+        let (trails, auditor) = (healthy_trails(), FakeAuditor::default());
+        let alerter = rig.alerter();
+        let batch = AlertBatch::new(&alerter);
+        let ports = SweepPorts {
+            microvms: mv,
+            ledger,
+            trails: &trails,
+            auditor: &auditor,
+            functions: &FakeFunctions::default(),
+            heartbeat: &FakeHeartbeat::default(),
+        };
+        let mut c = Counters::default();
+        sweep(&ports, cfg, &batch, &mut c).await.unwrap();
+        batch.fold_into(&mut c);
+        c
+    }
+
+    fn terminate() -> SweepConfig {
+        SweepConfig {
+            remediation: Remediation::Terminate,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn sixty_of_sixty_unmanaged_with_a_wrong_ledger_terminates_nothing_and_says_remediation_halted()
+     {
+        // Regression: with LEDGER_TABLE pointed at an empty table and
+        // REMEDIATION=terminate, one sweep terminated 60 of 60 MicroVMs.
+        let mv = unmanaged_fleet(60);
+        let rig = Rig::new(NOW);
+        let c = run(&mv, &FakeLedger::default(), &terminate(), &rig).await;
+        assert!(mv.terminated.lock().unwrap().is_empty());
+        assert_eq!((c.remediations, c.remediations_halted), (0, 60));
+        let delivered = rig.channel.delivered.lock().unwrap();
+        let halted: Vec<&Alert> = delivered
+            .iter()
+            .filter(|a| a.finding.rule == Rule::RemediationHalted)
+            .collect();
+        assert_eq!(halted.len(), 1);
+        let reason = halted[0].finding.reason.clone().unwrap();
+        assert!(
+            reason.contains("60 of 60 active MicroVMs (100%)")
+                && reason.contains("10 per sweep")
+                && reason.contains("20% of the fleet"),
+            "{reason}"
+        );
+        let unmanaged: Vec<&Alert> = delivered
+            .iter()
+            .filter(|a| a.finding.rule == Rule::MicrovmNotInLedger)
+            .collect();
+        assert_eq!(unmanaged.len(), 60);
+        assert!(unmanaged.iter().all(|a| {
+            a.finding
+                .remediation
+                .as_deref()
+                .unwrap()
+                .starts_with("halted")
+        }));
+    }
+
+    #[tokio::test]
+    async fn either_cap_halts_remediation_and_within_both_each_outcome_is_in_its_alert() {
+        let ledger = FakeLedger::default();
+        // 11 of 1000 is 1.1% of the fleet but over 10 per sweep.
+        let mut mv = unmanaged_fleet(1000);
+        for v in mv.vms.iter().skip(11) {
+            ledger.vms.lock().unwrap().insert(v.microvm_id.clone());
+        }
+        let rig = Rig::new(NOW);
+        let c = run(&mv, &ledger, &terminate(), &rig).await;
+        assert_eq!((c.remediations, c.remediations_halted), (0, 11));
+        // 3 of 10 is within 10 per sweep but 30% of the fleet.
+        let mv10 = unmanaged_fleet(10);
+        let ledger10 = FakeLedger::default();
+        for v in mv10.vms.iter().skip(3) {
+            ledger10.vms.lock().unwrap().insert(v.microvm_id.clone());
+        }
+        let c = run(&mv10, &ledger10, &terminate(), &Rig::new(NOW)).await;
+        assert_eq!((c.remediations, c.remediations_halted), (0, 3));
+        // 2 of 20: within both; each alert says what was done.
+        mv = unmanaged_fleet(20);
+        let ledger20 = FakeLedger::default();
+        for v in mv.vms.iter().skip(2) {
+            ledger20.vms.lock().unwrap().insert(v.microvm_id.clone());
+        }
+        let rig = Rig::new(NOW);
+        let c = run(&mv, &ledger20, &terminate(), &rig).await;
+        assert_eq!(c.remediations, 2);
+        assert_eq!(mv.terminated.lock().unwrap().len(), 2);
+        let delivered = rig.channel.delivered.lock().unwrap();
+        assert_eq!(delivered.len(), 2);
+        for a in delivered.iter() {
+            let r = a.finding.remediation.as_deref().unwrap();
+            assert!(r.starts_with("terminated by the detector at "), "{r}");
+            assert!(a.message().contains("Done:     terminated by the detector"));
+        }
+    }
+
+    #[tokio::test]
+    async fn dry_run_reports_what_it_would_do_and_does_nothing() {
+        let mv = unmanaged_fleet(20);
+        let ledger = FakeLedger::default();
+        for v in mv.vms.iter().skip(2) {
+            ledger.vms.lock().unwrap().insert(v.microvm_id.clone());
+        }
+        let rig = Rig::new(NOW);
+        let cfg = SweepConfig {
+            remediation: Remediation::DryRun,
+            ..Default::default()
+        };
+        let c = run(&mv, &ledger, &cfg, &rig).await;
+        assert_eq!((c.remediations, c.remediations_dry_run), (0, 2));
+        assert!(mv.terminated.lock().unwrap().is_empty());
+        assert!(mv.suspended.lock().unwrap().is_empty());
+        let delivered = rig.channel.delivered.lock().unwrap();
+        assert!(delivered.iter().all(|a| a.finding.remediation.as_deref()
+            == Some("dry run: would terminate (REMEDIATION=dry-run)")));
+    }
+
+    #[tokio::test]
+    async fn a_microvm_younger_than_the_minimum_age_is_not_reported_until_it_is_old_enough() {
+        // Regression: a MicroVM 2 s old produced a HIGH unmanaged alert (the
+        // second ledger read follows the first by milliseconds).
+        let mv = FakeMicrovms {
+            vms: vec![vm("ai-young", "RUNNING", NOW - 2)],
+            ..Default::default()
+        };
+        let rig = Rig::new(NOW);
+        let c = run(&mv, &FakeLedger::default(), &SweepConfig::default(), &rig).await;
+        assert_eq!((c.unmanaged, c.microvms_too_young), (0, 1));
+        assert!(rig.channel.delivered.lock().unwrap().is_empty());
+        // Five minutes later it still has no ledger item: reported.
+        rig.clock.0.store(NOW + 300, Ordering::SeqCst);
+        let c = run(&mv, &FakeLedger::default(), &SweepConfig::default(), &rig).await;
+        assert_eq!((c.unmanaged, c.microvms_too_young), (1, 0));
     }
 }
