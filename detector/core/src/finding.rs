@@ -415,6 +415,48 @@ impl Finding {
         }
     }
 
+    /// The finding with every text field cut to at most `max` bytes, for
+    /// outputs that must stay bounded whatever a record carried (log lines,
+    /// SNS and Contro1 bodies). JSON escaping handles control characters.
+    pub fn bounded(&self, max: usize) -> Finding {
+        let clip = |s: &String| crate::text::clip(s, max);
+        let opt = |s: &Option<String>| s.as_ref().map(clip);
+        Finding {
+            summary: clip(&self.summary),
+            recommended_action: clip(&self.recommended_action),
+            incident_key: clip(&self.incident_key),
+            event_time: opt(&self.event_time),
+            event_id: opt(&self.event_id),
+            event_name: opt(&self.event_name),
+            event_source: opt(&self.event_source),
+            aws_request_id: opt(&self.aws_request_id),
+            error_code: opt(&self.error_code),
+            account_id: opt(&self.account_id),
+            region: opt(&self.region),
+            principal_arn: opt(&self.principal_arn),
+            identity_type: opt(&self.identity_type),
+            access_key_id: opt(&self.access_key_id),
+            session_issuer_arn: opt(&self.session_issuer_arn),
+            on_behalf_of: opt(&self.on_behalf_of),
+            invoked_by: opt(&self.invoked_by),
+            source_ip: opt(&self.source_ip),
+            user_agent: opt(&self.user_agent),
+            microvm_id: opt(&self.microvm_id),
+            microvm_state: opt(&self.microvm_state),
+            image_arn: opt(&self.image_arn),
+            image_version: opt(&self.image_version),
+            execution_role_arn: opt(&self.execution_role_arn),
+            network_connectors: self.network_connectors.iter().take(64).map(clip).collect(),
+            contro1_request_id_claimed: opt(&self.contro1_request_id_claimed),
+            contro1_request_id_ledger: opt(&self.contro1_request_id_ledger),
+            resource: opt(&self.resource),
+            reason: opt(&self.reason),
+            remediation: opt(&self.remediation),
+            source: clip(&self.source),
+            ..self.clone()
+        }
+    }
+
     /// Fill `incident_key` from what the finding names, most specific first:
     /// the MicroVM, else the CloudTrail event, else the rule and resource.
     pub fn with_incident_key(mut self) -> Finding {

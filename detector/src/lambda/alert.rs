@@ -20,6 +20,10 @@ use serde_json::{Value, json};
 pub const SUBJECT_MAX: usize = 100;
 /// SNS messages may be 256 KiB; the JSON details are cut well below it.
 pub const DETAILS_MAX: usize = 200 * 1024;
+/// Longest dedupe key kept as it is.
+pub const DEDUPE_KEY_MAX: usize = 1024;
+/// Longest text field of a finding in a log line or a JSON body.
+pub const JSON_FIELD_MAX: usize = 4096;
 /// Contro1 resource type of a finding about something else than a MicroVM.
 pub const RESOURCE_TYPE_AWS: &str = "aws.resource";
 
@@ -36,13 +40,25 @@ pub enum DedupeKey {
 }
 
 impl DedupeKey {
-    /// The item key in the dedupe table.
+    /// The item key in the dedupe table. A key longer than
+    /// [`DEDUPE_KEY_MAX`] bytes (DynamoDB allows 2048 for a partition key;
+    /// ids come from records and API responses) keeps its kind and is
+    /// replaced by the SHA-256 of the whole.
     pub fn as_key(&self) -> String {
-        match self {
+        let key = match self {
             DedupeKey::EventId(id) => format!("event#{id}"),
             DedupeKey::MicrovmDay { microvm_id, day } => format!("vm#{microvm_id}#{day}"),
             DedupeKey::CheckDay { check, day } => format!("check#{check}#{day}"),
+        };
+        if key.len() <= DEDUPE_KEY_MAX {
+            return key;
         }
+        use sha2::Digest;
+        let kind = key.split('#').next().unwrap_or("key");
+        format!(
+            "{kind}#sha256:{}",
+            hex::encode(sha2::Sha256::digest(key.as_bytes()))
+        )
     }
 
     /// How long the mark must live. CloudTrail and S3 redeliver within hours
@@ -296,7 +312,7 @@ impl Alert {
             clean(&f.recommended_action, 2 * FIELD_MAX)
         ));
         out.push_str("\n--- details (JSON) ---\n");
-        let details = serde_json::to_string_pretty(f).unwrap_or_default();
+        let details = serde_json::to_string_pretty(&f.bounded(JSON_FIELD_MAX)).unwrap_or_default();
         out.push_str(&clip(&details, DETAILS_MAX));
         out.push('\n');
         out
@@ -336,17 +352,20 @@ impl Alert {
             resource: Some(resource),
             outcome: Some(AuditOutcome::Success),
             severity: Some(f.severity.as_str().to_string()),
-            correlation_id: Some(f.incident_key.clone()),
+            correlation_id: Some(clip(&f.incident_key, FIELD_MAX)),
             external_request_id: Some(self.dedupe.as_key()),
             in_reply_to: None,
-            metadata: Some(json!({
-                "rule": f.rule,
-                "cloudtrail_event_id": f.event_id,
-                "principal_arn": f.principal_arn,
-                "what": f.summary,
-                "what_to_do": f.recommended_action,
-                "finding": f,
-            })),
+            metadata: Some({
+                let b = f.bounded(JSON_FIELD_MAX);
+                json!({
+                    "rule": b.rule,
+                    "cloudtrail_event_id": b.event_id,
+                    "principal_arn": b.principal_arn,
+                    "what": b.summary,
+                    "what_to_do": b.recommended_action,
+                    "finding": b,
+                })
+            }),
         }
     }
 
@@ -361,12 +380,12 @@ impl Alert {
             "rule": f.rule,
             "status": status,
             "dedupe_key": self.dedupe.as_key(),
-            "event_id": f.event_id,
-            "microvm_id": f.microvm_id,
-            "principal_arn": f.principal_arn,
-            "when": f.event_time,
+            "event_id": f.event_id.as_deref().map(|s| clip(s, JSON_FIELD_MAX)),
+            "microvm_id": f.microvm_id.as_deref().map(|s| clip(s, JSON_FIELD_MAX)),
+            "principal_arn": f.principal_arn.as_deref().map(|s| clip(s, JSON_FIELD_MAX)),
+            "when": f.event_time.as_deref().map(|s| clip(s, JSON_FIELD_MAX)),
             "what": clip(&f.summary, 2 * FIELD_MAX),
-            "finding": f,
+            "finding": f.bounded(JSON_FIELD_MAX),
         })
     }
 }
@@ -455,6 +474,27 @@ mod tests {
         assert!(text.contains("ai-1\\nRule:"), "{m}");
         let s = a.subject();
         assert!(!s.contains('\n'), "{s}");
+    }
+
+    #[test]
+    fn an_oversized_value_is_bounded_in_the_message_the_audit_record_and_the_log() {
+        let huge = format!("ai-{}", "x".repeat(100_000));
+        let a = Alert::unmanaged(&vm(&huge, "RUNNING"), 1_759_414_000, None, None);
+        assert!(a.message().len() < 40_000, "{}", a.message().len());
+        let log = a.log_line("alerting").to_string();
+        assert!(log.len() < 40_000, "{}", log.len());
+        let rec = serde_json::to_string(&a.audit_record()).unwrap();
+        assert!(rec.len() < 40_000, "{}", rec.len());
+        assert!(a.subject().len() <= SUBJECT_MAX);
+        let key = a.dedupe.as_key();
+        assert!(key.starts_with("vm#sha256:") && key.len() < 100, "{key}");
+        let other = Alert::unmanaged(
+            &vm(&format!("{huge}y"), "RUNNING"),
+            1_759_414_000,
+            None,
+            None,
+        );
+        assert_ne!(other.dedupe.as_key(), key);
     }
 
     #[test]
