@@ -119,3 +119,50 @@ pub fn fill(f: &mut Finding, r: &Record<'_>) {
         .unwrap_or_default();
     f.incident_key = crate::finding::incident_key(f);
 }
+
+/// Keys whose values are secrets wherever they appear in a record
+/// (AssumeRole's `responseElements.credentials`, tokens of any API).
+const SECRET_KEYS: [&str; 6] = [
+    "secretaccesskey",
+    "sessiontoken",
+    "credentials",
+    "password",
+    "authtoken",
+    "x-aws-proxy-auth",
+];
+
+/// Largest record kept as evidence, serialised.
+pub const RECORD_EVIDENCE_MAX: usize = 64 * 1024;
+
+fn redact(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m.iter_mut() {
+                if SECRET_KEYS.contains(&k.to_ascii_lowercase().as_str()) {
+                    *v = serde_json::Value::String("REDACTED".into());
+                } else {
+                    redact(v);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+/// The record as evidence: credentials and tokens redacted; a record larger
+/// than [`RECORD_EVIDENCE_MAX`] serialised is replaced by a note with its
+/// eventID (the finding's own fields still carry the evidence).
+pub fn record_evidence(record: &serde_json::Value) -> serde_json::Value {
+    let mut v = record.clone();
+    redact(&mut v);
+    let size = serde_json::to_vec(&v).map_or(usize::MAX, |b| b.len());
+    if size > RECORD_EVIDENCE_MAX {
+        return serde_json::json!({
+            "truncated": true,
+            "reason": format!("the record is {size} bytes, over {RECORD_EVIDENCE_MAX}"),
+            "eventID": record.get("eventID"),
+        });
+    }
+    v
+}

@@ -371,6 +371,12 @@ pub struct Finding {
 
     /// The file, object or event the evidence came from.
     pub source: String,
+
+    /// The CloudTrail record itself, credentials redacted and size bounded
+    /// ([`crate::evidence::record_evidence`]), for the encodings that carry
+    /// it as evidence (OCSF, ASFF). Not part of the JSON Lines schema.
+    #[serde(skip)]
+    pub record: Option<serde_json::Value>,
 }
 
 impl Finding {
@@ -412,6 +418,7 @@ impl Finding {
             reason: None,
             remediation: None,
             source,
+            record: None,
         }
     }
 

@@ -522,8 +522,11 @@ mod tests {
         assert_eq!(ObjectKind::of_key(k), ObjectKind::Digest);
         let k = "AWSLogs/111122223333/CloudTrail-Insight/us-east-1/2025/01/01/x.json.gz";
         assert_eq!(ObjectKind::of_key(k), ObjectKind::Insight);
-        let k = "AWSLogs/111122223333/CloudTrail/us-east-1/2025/01/01/x.json.gz";
+        let k = "AWSLogs/111122223333/CloudTrail/us-east-1/2025/01/01/111122223333_CloudTrail_us-east-1_20250101T0000Z_x1.json.gz";
         assert_eq!(ObjectKind::of_key(k), ObjectKind::Log);
+        // Outside the file-name grammar: not CloudTrail's.
+        let k = "AWSLogs/111122223333/CloudTrail/us-east-1/2025/01/01/x.json.gz";
+        assert_eq!(ObjectKind::of_key(k), ObjectKind::NotCloudTrail);
         assert_eq!(
             ObjectKind::of_key("AWSLogs/111122223333/CloudTrail/"),
             ObjectKind::Folder

@@ -263,8 +263,24 @@ impl Classifier {
     ) -> Result<Classification, serde_json::Error> {
         Ok(match kind_of(r, &self.cfg) {
             Kind::Other => Classification::NotGoverned,
-            Kind::Governed(op) => bypass::classify(self, op, r, source),
-            Kind::Management => tamper::classify(self, r, whole()?.as_ref(), source),
+            Kind::Governed(op) => match bypass::classify(self, op, r, source) {
+                // Findings are rare: only they pay for the record as evidence.
+                Classification::Finding(mut f) => {
+                    f.record = Some(crate::evidence::record_evidence(whole()?.as_ref()));
+                    Classification::Finding(f)
+                }
+                other => other,
+            },
+            Kind::Management => {
+                let whole = whole()?;
+                match tamper::classify(self, r, whole.as_ref(), source) {
+                    Classification::Finding(mut f) => {
+                        f.record = Some(crate::evidence::record_evidence(whole.as_ref()));
+                        Classification::Finding(f)
+                    }
+                    other => other,
+                }
+            }
         })
     }
 
