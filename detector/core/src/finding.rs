@@ -464,6 +464,19 @@ impl Finding {
         }
     }
 
+    /// A stable identifier of this finding: the rule and the CloudTrail
+    /// event (or, for findings of a check, the incident key). The same
+    /// finding delivered twice has the same uid.
+    pub fn uid(&self) -> String {
+        format!(
+            "{}/{}",
+            self.rule.as_str(),
+            self.event_id
+                .as_deref()
+                .map_or_else(|| self.incident_key.clone(), |id| format!("event:{id}"))
+        )
+    }
+
     /// Fill `incident_key` from what the finding names, most specific first:
     /// the MicroVM, else the CloudTrail event, else the rule and resource.
     pub fn with_incident_key(mut self) -> Finding {

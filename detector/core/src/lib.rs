@@ -6,7 +6,8 @@
 //! - [`record`]: the fields of a record the classifier reads.
 //! - [`classify`]: the rules ([`Classifier`]): governed calls that bypassed
 //!   the launcher, and changes to the control plane (tamper rules).
-//! - [`finding`], [`evidence`]: one evidence schema for every finding.
+//! - [`finding`], [`evidence`]: one evidence schema for every finding;
+//!   [`encode`]: its encodings (OCSF, ASFF, CSV, table, chat).
 //! - [`selectors`]: do a trail's event selectors log the MicroVM data events?
 //! - [`targets`]: functions and resources as configured and as records name them.
 //! - [`text`]: attacker-controlled text made safe for human-readable outputs.
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod classify;
+pub mod encode;
 pub mod evidence;
 pub mod finding;
 pub mod notification;
