@@ -575,3 +575,40 @@ async fn an_s3_prefix_is_listed_and_streamed_through_aws_endpoint_url() {
     );
     assert!(err.contains("2 files read (1 ignored)"), "{err}");
 }
+
+#[test]
+fn every_format_writes_one_entry_per_finding() {
+    let ex = examples();
+    let run = |format: &str| {
+        let out = scan(&[
+            "--format",
+            format,
+            "--launcher-role-arn",
+            ROLE,
+            "--launcher-session-name",
+            SESSION,
+            ex.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{format}: {}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for format in ["ocsf", "asff"] {
+        let text = run(format);
+        let values: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(values.len(), 10, "{format}");
+        if format == "ocsf" {
+            assert!(values.iter().all(|v| v["class_uid"] == 2004));
+        } else {
+            assert!(values.iter().all(|v| v["SchemaVersion"] == "2018-10-08"));
+        }
+    }
+    let csv = run("csv");
+    assert_eq!(csv.lines().count(), 11, "header + 10 rows");
+    assert!(csv.starts_with("event_time,severity,event,rule,"));
+    let table = run("table");
+    assert!(table.ends_with("total: 10 findings\n"), "{table}");
+    assert!(!table.contains('\x1b'), "no colour when stdout is not a terminal");
+}

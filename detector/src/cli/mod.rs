@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 pub mod lambda;
+pub mod output;
 pub mod s3;
 pub mod scan;
 

@@ -3,27 +3,19 @@
 //! or a table on stdout, a summary (and progress, on a terminal) on stderr.
 //! Exit 0 when every input was read, 2 when any could not be, 64 on usage.
 
+use super::output::{AsffTarget, Format, Output};
 use super::s3::{S3Source, parse_url};
 use super::{EXIT_BAD_INPUT, EXIT_USAGE};
-use detector_core::text::{FIELD_MAX, clean};
 use detector_core::{
-    Classifier, ClassifierConfig, Finding, ResourceRef, ScanEvent, ScanOptions, ScanStats, Scanner,
+    Classifier, ClassifierConfig, ResourceRef, ScanEvent, ScanOptions, ScanStats, Scanner,
     TamperConfig,
 };
 use shared_core::RoleRef;
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Read};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// One JSON finding per line.
-    Jsonl,
-    /// Aligned columns for a human, with a total line.
-    Table,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct ScanArgs {
@@ -104,6 +96,14 @@ pub struct ScanArgs {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Jsonl)]
     pub format: Format,
+    /// With --format asff: the Security Hub account the findings go to
+    /// (default: each finding's own account).
+    #[arg(long, value_name = "ACCOUNT_ID")]
+    pub security_hub_account: Option<String>,
+    /// With --format asff: the Security Hub region (default: each finding's
+    /// own region).
+    #[arg(long, value_name = "REGION")]
+    pub security_hub_region: Option<String>,
     /// Largest record accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = ScanOptions::default().max_record_bytes)]
     pub max_record_bytes: usize,
@@ -194,7 +194,14 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     };
     let mut run = Run {
         scanner: Scanner::new(Classifier::new(cfg), opts),
-        out: Output::new(args.format),
+        out: Output::new(
+            args.format,
+            AsffTarget {
+                account_id: args.security_hub_account.clone(),
+                region: args.security_hub_region.clone(),
+            },
+            false,
+        ),
         ignored: 0,
         bad_inputs: 0,
         progress: io::stderr().is_terminal().then(Instant::now),
@@ -410,112 +417,5 @@ pub fn summary(s: &ScanStats, ignored: u64, bad_inputs: u64) -> String {
     if !errors.is_empty() {
         out += &format!("  errors: {errors}\n");
     }
-    out
-}
-
-/// Findings on stdout.
-struct Output {
-    format: Format,
-    w: BufWriter<io::Stdout>,
-    rows: Vec<Finding>,
-    err: Option<io::Error>,
-}
-
-impl Output {
-    fn new(format: Format) -> Output {
-        Output {
-            format,
-            w: BufWriter::with_capacity(64 << 10, io::stdout()),
-            rows: Vec::new(),
-            err: None,
-        }
-    }
-
-    fn finding(&mut self, f: Finding) {
-        match self.format {
-            Format::Table => self.rows.push(f),
-            Format::Jsonl => {
-                if self.err.is_some() {
-                    return;
-                }
-                let r = serde_json::to_writer(&mut self.w, &f)
-                    .map_err(io::Error::from)
-                    .and_then(|()| self.w.write_all(b"\n"));
-                if let Err(e) = r {
-                    self.err = Some(e);
-                }
-            }
-        }
-    }
-
-    fn finish(&mut self) -> io::Result<()> {
-        if let Some(e) = self.err.take() {
-            return Err(e);
-        }
-        if self.format == Format::Table {
-            let table = render_table(&self.rows);
-            self.w.write_all(table.as_bytes())?;
-        }
-        self.w.flush()
-    }
-}
-
-/// The findings as aligned columns, with a total line. Every cell is
-/// cleaned: one line, bounded, control characters escaped.
-pub fn render_table(rows: &[Finding]) -> String {
-    const HEAD: [&str; 9] = [
-        "SEVERITY",
-        "RULE",
-        "EVENT",
-        "OUTCOME",
-        "EVENT_TIME",
-        "PRINCIPAL",
-        "TARGET",
-        "EVENT_ID",
-        "SOURCE",
-    ];
-    let cell = |s: Option<&str>| clean(s.unwrap_or("-"), FIELD_MAX);
-    let cells: Vec<[String; 9]> = rows
-        .iter()
-        .map(|f| {
-            [
-                f.severity.as_str().to_string(),
-                f.rule.as_str().to_string(),
-                cell(f.event_name.as_deref()),
-                cell(f.outcome.map(|o| o.as_str())),
-                cell(f.event_time.as_deref()),
-                cell(f.principal_arn.as_deref()),
-                cell(f.microvm_id.as_deref().or(f.resource.as_deref())),
-                cell(f.event_id.as_deref()),
-                cell(Some(&f.source)),
-            ]
-        })
-        .collect();
-    let mut widths = HEAD.map(str::len);
-    for row in &cells {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cols: &[&str]| {
-        let mut s = String::new();
-        for (i, (c, w)) in cols.iter().zip(widths).enumerate() {
-            if i + 1 == cols.len() {
-                s += c;
-            } else {
-                s += &format!("{c:<w$}  ");
-            }
-        }
-        s.trim_end().to_string() + "\n"
-    };
-    let mut out = line(&HEAD);
-    for row in &cells {
-        out += &line(&row.iter().map(String::as_str).collect::<Vec<_>>());
-    }
-    out += &format!(
-        "total: {} finding{}\n",
-        rows.len(),
-        if rows.len() == 1 { "" } else { "s" }
-    );
     out
 }
