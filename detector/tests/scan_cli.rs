@@ -610,5 +610,8 @@ fn every_format_writes_one_entry_per_finding() {
     assert!(csv.starts_with("event_time,severity,event,rule,"));
     let table = run("table");
     assert!(table.ends_with("total: 10 findings\n"), "{table}");
-    assert!(!table.contains('\x1b'), "no colour when stdout is not a terminal");
+    assert!(
+        !table.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
 }

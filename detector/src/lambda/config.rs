@@ -52,6 +52,20 @@ pub struct Config {
     /// The detector function's name (`AWS_LAMBDA_FUNCTION_NAME` in Lambda),
     /// the dimension of its metrics.
     pub function_name: String,
+    /// Optional destinations beside SNS and Contro1.
+    pub destinations: Destinations,
+}
+
+/// Where findings go besides the alert topic and Contro1; each optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Destinations {
+    /// `SECURITY_HUB=on`: BatchImportFindings into the detector's account
+    /// and region (custom integration).
+    pub security_hub: bool,
+    /// `EVENT_BUS_NAME`: a custom EventBridge bus (name or ARN).
+    pub event_bus: Option<String>,
+    /// `CHAT_TOPIC_ARN`: an SNS topic AWS Chatbot subscribes to.
+    pub chat_topic_arn: Option<String>,
 }
 
 fn list(v: Option<&String>) -> Vec<String> {
@@ -122,6 +136,25 @@ impl Config {
                 .filter_map(|r| ResourceRef::parse(r)),
         );
         let trail_names = list(get("TRAIL_NAMES"));
+        let security_hub = match get("SECURITY_HUB").map(|s| s.trim()) {
+            None | Some("off") => false,
+            Some("on") => true,
+            Some(v) => {
+                return Err(ConfigError::Invalid {
+                    key: "SECURITY_HUB",
+                    reason: format!("`{v}`: expected on or off"),
+                });
+            }
+        };
+        let chat_topic_arn = get("CHAT_TOPIC_ARN").map(|s| s.trim().to_string());
+        if let Some(arn) = &chat_topic_arn
+            && (!arn.starts_with("arn:") || !arn.contains(":sns:"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "CHAT_TOPIC_ARN",
+                reason: format!("`{arn}` is not an SNS topic ARN"),
+            });
+        }
         tamper.trail_names.clone_from(&trail_names);
         let classifier = ClassifierConfig {
             launcher_roles,
@@ -231,6 +264,11 @@ impl Config {
                     .map(|s| s.trim().to_string()),
                 heartbeat_max_silence: (heartbeat > 0).then_some(heartbeat),
             },
+            destinations: Destinations {
+                security_hub,
+                event_bus: get("EVENT_BUS_NAME").map(|s| s.trim().to_string()),
+                chat_topic_arn,
+            },
             function_name: get("AWS_LAMBDA_FUNCTION_NAME")
                 .map(|s| s.trim().to_string())
                 .unwrap_or_else(|| "local".to_string()),
@@ -287,6 +325,8 @@ mod tests {
             ("ALERT_TOPIC_ARN", "alerts"),
             ("CONTRO1_BASE_URL", "ftp://x"),
             ("TRAIL_HEALTH", "maybe"),
+            ("SECURITY_HUB", "yes"),
+            ("CHAT_TOPIC_ARN", "slack-channel"),
         ] {
             let mut env = base();
             env.insert(key.to_string(), value.to_string());

@@ -3,7 +3,10 @@
 //! nowhere else.
 
 use super::alerter::Alerter;
-use super::aws::{DynamoDedupe, S3Objects, SdkFunctions, SdkMicrovms, SdkTrails, SnsChannel};
+use super::aws::{
+    ChatChannel, DynamoDedupe, EventBusChannel, S3Objects, SdkFunctions, SdkMicrovms, SdkTrails,
+    SecurityHubChannel, SnsChannel,
+};
 use super::config::{ApiKeySource, Config};
 use super::contro1::Contro1Channel;
 use super::handler::State;
@@ -17,6 +20,8 @@ pub enum BuildError {
     Secret { arn: String, message: String },
     #[error("Contro1 client: {0}")]
     Contro1(#[source] contro1::Contro1Error),
+    #[error("{0}")]
+    Destination(String),
 }
 
 /// Resolve the Contro1 API key (Secrets Manager when deployed).
@@ -77,12 +82,6 @@ pub async fn build_with_log(
         mv = mv.endpoint_url(url);
     }
     let microvms = aws_sdk_lambdamicrovms::Client::from_conf(mv.build());
-    let channels: Vec<Arc<dyn AlertChannel>> = vec![
-        Arc::new(SnsChannel::new(sns, cfg.alert_topic_arn.clone())),
-        contro1.clone(),
-    ];
-    let dedupe = Arc::new(DynamoDedupe::new(dynamo.clone(), cfg.dedupe_table.clone()));
-    let alerter = Alerter::new(dedupe.clone(), channels, log.clone(), Arc::new(SystemClock));
     // Where the sweep runs, for the evidence of what it finds and for trail
     // health (a single-region trail covers only its home region).
     let region = sdk.region().map(|r| r.to_string());
@@ -103,6 +102,37 @@ pub async fn build_with_log(
             None
         }
     };
+    let mut channels: Vec<Arc<dyn AlertChannel>> = vec![
+        Arc::new(SnsChannel::new(sns.clone(), cfg.alert_topic_arn.clone())),
+        contro1.clone(),
+    ];
+    let d = &cfg.destinations;
+    if d.security_hub {
+        let (Some(account_id), Some(region)) = (account_id.clone(), region.clone()) else {
+            return Err(BuildError::Destination(
+                "SECURITY_HUB=on needs the detector's account and region (STS GetCallerIdentity failed or no region is set)".into(),
+            ));
+        };
+        channels.push(Arc::new(SecurityHubChannel::new(
+            aws_sdk_securityhub::Client::new(sdk),
+            detector_core::encode::asff::Importer {
+                partition: "aws".into(),
+                region,
+                account_id,
+            },
+        )));
+    }
+    if let Some(bus) = &d.event_bus {
+        channels.push(Arc::new(EventBusChannel::new(
+            aws_sdk_eventbridge::Client::new(sdk),
+            bus.clone(),
+        )));
+    }
+    if let Some(topic) = &d.chat_topic_arn {
+        channels.push(Arc::new(ChatChannel::new(sns.clone(), topic.clone())));
+    }
+    let dedupe = Arc::new(DynamoDedupe::new(dynamo.clone(), cfg.dedupe_table.clone()));
+    let alerter = Alerter::new(dedupe.clone(), channels, log.clone(), Arc::new(SystemClock));
     let mut sweep = cfg.sweep.clone();
     sweep.trails.region.clone_from(&region);
     sweep.region = region;

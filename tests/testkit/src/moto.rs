@@ -329,3 +329,37 @@ pub async fn drain_sns_messages(client: &aws_sdk_sqs::Client, queue_url: &str) -
         })
         .collect()
 }
+
+/// A REST-JSON call straight to moto, for reads whose SDK response types
+/// are too large for a test thread's stack (Security Hub's `GetFindings`
+/// deserialises every resource-details builder). moto routes by the
+/// credential scope's service and checks no signature.
+pub async fn rest_json(
+    service: &str,
+    method: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    let url = format!("{}{path}", endpoint());
+    let resp = reqwest::Client::new()
+        .request(method.parse().expect("an HTTP method"), &url)
+        .header(
+            "Authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential=testing/20261201/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
+            ),
+        )
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("moto {service} {method} {path}: {e}"));
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    assert!(
+        status.is_success(),
+        "moto {service} {method} {path}: {status} {text}"
+    );
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("moto {service} {path}: not JSON ({e}): {text}"))
+}

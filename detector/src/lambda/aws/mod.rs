@@ -1,10 +1,12 @@
 //! AWS adapters of the detector's ports, one module per service: DynamoDB
 //! (dedupe table and heartbeat; the ledger via `shared_aws::DynamoLedger`),
-//! SNS (alerts), the MicroVMs API (sweep and remediation), CloudTrail (trail
+//! SNS (alerts), Security Hub, EventBridge and the chat topic (optional
+//! destinations), the MicroVMs API (sweep and remediation), CloudTrail (trail
 //! health), Lambda and SSM (the integrity check), S3 (log objects). Each is a
 //! thin translation; every error keeps the SDK's context.
 
 mod dedupe;
+mod destinations;
 mod functions;
 mod microvms;
 mod objects;
@@ -12,6 +14,7 @@ mod sns;
 mod trails;
 
 pub use dedupe::DynamoDedupe;
+pub use destinations::{ChatChannel, EventBusChannel, SecurityHubChannel, sdk_finding};
 pub use functions::SdkFunctions;
 pub use microvms::SdkMicrovms;
 pub use objects::S3Objects;

@@ -1,0 +1,135 @@
+//! The optional destinations, through the real handler against moto:
+//! Security Hub (BatchImportFindings), a custom EventBridge bus (a rule
+//! forwards the detector's events to a queue we read), and the chat topic
+//! (AWS Chatbot's custom notification). Each is marked on its own: one that
+//! fails is retried alone.
+
+mod common;
+
+use common::{ACCOUNT, Rig};
+use detector::lambda::handler::handle;
+use serde_json::{Value, json};
+use testkit::moto;
+
+fn bypass_event(event_id: &str) -> Value {
+    json!({"version": "0", "source": "aws.lambda", "detail-type": "AWS API Call via CloudTrail",
+    "detail": {
+        "eventVersion": "1.11", "eventSource": "lambda.amazonaws.com", "eventName": "RunMicrovm",
+        "eventID": event_id, "eventTime": "2026-11-20T10:00:00Z", "awsRegion": "us-east-1",
+        "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::{ACCOUNT}:user/mallory"),
+                         "accountId": ACCOUNT, "accessKeyId": "AKIAMALLORY"},
+        "requestParameters": {"imageIdentifier": format!("arn:aws:lambda:us-east-1:{ACCOUNT}:microvm-image:x")},
+        "responseElements": {"microvmId": "ai-dest-1", "state": "PENDING"},
+        "requestID": "r-1", "eventType": "AwsApiCall", "recipientAccountId": ACCOUNT,
+        "eventCategory": "Data", "managementEvent": false, "readOnly": false}})
+}
+
+/// A custom bus whose rule sends the detector's events to a new queue.
+async fn bus_with_queue(name: &str) -> (String, String) {
+    let sdk = moto::sdk_config().await;
+    let eb = aws_sdk_eventbridge::Client::new(&sdk);
+    let sqs = moto::sqs_client().await;
+    eb.create_event_bus().name(name).send().await.unwrap();
+    let queue = moto::create_queue(&sqs, &testkit::unique_name("bus-events")).await;
+    let arn = moto::queue_arn(&sqs, &queue).await;
+    eb.put_rule()
+        .name(testkit::unique_name("findings"))
+        .event_bus_name(name)
+        .event_pattern(json!({"source": ["microvm-governance.detector"]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let rules = eb.list_rules().event_bus_name(name).send().await.unwrap();
+    let rule = rules.rules()[0].name().unwrap().to_string();
+    eb.put_targets()
+        .rule(&rule)
+        .event_bus_name(name)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("q")
+                .arn(arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    (name.to_string(), queue)
+}
+
+#[tokio::test]
+async fn a_finding_reaches_security_hub_the_event_bus_and_the_chat_topic_once_each() {
+    let mut rig = Rig::new().await;
+    let sqs = moto::sqs_client().await;
+    let sns = moto::sns_client().await;
+    let (bus, bus_queue) = bus_with_queue(&testkit::unique_name("governance")).await;
+    let (chat_topic, chat_queue) =
+        moto::sns_topic_with_queue(&sns, &sqs, &testkit::unique_name("chat")).await;
+    rig.env.insert("SECURITY_HUB".into(), "on".into());
+    rig.env.insert("EVENT_BUS_NAME".into(), bus.clone());
+    rig.env.insert("CHAT_TOPIC_ARN".into(), chat_topic);
+    let st = rig.state().await;
+    let event_id = format!("ev-{}", testkit::unique_name("dest"));
+    handle(&st, &bypass_event(&event_id)).await.unwrap();
+    // Again (a redelivery): every channel is marked, nothing is re-sent.
+    let answer = handle(&st, &bypass_event(&event_id)).await.unwrap();
+    assert_eq!(answer["counters"]["suppressed"], 1, "{answer}");
+
+    assert_eq!(rig.alerts().await.len(), 1, "SNS");
+    let events: Vec<Value> = moto::drain_queue(&sqs, &bus_queue)
+        .await
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["detail-type"], "aws.microvm.bypass.detected");
+    assert_eq!(events[0]["source"], "microvm-governance.detector");
+    assert_eq!(events[0]["detail"]["rule"], "non-launcher-principal");
+    assert_eq!(events[0]["detail"]["event_id"], event_id.as_str());
+
+    let chats = moto::drain_sns_messages(&sqs, &chat_queue).await;
+    assert_eq!(chats.len(), 1);
+    let chat: Value = serde_json::from_str(&chats[0].message).unwrap();
+    assert_eq!(chat["version"], "1.0");
+    assert_eq!(chat["source"], "custom");
+    let d = chat["content"]["description"].as_str().unwrap();
+    assert!(
+        d.contains("`ai-dest-1`") && d.contains("user/mallory"),
+        "{d}"
+    );
+
+    let found = moto::rest_json("securityhub", "POST", "/findings", &json!({})).await;
+    let ours: Vec<&Value> = found["Findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["Id"].as_str().is_some_and(|id| id.contains(&event_id)))
+        .collect();
+    assert_eq!(ours.len(), 1, "{found}");
+    assert_eq!(ours[0]["GeneratorId"], "non-launcher-principal");
+    assert_eq!(
+        ours[0]["ProductArn"],
+        format!("arn:aws:securityhub:us-east-1:{ACCOUNT}:product/{ACCOUNT}/default")
+    );
+    assert_eq!(ours[0]["Severity"]["Label"], "HIGH");
+}
+
+#[tokio::test]
+async fn a_missing_bus_fails_only_its_channel_and_the_retry_goes_to_it_alone() {
+    let mut rig = Rig::new().await;
+    rig.env
+        .insert("EVENT_BUS_NAME".into(), testkit::unique_name("no-such-bus"));
+    let st = rig.state().await;
+    let event_id = format!("ev-{}", testkit::unique_name("dest"));
+    let err = handle(&st, &bypass_event(&event_id)).await.unwrap_err();
+    assert!(err.to_string().contains("EventBridge PutEvents"), "{err}");
+    assert_eq!(rig.alerts().await.len(), 1, "SNS delivered and marked");
+    assert_eq!(rig.contro1.state().audit_records().len(), 1);
+    let item = rig.dedupe_item(&format!("event#{event_id}")).await.unwrap();
+    assert!(item.contains_key("ch_sns") && item.contains_key("ch_contro1"));
+    assert!(!item.contains_key("ch_eventbridge"));
+    // The retry fails again on the bus alone; SNS and Contro1 see nothing new.
+    handle(&st, &bypass_event(&event_id)).await.unwrap_err();
+    assert!(rig.alerts().await.is_empty());
+    assert_eq!(rig.contro1.state().audit_records().len(), 1);
+}
