@@ -126,7 +126,10 @@ async fn a_missing_bus_fails_only_its_channel_and_the_retry_goes_to_it_alone() {
     assert_eq!(rig.alerts().await.len(), 1, "SNS delivered and marked");
     assert_eq!(rig.contro1.state().audit_records().len(), 1);
     let item = rig.dedupe_item(&format!("event#{event_id}")).await.unwrap();
-    assert!(item.contains_key("ch_sns") && item.contains_key("ch_contro1"));
+    assert!(
+        item.contains_key("ch_sns") && item.contains_key("ch_contro1"),
+        "{item:?}"
+    );
     assert!(!item.contains_key("ch_eventbridge"));
     // The retry fails again on the bus alone; SNS and Contro1 see nothing new.
     handle(&st, &bypass_event(&event_id)).await.unwrap_err();

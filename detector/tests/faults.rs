@@ -193,16 +193,17 @@ async fn transient_sns_throttling_is_retried_by_the_sdk_and_each_finding_is_aler
     let rig = Rig::new().await;
     let (a, b) = (fresh_id("ev"), fresh_id("ev"));
     let key = rig.log_file(&[&a, &b]).await;
-    let publish = Matcher::sns("Publish");
+    // The object's two findings go out in one PublishBatch.
+    let publish = Matcher::sns("PublishBatch");
     rig.proxy
         .fail_next(2, publish.clone(), Fault::sns_throttling());
     let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
     assert_eq!(failed_ids(&answer), Vec::<String>::new());
     assert_eq!(answer["counters"]["alerted"], 2);
-    // Finding 1: two throttles then delivered; finding 2: delivered at once.
+    // Two throttles, then delivered.
     assert_eq!(
         (rig.proxy.count(&publish), rig.proxy.faulted(&publish)),
-        (4, 2)
+        (3, 2)
     );
     let alerts = rig.alerts().await;
     assert_eq!(per_event(&alerts, &[&a, &b]), [1, 1]);
@@ -214,9 +215,17 @@ async fn transient_sns_throttling_is_retried_by_the_sdk_and_each_finding_is_aler
 #[tokio::test]
 async fn sns_failure_past_the_sdk_retries_fails_the_message_and_the_redelivery_completes_without_duplicates()
  {
-    let rig = Rig::new().await;
+    let mut rig = Rig::new().await;
+    // One message at a time, so that the faults hit the first one's Publish.
+    rig.state.message_concurrency = 1;
     let (a, b) = (fresh_id("ev"), fresh_id("ev"));
-    let key = rig.log_file(&[&a, &b]).await;
+    let (key_a, key_b) = (rig.log_file(&[&a]).await, rig.log_file(&[&b]).await);
+    let batch_of_two = || {
+        sqs_event(&[
+            ("m1", s3_event(&rig.bucket, &key_a).to_string()),
+            ("m2", s3_event(&rig.bucket, &key_b).to_string()),
+        ])
+    };
     let publish = Matcher::sns("Publish");
     // Every attempt of the first finding's Publish fails; the second's succeeds.
     rig.proxy.fail_next(
@@ -224,7 +233,7 @@ async fn sns_failure_past_the_sdk_retries_fails_the_message_and_the_redelivery_c
         publish.clone(),
         Fault::sns_internal_error(),
     );
-    let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
+    let answer = handle(&rig.state, &batch_of_two()).await.unwrap();
     assert_eq!(failed_ids(&answer), ["m1"]);
     assert_eq!(answer["counters"]["alert_failures"], 1);
     assert_eq!(answer["counters"]["alerted"], 1);
@@ -244,7 +253,7 @@ async fn sns_failure_past_the_sdk_retries_fails_the_message_and_the_redelivery_c
     );
     // The redelivery raises the missing one on SNS only and suppresses the
     // delivered one.
-    let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
+    let answer = handle(&rig.state, &batch_of_two()).await.unwrap();
     assert_eq!(failed_ids(&answer), Vec::<String>::new());
     assert_eq!(answer["counters"]["alerted"], 1);
     assert_eq!(answer["counters"]["suppressed"], 1);
@@ -261,15 +270,17 @@ async fn persistent_sns_failure_fails_every_delivery_writes_no_mark_and_the_firs
     let rig = Rig::new().await;
     let (a, b) = (fresh_id("ev"), fresh_id("ev"));
     let key = rig.log_file(&[&a, &b]).await;
-    let publish = Matcher::sns("Publish");
+    let publish = Matcher::sns("PublishBatch");
     rig.proxy
         .fail_always(publish.clone(), Fault::sns_throttling());
+    rig.proxy
+        .fail_always(Matcher::sns("Publish"), Fault::sns_throttling());
     for round in 1..=2 {
         let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
         assert_eq!(failed_ids(&answer), ["m1"], "round {round}");
         assert_eq!(answer["counters"]["alert_failures"], 2, "round {round}");
-        // Both findings, every SDK attempt, each round.
-        assert_eq!(rig.proxy.count(&publish), 2 * ATTEMPTS * round);
+        // Both findings in one batch, every SDK attempt, each round.
+        assert_eq!(rig.proxy.count(&publish), ATTEMPTS * round);
     }
     // A direct invocation fails with the SNS error.
     let err = handle(&rig.state, &s3_event(&rig.bucket, &key))
@@ -277,7 +288,7 @@ async fn persistent_sns_failure_fails_every_delivery_writes_no_mark_and_the_firs
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("SNS Publish") && err.contains("Throttling"),
+        err.contains("SNS PublishBatch") && err.contains("Throttling"),
         "{err}"
     );
     assert!(rig.alerts().await.is_empty());
@@ -314,9 +325,9 @@ async fn transient_throttling_on_the_dedupe_write_is_retried_and_alerts_once() {
         .fail_next(2, marks.clone(), Fault::dynamodb_throughput_exceeded());
     let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
     assert_eq!(failed_ids(&answer), Vec::<String>::new());
-    // The SNS mark: two throttles then written; the Contro1 mark; the
-    // heartbeat (objects were read).
-    assert_eq!((rig.proxy.count(&marks), rig.proxy.faulted(&marks)), (5, 2));
+    // The finding's mark (both channels in one update): two throttles then
+    // written; then the heartbeat (objects were read).
+    assert_eq!((rig.proxy.count(&marks), rig.proxy.faulted(&marks)), (4, 2));
     assert!(rig.marked(&format!("event#{ev}")).await);
     let alerts = rig.alerts().await;
     assert_eq!(per_event(&alerts, &[&ev]), [1]);
@@ -332,7 +343,9 @@ async fn persistent_throttling_on_the_dedupe_read_fails_before_delivery_and_the_
     let rig = Rig::new().await;
     let ev = fresh_id("ev");
     let key = rig.log_file(&[&ev]).await;
-    let reads = Matcher::dynamodb_on("GetItem", &rig.dedupe_table);
+    // The object's marks are read in one BatchGetItem (the only one here:
+    // no launcher call, so no ledger read).
+    let reads = Matcher::dynamodb("BatchGetItem");
     rig.proxy
         .fail_always(reads.clone(), Fault::dynamodb_throughput_exceeded());
     let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
@@ -344,7 +357,7 @@ async fn persistent_throttling_on_the_dedupe_read_fails_before_delivery_and_the_
         .to_string();
     assert!(
         error.contains("dedupe table")
-            && error.contains("GetItem")
+            && error.contains("BatchGetItem")
             && error.contains("ProvisionedThroughputExceededException"),
         "{error}"
     );
@@ -381,14 +394,14 @@ async fn persistent_throttling_on_the_dedupe_write_after_delivery_is_logged_and_
     assert_eq!(failed_ids(&answer), Vec::<String>::new(), "{answer}");
     assert_eq!(answer["counters"]["alerted"], 1, "{answer}");
     assert_eq!(answer["counters"]["dedupe_mark_failures"], 1, "{answer}");
-    // Two channel marks and the heartbeat, each through every SDK attempt.
-    assert_eq!(rig.proxy.count(&marks), 3 * ATTEMPTS);
+    // The finding's mark and the heartbeat, each through every SDK attempt.
+    assert_eq!(rig.proxy.count(&marks), 2 * ATTEMPTS);
     assert_eq!(answer["counters"]["heartbeat_failures"], 1, "{answer}");
     let logged = rig.lines.with("dedupe-mark-failed");
-    assert_eq!(logged.len(), 2, "one line per channel: {logged:?}");
+    assert_eq!(logged.len(), 1, "{logged:?}");
     let error = logged[0]["error"].as_str().unwrap();
     assert!(
-        error.contains("writing the sns mark") && error.contains("UpdateItem"),
+        error.contains("writing the sns, contro1 mark") && error.contains("UpdateItem"),
         "{error}"
     );
     assert_eq!(per_event(&rig.alerts().await, &[&ev]), [1]);

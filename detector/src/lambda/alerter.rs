@@ -24,7 +24,8 @@
 
 use super::alert::Alert;
 use super::counters::Counters;
-use super::ports::{AlertChannel, Clock, DedupeStore, LogSink, PortError};
+use super::ports::{AlertChannel, Clock, DedupeStore, LogSink, Marks, PortError};
+use futures::StreamExt;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -90,60 +91,141 @@ impl Alerter {
 
     /// Raise one finding, once per key and channel across invocations.
     pub async fn raise(&self, alert: &Alert) -> Result<Raised, AlertError> {
-        let key = alert.dedupe.as_key();
-        let marks = self
-            .dedupe
-            .marks(&key)
+        self.raise_all(&[alert])
             .await
-            .map_err(|source| AlertError::DedupeRead {
-                key: key.clone(),
-                source,
-            })?;
-        let pending: Vec<&Arc<dyn AlertChannel>> = self
-            .channels
-            .iter()
-            .filter(|ch| !marks.delivered(ch.name()))
-            .collect();
-        if pending.is_empty() {
-            self.log.line(&alert.log_line("suppressed-duplicate"));
-            return Ok(Raised::Suppressed);
+            .pop()
+            .expect("one result per alert")
+    }
+
+    /// Raise several findings together, with few round trips: one batched
+    /// read of their marks, each channel given its pending findings at once
+    /// (batched where the channel can — SNS `PublishBatch` — and concurrent
+    /// otherwise), channels in parallel, marks written concurrently. One
+    /// result per alert, in order.
+    pub async fn raise_all(&self, alerts: &[&Alert]) -> Vec<Result<Raised, AlertError>> {
+        if alerts.is_empty() {
+            return Vec::new();
         }
-        // The log line comes first: even if delivery fails, the finding is on
-        // record in the logs, and the error below makes the message retry.
-        let mut line = alert.log_line("alerting");
-        line["channels"] = pending.iter().map(|ch| ch.name()).collect();
-        self.log.line(&line);
-        let expires_at = self.clock.now_epoch() + alert.dedupe.ttl_seconds();
-        let mut first_error = None;
-        let mut unmarked = false;
-        for ch in pending {
-            if let Err(source) = ch.deliver(alert).await {
-                first_error.get_or_insert(AlertError::Delivery {
-                    key: key.clone(),
-                    channel: ch.name(),
-                    source,
-                });
-                continue;
+        let keys: Vec<String> = alerts.iter().map(|a| a.dedupe.as_key()).collect();
+        let marks = match self.dedupe.marks_many(&keys).await {
+            Ok(m) => m,
+            Err(source) => {
+                return keys
+                    .into_iter()
+                    .map(|key| {
+                        Err(AlertError::DedupeRead {
+                            key,
+                            source: source.clone(),
+                        })
+                    })
+                    .collect();
             }
-            if let Err(e) = self.dedupe.mark(&key, ch.name(), expires_at).await {
-                unmarked = true;
+        };
+        let none = Marks::default();
+        // Per alert: the channels still to deliver it.
+        let pending: Vec<Vec<usize>> = keys
+            .iter()
+            .map(|k| {
+                let m = marks.get(k).unwrap_or(&none);
+                (0..self.channels.len())
+                    .filter(|&c| !m.delivered(self.channels[c].name()))
+                    .collect()
+            })
+            .collect();
+        for (a, p) in alerts.iter().zip(&pending) {
+            if p.is_empty() {
+                self.log.line(&a.log_line("suppressed-duplicate"));
+            } else {
+                // The log line comes first: even if delivery fails, the
+                // finding is on record, and the error makes the message retry.
+                let mut line = a.log_line("alerting");
+                line["channels"] = p.iter().map(|&c| self.channels[c].name()).collect();
+                self.log.line(&line);
+            }
+        }
+        // Each channel delivers its pending alerts; channels in parallel.
+        let deliveries = self.channels.iter().enumerate().map(|(c, ch)| {
+            let idx: Vec<usize> = (0..alerts.len())
+                .filter(|&i| pending[i].contains(&c))
+                .collect();
+            async move {
+                let batch: Vec<&Alert> = idx.iter().map(|&i| alerts[i]).collect();
+                let results = if batch.is_empty() {
+                    Vec::new()
+                } else {
+                    ch.deliver_batch(&batch).await
+                };
+                (c, idx, results)
+            }
+        });
+        let delivered = futures::future::join_all(deliveries).await;
+        let mut errors: Vec<Option<AlertError>> = alerts.iter().map(|_| None).collect();
+        let mut to_mark: Vec<(usize, usize)> = Vec::new();
+        for (c, idx, results) in delivered {
+            for (i, r) in idx.into_iter().zip(results) {
+                match r {
+                    Ok(()) => to_mark.push((i, c)),
+                    Err(source) => {
+                        errors[i].get_or_insert(AlertError::Delivery {
+                            key: keys[i].clone(),
+                            channel: self.channels[c].name(),
+                            source,
+                        });
+                    }
+                }
+            }
+        }
+        // One mark write per finding, with every channel that delivered it.
+        let mut by_alert: Vec<Vec<&'static str>> = vec![Vec::new(); alerts.len()];
+        for (i, c) in to_mark {
+            by_alert[i].push(self.channels[c].name());
+        }
+        let now = self.clock.now_epoch();
+        let marked: Vec<(usize, Result<(), PortError>)> = futures::stream::iter(
+            by_alert
+                .iter()
+                .enumerate()
+                .filter(|(_, chs)| !chs.is_empty()),
+        )
+        .map(|(i, chs)| {
+            let expires_at = now + alerts[i].dedupe.ttl_seconds();
+            let key = &keys[i];
+            async move { (i, self.dedupe.mark(key, chs, expires_at).await) }
+        })
+        .buffer_unordered(MARK_CONCURRENCY)
+        .collect()
+        .await;
+        let mut unmarked = vec![false; alerts.len()];
+        for (i, r) in marked {
+            if let Err(e) = r {
+                unmarked[i] = true;
+                let key = &keys[i];
+                let names = by_alert[i].join(", ");
                 self.log.line(&serde_json::json!({
                     "log": "dedupe-mark-failed",
                     "level": "ERROR",
                     "dedupe_key": key,
-                    "channel": ch.name(),
-                    "error": format!("writing the {} mark for `{key}` after delivery: {e}", ch.name()),
-                    "consequence": "delivered; a later copy of this finding may alert again on this channel",
+                    "channels": by_alert[i],
+                    "error": format!("writing the {names} mark for `{key}` after delivery: {e}"),
+                    "consequence": "delivered; a later copy of this finding may alert again on these channels",
                 }));
             }
         }
-        match (first_error, unmarked) {
-            (Some(e), _) => Err(e),
-            (None, true) => Ok(Raised::AlertedUnmarked),
-            (None, false) => Ok(Raised::Alerted),
-        }
+        errors
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| match e {
+                Some(e) => Err(e),
+                None if pending[i].is_empty() => Ok(Raised::Suppressed),
+                None if unmarked[i] => Ok(Raised::AlertedUnmarked),
+                None => Ok(Raised::Alerted),
+            })
+            .collect()
     }
 }
+
+/// Marks written at once.
+const MARK_CONCURRENCY: usize = 16;
 
 /// One invocation's view of the alerter: raises each key at most once per
 /// invocation and counts. Shared by concurrent tasks of one invocation.
@@ -175,41 +257,61 @@ impl<'a> AlertBatch<'a> {
     /// Raise one finding. The error must fail the invocation (or the SQS
     /// message the finding came from).
     pub async fn raise(&self, alert: &Alert) -> Result<Raised, AlertError> {
-        let key = alert.dedupe.as_key();
-        let first = self
-            .seen
-            .lock()
-            .map(|mut s| s.insert(key.clone()))
-            .unwrap_or(true);
-        if !first {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            self.alerter
-                .log
-                .line(&alert.log_line("suppressed-duplicate"));
-            return Ok(Raised::Suppressed);
-        }
-        match self.alerter.raise(alert).await {
-            Ok(r) => {
-                match r {
-                    Raised::Alerted => self.alerted.fetch_add(1, Ordering::Relaxed),
-                    Raised::AlertedUnmarked => {
-                        self.unmarked.fetch_add(1, Ordering::Relaxed);
-                        self.alerted.fetch_add(1, Ordering::Relaxed)
-                    }
-                    Raised::Suppressed => self.suppressed.fetch_add(1, Ordering::Relaxed),
-                };
-                Ok(r)
-            }
-            Err(e) => {
-                // Not alerted: forget it locally so a later attempt in this
-                // invocation (another message with the same event) tries again.
-                if let Ok(mut s) = self.seen.lock() {
-                    s.remove(&key);
+        self.raise_all(vec![alert])
+            .await
+            .pop()
+            .expect("one result per alert")
+    }
+
+    /// Raise several findings with [`Alerter::raise_all`]; a key already
+    /// raised in this invocation is suppressed locally. One result per
+    /// alert, in order.
+    pub async fn raise_all(&self, alerts: Vec<&Alert>) -> Vec<Result<Raised, AlertError>> {
+        let mut results: Vec<Option<Result<Raised, AlertError>>> =
+            alerts.iter().map(|_| None).collect();
+        let mut fresh: Vec<(usize, &Alert)> = Vec::new();
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            for (i, a) in alerts.iter().enumerate() {
+                if seen.insert(a.dedupe.as_key()) {
+                    fresh.push((i, a));
+                } else {
+                    self.suppressed.fetch_add(1, Ordering::Relaxed);
+                    self.alerter.log.line(&a.log_line("suppressed-duplicate"));
+                    results[i] = Some(Ok(Raised::Suppressed));
                 }
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                Err(e)
             }
         }
+        let batch: Vec<&Alert> = fresh.iter().map(|(_, a)| *a).collect();
+        let raised = self.alerter.raise_all(&batch).await;
+        for ((i, a), r) in fresh.into_iter().zip(raised) {
+            match &r {
+                Ok(Raised::Alerted) => {
+                    self.alerted.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Raised::AlertedUnmarked) => {
+                    self.unmarked.fetch_add(1, Ordering::Relaxed);
+                    self.alerted.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Raised::Suppressed) => {
+                    self.suppressed.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    // Not alerted: forget it locally so a later attempt in
+                    // this invocation (another message with the same event)
+                    // tries again.
+                    if let Ok(mut s) = self.seen.lock() {
+                        s.remove(&a.dedupe.as_key());
+                    }
+                    self.failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            results[i] = Some(r);
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every alert has a result"))
+            .collect()
     }
 
     /// Add this batch's counts: `findings = alerted + suppressed` (findings
@@ -336,7 +438,8 @@ mod tests {
                 .lock()
                 .unwrap()
                 .iter()
-                .any(|l| l["log"] == "dedupe-mark-failed" && l["channel"] == "fake")
+                .any(|l| l["log"] == "dedupe-mark-failed"
+                    && l["channels"] == serde_json::json!(["fake"]))
         );
     }
 

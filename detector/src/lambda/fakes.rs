@@ -41,17 +41,21 @@ impl DedupeStore for FakeDedupe {
         }
         .boxed()
     }
-    fn mark<'a>(&'a self, key: &'a str, channel: &'a str, expires_at: i64) -> PortResult<'a, ()> {
+    fn mark<'a>(
+        &'a self,
+        key: &'a str,
+        channels: &'a [&'a str],
+        expires_at: i64,
+    ) -> PortResult<'a, ()> {
         async move {
             if self.fail_marks.load(Ordering::SeqCst) {
                 return Err(PortError::new("fake dedupe", "throttled"));
             }
-            self.marks
-                .lock()
-                .unwrap()
-                .entry(key.to_string())
-                .or_default()
-                .insert(channel.to_string(), expires_at);
+            let mut marks = self.marks.lock().unwrap();
+            let item = marks.entry(key.to_string()).or_default();
+            for ch in channels {
+                item.insert(ch.to_string(), expires_at);
+            }
             Ok(())
         }
         .boxed()

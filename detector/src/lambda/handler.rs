@@ -219,7 +219,7 @@ pub async fn run_trigger(
             ignored_records,
         } => {
             counters.s3_records_ignored += ignored_records as u64;
-            let mut first_err = None;
+            let mut readable = Vec::new();
             for o in objects {
                 match o.kind() {
                     ObjectKind::Digest => counters.objects_skipped_digest += 1,
@@ -234,15 +234,30 @@ pub async fn run_trigger(
                             "key": detector_core::text::clip(&o.key, 1024),
                         }));
                     }
-                    ObjectKind::Log => {
-                        if let Err(e) = run_object(state, &o, batch, counters).await {
-                            counters.objects_failed += 1;
-                            if first_err.is_some() {
-                                log_error(state, &e);
-                            }
-                            first_err.get_or_insert(e);
-                        }
+                    ObjectKind::Log => readable.push(o),
+                }
+            }
+            // Every object is read, a few at once, even when one fails; the
+            // first error is returned.
+            let outcomes: Vec<(Counters, Result<(), HandleError>)> =
+                futures::stream::iter(readable)
+                    .map(|o| async move {
+                        let mut c = Counters::default();
+                        let r = run_object(state, &o, batch, &mut c).await;
+                        (c, r)
+                    })
+                    .buffered(state.message_concurrency.max(1))
+                    .collect()
+                    .await;
+            let mut first_err = None;
+            for (c, r) in outcomes {
+                counters.add(&c);
+                if let Err(e) = r {
+                    counters.objects_failed += 1;
+                    if first_err.is_some() {
+                        log_error(state, &e);
                     }
+                    first_err.get_or_insert(e);
                 }
             }
             first_err.map_or(Ok(()), Err)
@@ -358,13 +373,11 @@ async fn handle_events(
     let mut managed: Vec<GovernedCall> = Vec::new();
     let mut first_bad = None;
     let mut first_err: Option<HandleError> = None;
+    let mut alerts = Vec::new();
     for ev in events {
-        let alert = match ev {
-            ScanEvent::Finding(f) => Alert::from_finding(f),
-            ScanEvent::Managed(call) => {
-                managed.push(call);
-                continue;
-            }
+        match ev {
+            ScanEvent::Finding(f) => alerts.push(Alert::from_finding(f)),
+            ScanEvent::Managed(call) => managed.push(call),
             ScanEvent::RecordError(e) => {
                 let text = e.to_string();
                 state
@@ -372,15 +385,20 @@ async fn handle_events(
                     .log()
                     .line(&json!({"log": "record-error", "error": text}));
                 first_bad.get_or_insert(text);
-                continue;
             }
-        };
-        if let Err(e) = batch.raise(&alert).await {
-            first_err.get_or_insert(e.into());
         }
     }
-    if let Err(e) = check_ledger(state, managed, batch, counters).await {
-        first_err.get_or_insert(e);
+    // The ledger check first, so that every finding of the object is raised
+    // in one batch.
+    match check_ledger(state, managed, counters).await {
+        Ok(unledgered) => alerts.extend(unledgered),
+        Err(e) => {
+            first_err.get_or_insert(e);
+        }
+    }
+    let results = batch.raise_all(alerts.iter().collect()).await;
+    if let Some(e) = results.into_iter().find_map(Result::err) {
+        first_err.get_or_insert(e.into());
     }
     match first_err {
         Some(e) => Err(e),
@@ -389,16 +407,16 @@ async fn handle_events(
 }
 
 /// Launcher-role calls whose `requestID` the ledger does not hold were made
-/// with the launcher's credentials outside the launcher. (A launcher-role
-/// call without any `requestID` is already a finding of the classifier.)
+/// with the launcher's credentials outside the launcher: their alerts. (A
+/// launcher-role call without any `requestID` is already a finding of the
+/// classifier.) One batched ledger read for all of them.
 async fn check_ledger(
     state: &State,
     managed: Vec<GovernedCall>,
-    batch: &AlertBatch<'_>,
     counters: &mut Counters,
-) -> Result<(), HandleError> {
+) -> Result<Vec<Alert>, HandleError> {
     if managed.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let ids: Vec<String> = managed.iter().map(|c| c.request_id.clone()).collect();
     counters.ledger_checked_calls += ids.len() as u64;
@@ -407,13 +425,9 @@ async fn check_ledger(
         .known_requests(&ids)
         .await
         .map_err(HandleError::Ledger)?;
-    for call in managed {
-        if known.contains(&call.request_id) {
-            continue;
-        }
-        batch
-            .raise(&Alert::from_finding(call.if_not_in_ledger))
-            .await?;
-    }
-    Ok(())
+    Ok(managed
+        .into_iter()
+        .filter(|call| !known.contains(&call.request_id))
+        .map(|call| Alert::from_finding(call.if_not_in_ledger))
+        .collect())
 }

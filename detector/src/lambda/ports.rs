@@ -51,16 +51,52 @@ impl Marks {
 pub trait DedupeStore: Send + Sync {
     /// The channels that already delivered this key.
     fn marks<'a>(&'a self, key: &'a str) -> PortResult<'a, Marks>;
-    /// Record that `channel` delivered the key (idempotent). `expires_at` is
-    /// Unix seconds (TTL).
-    fn mark<'a>(&'a self, key: &'a str, channel: &'a str, expires_at: i64) -> PortResult<'a, ()>;
+    /// Record that `channels` delivered the key, in one write that keeps
+    /// the marks of other channels (idempotent). `expires_at` is Unix
+    /// seconds (TTL).
+    fn mark<'a>(
+        &'a self,
+        key: &'a str,
+        channels: &'a [&'a str],
+        expires_at: i64,
+    ) -> PortResult<'a, ()>;
+    /// The marks of several keys (absent keys have none). Stores that can
+    /// read in batches override it.
+    fn marks_many<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> PortResult<'a, std::collections::HashMap<String, Marks>> {
+        Box::pin(async move {
+            let mut out = std::collections::HashMap::new();
+            for k in keys {
+                out.insert(k.clone(), self.marks(k).await?);
+            }
+            Ok(out)
+        })
+    }
 }
 
-/// A place an alert is delivered to (SNS topic, Contro1 audit records).
+/// A place an alert is delivered to (SNS topic, Contro1 audit records, ...).
 pub trait AlertChannel: Send + Sync {
     fn name(&self) -> &'static str;
     fn deliver<'a>(&'a self, alert: &'a Alert) -> PortResult<'a, ()>;
+    /// Deliver several alerts; one result per alert, in order. Channels with
+    /// a batch API override it; by default a few at a time.
+    fn deliver_batch<'a>(
+        &'a self,
+        alerts: &'a [&'a Alert],
+    ) -> futures::future::BoxFuture<'a, Vec<Result<(), PortError>>> {
+        use futures::StreamExt;
+        Box::pin(
+            futures::stream::iter(alerts.iter().map(|a| self.deliver(a)))
+                .buffered(DELIVERY_CONCURRENCY)
+                .collect(),
+        )
+    }
 }
+
+/// Deliveries in flight at once on a channel without a batch API.
+pub const DELIVERY_CONCURRENCY: usize = 8;
 
 /// Where structured JSON log lines go (stderr in the Lambda and the CLI; a
 /// buffer in tests).

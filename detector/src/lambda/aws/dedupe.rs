@@ -31,7 +31,97 @@ impl DynamoDedupe {
 /// (`ch_sns`, `ch_contro1`, ... = Unix seconds).
 const CHANNEL_ATTR: &str = "ch_";
 
+/// The marks one item holds (`None`: no item, or an expired one).
+fn marks_of(item: &std::collections::HashMap<String, AttributeValue>) -> Marks {
+    // TTL deletion is lazy (up to two days late): an expired mark is no mark.
+    let expires = item
+        .get("expires_at")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<i64>().ok());
+    if expires.is_some_and(|t| t <= now_epoch()) {
+        return Marks::default();
+    }
+    let channels: std::collections::BTreeSet<String> = item
+        .keys()
+        .filter_map(|k| k.strip_prefix(CHANNEL_ATTR))
+        .map(str::to_string)
+        .collect();
+    // An item of the earlier design (`alerted_at`, no channel) was written
+    // only after every channel had delivered.
+    let all = channels.is_empty() && item.contains_key("alerted_at");
+    Marks { all, channels }
+}
+
+/// Keys a BatchGetItem request may ask for.
+const BATCH_GET_MAX: usize = 100;
+/// Rounds of UnprocessedKeys re-asked before giving up (DynamoDB returns
+/// them under throttling).
+const UNPROCESSED_ROUNDS: usize = 5;
+
 impl DedupeStore for DynamoDedupe {
+    fn marks_many<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> PortResult<'a, std::collections::HashMap<String, Marks>> {
+        async move {
+            use aws_sdk_dynamodb::types::KeysAndAttributes;
+            let mut out = std::collections::HashMap::new();
+            let mut unique: Vec<&String> = keys.iter().collect();
+            unique.sort();
+            unique.dedup();
+            for chunk in unique.chunks(BATCH_GET_MAX) {
+                let mut ask = KeysAndAttributes::builder()
+                    .consistent_read(true)
+                    .set_keys(Some(
+                        chunk
+                            .iter()
+                            .map(|k| [("pk".to_string(), AttributeValue::S((*k).clone()))].into())
+                            .collect(),
+                    ))
+                    .build()
+                    .map_err(|e| PortError::new(self.what("BatchGetItem"), e.to_string()))?;
+                for round in 0.. {
+                    let resp = self
+                        .client
+                        .batch_get_item()
+                        .request_items(&self.table, ask)
+                        .send()
+                        .await
+                        .map_err(|e| PortError::new(self.what("BatchGetItem"), ctx(e)))?;
+                    for item in resp
+                        .responses()
+                        .and_then(|r| r.get(&self.table))
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let Some(k) = item.get("pk").and_then(|v| v.as_s().ok()) {
+                            out.insert(k.clone(), marks_of(item));
+                        }
+                    }
+                    match resp
+                        .unprocessed_keys()
+                        .and_then(|u| u.get(&self.table))
+                        .filter(|k| !k.keys().is_empty())
+                    {
+                        Some(rest) if round + 1 < UNPROCESSED_ROUNDS => ask = rest.clone(),
+                        Some(rest) => {
+                            return Err(PortError::new(
+                                self.what("BatchGetItem"),
+                                format!(
+                                    "{} keys still unprocessed after {UNPROCESSED_ROUNDS} rounds",
+                                    rest.keys().len()
+                                ),
+                            ));
+                        }
+                        None => break,
+                    }
+                }
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
     fn marks<'a>(&'a self, key: &'a str) -> PortResult<'a, Marks> {
         async move {
             let out = self
@@ -43,42 +133,36 @@ impl DedupeStore for DynamoDedupe {
                 .send()
                 .await
                 .map_err(|e| PortError::new(self.what("GetItem"), ctx(e)))?;
-            let Some(item) = out.item() else {
-                return Ok(Marks::default());
-            };
-            // TTL deletion is lazy (up to two days late): an expired mark is
-            // no mark.
-            let expires = item
-                .get("expires_at")
-                .and_then(|v| v.as_n().ok())
-                .and_then(|n| n.parse::<i64>().ok());
-            if expires.is_some_and(|t| t <= now_epoch()) {
-                return Ok(Marks::default());
-            }
-            let channels: std::collections::BTreeSet<String> = item
-                .keys()
-                .filter_map(|k| k.strip_prefix(CHANNEL_ATTR))
-                .map(str::to_string)
-                .collect();
-            // An item of the earlier design (`alerted_at`, no channel) was
-            // written only after every channel had delivered.
-            let all = channels.is_empty() && item.contains_key("alerted_at");
-            Ok(Marks { all, channels })
+            Ok(out.item().map(marks_of).unwrap_or_default())
         }
         .boxed()
     }
 
-    fn mark<'a>(&'a self, key: &'a str, channel: &'a str, expires_at: i64) -> PortResult<'a, ()> {
+    fn mark<'a>(
+        &'a self,
+        key: &'a str,
+        channels: &'a [&'a str],
+        expires_at: i64,
+    ) -> PortResult<'a, ()> {
         async move {
-            self.client
+            // One update adds every channel that delivered: other channels'
+            // marks on the item are kept.
+            let sets: Vec<String> = (0..channels.len())
+                .map(|i| format!("#ch{i} = :now"))
+                .collect();
+            let mut req = self
+                .client
                 .update_item()
                 .table_name(&self.table)
                 .key("pk", AttributeValue::S(key.to_string()))
-                .update_expression("SET #ch = :now, expires_at = :exp")
-                .expression_attribute_names("#ch", format!("{CHANNEL_ATTR}{channel}"))
+                .update_expression(format!("SET {}, expires_at = :exp", sets.join(", ")))
                 .expression_attribute_values(":now", AttributeValue::N(now_epoch().to_string()))
-                .expression_attribute_values(":exp", AttributeValue::N(expires_at.to_string()))
-                .send()
+                .expression_attribute_values(":exp", AttributeValue::N(expires_at.to_string()));
+            for (i, ch) in channels.iter().enumerate() {
+                req = req
+                    .expression_attribute_names(format!("#ch{i}"), format!("{CHANNEL_ATTR}{ch}"));
+            }
+            req.send()
                 .await
                 .map_err(|e| PortError::new(self.what("UpdateItem"), ctx(e)))?;
             Ok(())

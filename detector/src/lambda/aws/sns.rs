@@ -33,9 +33,105 @@ fn string_attr(v: &str) -> Result<MessageAttributeValue, PortError> {
         .map_err(|e| PortError::new("SNS message attribute", ctx_plain(e)))
 }
 
+/// Entries in one PublishBatch request, and the request's total payload
+/// (SNS limits: 10 entries, 256 KiB).
+const BATCH_ENTRIES: usize = 10;
+const BATCH_BYTES: usize = 256 * 1024;
+
+impl SnsChannel {
+    fn entry(
+        &self,
+        id: usize,
+        alert: &Alert,
+    ) -> Result<aws_sdk_sns::types::PublishBatchRequestEntry, PortError> {
+        aws_sdk_sns::types::PublishBatchRequestEntry::builder()
+            .id(id.to_string())
+            .subject(alert.subject())
+            .message(alert.message())
+            .message_attributes("event", string_attr(alert.finding.event.as_str())?)
+            .message_attributes("severity", string_attr(alert.severity().as_str())?)
+            .message_attributes("rule", string_attr(alert.rule().as_str())?)
+            .build()
+            .map_err(|e| PortError::new("SNS PublishBatch entry", ctx_plain(e)))
+    }
+
+    /// One PublishBatch request; one result per alert of `group`.
+    async fn publish_group(&self, group: &[(usize, &Alert)]) -> Vec<Result<(), PortError>> {
+        let what = || format!("SNS PublishBatch to `{}`", self.topic_arn);
+        let entries: Result<Vec<_>, PortError> =
+            group.iter().map(|(i, a)| self.entry(*i, a)).collect();
+        let entries = match entries {
+            Ok(e) => e,
+            Err(e) => return group.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let out = match self
+            .client
+            .publish_batch()
+            .topic_arn(&self.topic_arn)
+            .set_publish_batch_request_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                let e = PortError::new(what(), ctx(e));
+                return group.iter().map(|_| Err(e.clone())).collect();
+            }
+        };
+        group
+            .iter()
+            .map(|(i, _)| {
+                let id = i.to_string();
+                match out.failed().iter().find(|f| f.id() == id) {
+                    Some(f) => Err(PortError::new(
+                        what(),
+                        format!("{}: {}", f.code(), f.message().unwrap_or("(no message)")),
+                    )),
+                    None if out.successful().iter().any(|s| s.id() == Some(id.as_str())) => Ok(()),
+                    None => Err(PortError::new(
+                        what(),
+                        format!("entry {id}: no result returned"),
+                    )),
+                }
+            })
+            .collect()
+    }
+}
+
 impl AlertChannel for SnsChannel {
     fn name(&self) -> &'static str {
         "sns"
+    }
+
+    /// PublishBatch: up to 10 alerts and 256 KiB a request.
+    fn deliver_batch<'a>(
+        &'a self,
+        alerts: &'a [&'a Alert],
+    ) -> futures::future::BoxFuture<'a, Vec<Result<(), PortError>>> {
+        async move {
+            if alerts.len() == 1 {
+                return vec![self.deliver(alerts[0]).await];
+            }
+            let mut results = Vec::with_capacity(alerts.len());
+            let mut group: Vec<(usize, &Alert)> = Vec::new();
+            let mut bytes = 0usize;
+            for (i, a) in alerts.iter().enumerate() {
+                let size = a.message().len() + a.subject().len() + 512;
+                if !group.is_empty() && (group.len() == BATCH_ENTRIES || bytes + size > BATCH_BYTES)
+                {
+                    results.extend(self.publish_group(&group).await);
+                    group.clear();
+                    bytes = 0;
+                }
+                group.push((i, a));
+                bytes += size;
+            }
+            if !group.is_empty() {
+                results.extend(self.publish_group(&group).await);
+            }
+            results
+        }
+        .boxed()
     }
 
     fn deliver<'a>(&'a self, alert: &'a Alert) -> PortResult<'a, ()> {

@@ -29,7 +29,6 @@ use super::ports::{
     Auditor, FunctionsApi, HeartbeatStore, LedgerReader, MicrovmsApi, PortError, TrailsApi,
 };
 use super::trail;
-use futures::StreamExt;
 
 #[derive(Debug, Clone)]
 pub struct SweepConfig {
@@ -132,12 +131,11 @@ pub async fn sweep(
     let mut first_error: Option<SweepError> = None;
     let mut report = SweepReport::default();
     let raise_all = |alerts: Vec<Alert>| async move {
-        let results: Vec<Result<_, AlertError>> = futures::stream::iter(alerts)
-            .map(|a| async move { batch.raise(&a).await })
-            .buffer_unordered(cfg.concurrency.max(1))
-            .collect()
-            .await;
-        results.into_iter().find_map(Result::err)
+        batch
+            .raise_all(alerts.iter().collect())
+            .await
+            .into_iter()
+            .find_map(Result::err)
     };
 
     match listing::list_unmanaged(ports, cfg.concurrency, cfg.min_age_seconds, now, counters).await
