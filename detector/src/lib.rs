@@ -4,4 +4,5 @@
 //! runtime).
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod lambda;

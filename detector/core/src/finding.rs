@@ -13,6 +13,7 @@ use shared_core::{Event, GovernedOp};
 #[serde(rename_all = "kebab-case")]
 pub enum Rule {
     // aws.microvm.bypass.detected: governed calls (the classifier, in order)
+    AccountOutsideOrganization,
     NonLauncherPrincipal,
     LauncherSessionMismatch,
     MissingContro1RequestId,
@@ -47,7 +48,8 @@ pub enum Rule {
 impl Rule {
     /// The rules the CloudTrail classifier can raise, in the order the
     /// summary lists them.
-    pub const FROM_RECORDS: [Rule; 15] = [
+    pub const FROM_RECORDS: [Rule; 16] = [
+        Rule::AccountOutsideOrganization,
         Rule::NonLauncherPrincipal,
         Rule::LauncherSessionMismatch,
         Rule::MissingContro1RequestId,
@@ -67,6 +69,7 @@ impl Rule {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Rule::AccountOutsideOrganization => "account-outside-organization",
             Rule::NonLauncherPrincipal => "non-launcher-principal",
             Rule::LauncherSessionMismatch => "launcher-session-mismatch",
             Rule::MissingContro1RequestId => "missing-contro1-request-id",
@@ -97,7 +100,8 @@ impl Rule {
     /// The finding event this rule raises.
     pub fn event(self) -> Event {
         match self {
-            Rule::NonLauncherPrincipal
+            Rule::AccountOutsideOrganization
+            | Rule::NonLauncherPrincipal
             | Rule::LauncherSessionMismatch
             | Rule::MissingContro1RequestId
             | Rule::Contro1RequestIdMismatch
@@ -127,6 +131,11 @@ impl Rule {
     /// What the reader of the alert should do, in one or two sentences.
     pub fn recommended_action(self) -> &'static str {
         match self {
+            Rule::AccountOutsideOrganization => {
+                "A MicroVM call was recorded for an account outside the organization's list: \
+                 find out whose account it is and why its calls reach this trail; add it to \
+                 ORGANIZATION_ACCOUNTS only if it belongs to the organization."
+            }
             Rule::NonLauncherPrincipal => {
                 "Find out who holds these credentials and why they can call the MicroVMs API \
                  directly; if not expected, terminate the MicroVM and revoke the credentials. \

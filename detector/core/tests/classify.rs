@@ -456,3 +456,90 @@ fn a_governed_record_with_a_field_of_the_wrong_type_is_an_error_naming_the_field
         Classification::NotGoverned
     );
 }
+
+// ---- organizations: launcher role patterns and trusted accounts ---------
+
+fn in_account(mut v: Value, acct: &str) -> Value {
+    v["recipientAccountId"] = json!(acct);
+    v
+}
+
+#[test]
+fn a_launcher_role_pattern_matches_the_role_in_the_account_of_the_call() {
+    let c = classifier(
+        &["arn:aws:iam::*:role/microvm-launcher"],
+        &["microvm-launcher"],
+    );
+    for acct in [ACCT, "444455556666"] {
+        let v = in_account(
+            record(
+                "TerminateMicrovm",
+                launcher_identity("/", "microvm-launcher", acct),
+                json!({"microvmIdentifier": "vm-1"}),
+            ),
+            acct,
+        );
+        assert_eq!(rule(&c, &v), None, "account {acct}: managed");
+    }
+}
+
+#[test]
+fn another_accounts_launcher_role_used_here_is_a_cross_account_non_launcher_principal() {
+    for pattern in [
+        "arn:aws:iam::*:role/microvm-launcher",
+        "arn:aws:iam::444455556666:role/microvm-launcher",
+    ] {
+        let c = classifier(&[pattern], &["microvm-launcher"]);
+        // Account B's launcher role, call recorded in account A.
+        let v = in_account(
+            record(
+                "TerminateMicrovm",
+                launcher_identity("/", "microvm-launcher", "444455556666"),
+                json!({"microvmIdentifier": "vm-1"}),
+            ),
+            ACCT,
+        );
+        let Classification::Finding(f) = classify(&c, &v) else {
+            panic!("{pattern}: expected a finding")
+        };
+        assert_eq!(f.rule, Rule::NonLauncherPrincipal, "{pattern}");
+        let reason = f.reason.unwrap();
+        assert!(
+            reason.contains("cross-account")
+                && reason.contains("444455556666")
+                && reason.contains(ACCT),
+            "{reason}"
+        );
+    }
+}
+
+#[test]
+fn a_call_recorded_for_an_account_outside_the_organization_has_its_own_rule() {
+    let mut cfg = ClassifierConfig {
+        launcher_roles: vec![
+            RoleRef::from_role_arn("arn:aws:iam::*:role/microvm-launcher").unwrap(),
+        ],
+        launcher_session_names: vec!["microvm-launcher".into()],
+        ..ClassifierConfig::default()
+    };
+    cfg.organization_accounts = vec![ACCT.to_string()];
+    let c = Classifier::new(cfg);
+    let inside = in_account(
+        record(
+            "TerminateMicrovm",
+            launcher(),
+            json!({"microvmIdentifier": "vm-1"}),
+        ),
+        ACCT,
+    );
+    assert_eq!(rule(&c, &inside), None);
+    let outside = in_account(
+        record(
+            "TerminateMicrovm",
+            launcher_identity("/", "microvm-launcher", "999988887777"),
+            json!({"microvmIdentifier": "vm-1"}),
+        ),
+        "999988887777",
+    );
+    assert_eq!(rule(&c, &outside), Some(Rule::AccountOutsideOrganization));
+}

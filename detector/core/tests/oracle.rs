@@ -309,6 +309,7 @@ fn fast_with(bytes: &[u8], pipelined: bool) -> Report {
             protected_resources: vec![ResourceRef::parse(BUCKET).unwrap()],
             ..TamperConfig::default()
         },
+        ..ClassifierConfig::default()
     };
     let mut scanner = Scanner::new(Classifier::new(cfg), ScanOptions::default());
     let mut report = Report::default();

@@ -38,6 +38,7 @@ fn classifier_with(trail_names: &[&str]) -> Classifier {
             ledger_tables: vec![ResourceRef::parse(LEDGER).unwrap()],
             trail_names: trail_names.iter().map(|s| s.to_string()).collect(),
         },
+        organization_accounts: Vec::new(),
     })
 }
 

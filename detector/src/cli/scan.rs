@@ -93,6 +93,17 @@ pub struct ScanArgs {
         value_delimiter = ','
     )]
     pub trail_names: Vec<String>,
+    /// The organization's accounts (repeatable; ids, comma-separated ids, or
+    /// a file of ids or of `aws organizations list-accounts` JSON; env
+    /// ORGANIZATION_ACCOUNTS). Governed calls recorded for any other account
+    /// are `account-outside-organization` findings.
+    #[arg(
+        long = "organization-accounts",
+        value_name = "FILE|ID,...",
+        env = "ORGANIZATION_ACCOUNTS",
+        value_delimiter = ','
+    )]
+    pub organization_accounts: Vec<String>,
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Jsonl)]
     pub format: Format,
@@ -162,9 +173,12 @@ pub fn classifier_config(args: &ScanArgs) -> Result<ClassifierConfig, String> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
+    let organization_accounts = detector::accounts::parse(&args.organization_accounts)
+        .map_err(|e| format!("--organization-accounts: {e}"))?;
     Ok(ClassifierConfig {
         launcher_roles,
         launcher_session_names,
+        organization_accounts,
         tamper,
     })
 }

@@ -156,9 +156,15 @@ impl Config {
             });
         }
         tamper.trail_names.clone_from(&trail_names);
+        let organization_accounts = crate::accounts::parse(&list(get("ORGANIZATION_ACCOUNTS")))
+            .map_err(|reason| ConfigError::Invalid {
+                key: "ORGANIZATION_ACCOUNTS",
+                reason,
+            })?;
         let classifier = ClassifierConfig {
             launcher_roles,
             launcher_session_names: list(get("LAUNCHER_SESSION_NAMES")),
+            organization_accounts,
             tamper,
         };
         let contro1_base_url = get("CONTRO1_BASE_URL")

@@ -4,7 +4,11 @@
 //! CloudTrail `requestID` the ledger can be checked against. First matching
 //! rule wins, in this order:
 //!
-//! 1. `non-launcher-principal` — the caller's role is not a launcher role;
+//! 0. `account-outside-organization` — organization accounts are configured
+//!    and the call was recorded for another account;
+//! 1. `non-launcher-principal` — the caller's role is not a launcher role of
+//!    the account the call was made in (a launcher role of another account
+//!    is not: cross-account);
 //! 2. `launcher-session-mismatch` — launcher role, another session;
 //! 3. `missing-contro1-request-id` — launcher RunMicrovm whose visible
 //!    `runHookPayload` is not an object with a non-empty `contro1_request_id`;
@@ -44,7 +48,18 @@ pub(crate) fn classify(
     source: &str,
 ) -> Classification {
     let cfg = c.config();
-    let is_launcher = principal_role(r).is_some_and(|role| c.is_launcher_role(&role));
+    let account = evidence::account(r);
+    let role = principal_role(r);
+    let is_launcher = role
+        .as_ref()
+        .is_some_and(|role| c.is_launcher_role(role, account.as_deref()));
+    let foreign = role
+        .as_ref()
+        .and_then(|role| c.foreign_launcher_account(role, account.as_deref()));
+    let outside_org = !cfg.organization_accounts.is_empty()
+        && !account
+            .as_deref()
+            .is_some_and(|a| cfg.organization_accounts.iter().any(|o| o == a));
     let params = r.request_parameters.get();
     let payload_id = match (op, params) {
         (GovernedOp::RunMicrovm, Some(p)) => p.run_hook_payload.contro1_request_id(),
@@ -53,7 +68,9 @@ pub(crate) fn classify(
     let client_token = params.and_then(|p| p.client_token.visible());
     let request_id = r.request_id.as_str().filter(|id| !id.is_empty());
 
-    let rule = if !is_launcher {
+    let rule = if outside_org {
+        Some(Rule::AccountOutsideOrganization)
+    } else if !is_launcher {
         Some(Rule::NonLauncherPrincipal)
     } else if !cfg.launcher_session_names.is_empty()
         && !session_name(r).is_some_and(|s| cfg.launcher_session_names.iter().any(|n| n == s))
@@ -78,6 +95,17 @@ pub(crate) fn classify(
             let rule = rule.unwrap_or(Rule::LauncherCallWithoutRequestId);
             let mut f = finding(op, r, rule, source);
             f.contro1_request_id_claimed = payload_id;
+            f.reason = match (rule, foreign) {
+                (Rule::AccountOutsideOrganization, _) => Some(format!(
+                    "the call was recorded for account {}, which is not one of the organization's accounts (ORGANIZATION_ACCOUNTS)",
+                    account.as_deref().unwrap_or("(unknown)")
+                )),
+                (Rule::NonLauncherPrincipal, Some(theirs)) => Some(format!(
+                    "cross-account: the launcher role of account {theirs} was used in account {}",
+                    account.as_deref().unwrap_or("(unknown)")
+                )),
+                _ => None,
+            };
             Classification::Finding(f)
         }
         (None, Some(request_id)) => {

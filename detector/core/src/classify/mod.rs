@@ -23,8 +23,14 @@ use std::borrow::Cow;
 /// Who counts as the launcher, and what the tamper rules protect.
 #[derive(Debug, Clone, Default)]
 pub struct ClassifierConfig {
-    /// Roles the launcher runs as (`LAUNCHER_ROLE_ARNS`).
+    /// Roles the launcher runs as (`LAUNCHER_ROLE_ARNS`). An account field of
+    /// `*` matches the role in the account where the call was made; every
+    /// launcher role counts only in its own account.
     pub launcher_roles: Vec<RoleRef>,
+    /// When non-empty, the only accounts whose governed calls are trusted
+    /// (`ORGANIZATION_ACCOUNTS`); a call recorded for another account is
+    /// `account-outside-organization`.
+    pub organization_accounts: Vec<String>,
     /// When non-empty, the launcher's session must carry one of these names
     /// (`LAUNCHER_SESSION_NAMES`); Lambda uses the function name.
     pub launcher_session_names: Vec<String>,
@@ -48,6 +54,10 @@ pub struct TamperConfig {
     /// `TRAIL_NAMES`: when non-empty, only changes to these trails count.
     pub trail_names: Vec<String>,
 }
+
+/// The account field of a launcher role pattern that matches the role in
+/// whichever account the call was made.
+pub const ANY_ACCOUNT: &str = "*";
 
 /// Which list of a [`TamperConfig`] a value came from, named as the
 /// environment variable and as the `detector scan` flag.
@@ -246,9 +256,37 @@ impl Classifier {
         &self.cfg
     }
 
-    /// True when `role` is one of the launcher's roles.
-    pub fn is_launcher_role(&self, role: &RoleRef) -> bool {
-        self.cfg.launcher_roles.iter().any(|l| l.matches(role))
+    /// True when `role`, acting in `account` (the account the call was
+    /// made in, when known), is one of the launcher's roles: same name (and
+    /// path where both know it), and the role belongs to that account — a
+    /// launcher role of another account is not the launcher here.
+    pub fn is_launcher_role(&self, role: &RoleRef, account: Option<&str>) -> bool {
+        if account.is_some_and(|a| a != role.account) {
+            return false;
+        }
+        self.cfg.launcher_roles.iter().any(|l| {
+            if l.account == ANY_ACCOUNT {
+                let pinned = RoleRef {
+                    account: role.account.clone(),
+                    ..l.clone()
+                };
+                pinned.matches(role)
+            } else {
+                l.matches(role)
+            }
+        })
+    }
+
+    /// A launcher role of another account than the call's (the launcher
+    /// of account B used for a call recorded in account A): B.
+    pub fn foreign_launcher_account<'r>(
+        &self,
+        role: &'r RoleRef,
+        account: Option<&str>,
+    ) -> Option<&'r str> {
+        let account = account?;
+        (role.account != account && self.is_launcher_role(role, Some(&role.account)))
+            .then_some(role.account.as_str())
     }
 
     /// Classify one record. `whole` gives the record as a JSON value, asked

@@ -181,7 +181,7 @@ pub(crate) fn check(ctx: &Ctx<'_>) -> Verdict {
     if matches!(ctx.name, "CreateFunction" | "UpdateFunctionConfiguration")
         && let Some(role_arn) = ctx.param("role")
         && let Ok(role) = RoleRef::from_role_arn(role_arn)
-        && ctx.c.is_launcher_role(&role)
+        && ctx.c.is_launcher_role(&role, Some(role.account.as_str()))
     {
         return hit(
             Rule::LauncherRolePassedToFunction,

@@ -40,7 +40,9 @@ pub(crate) fn check(ctx: &Ctx<'_>, whole: &Value) -> Verdict {
             hit_table.is_some()
         })?;
         let table = hit_table?;
-        if principal_role(ctx.r).is_some_and(|role| ctx.c.is_launcher_role(&role)) {
+        if principal_role(ctx.r)
+            .is_some_and(|role| ctx.c.is_launcher_role(&role, ctx.account.as_deref()))
+        {
             return None;
         }
         return Some(Ok(Hit {

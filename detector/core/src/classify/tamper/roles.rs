@@ -47,7 +47,7 @@ pub(crate) fn check(ctx: &Ctx<'_>) -> Verdict {
     if ctx.service == "sts.amazonaws.com" {
         let arn = ctx.param("roleArn")?;
         let role = RoleRef::from_role_arn(arn).ok()?;
-        if !ctx.c.is_launcher_role(&role) || by_lambda_service(ctx) {
+        if !ctx.c.is_launcher_role(&role, Some(role.account.as_str())) || by_lambda_service(ctx) {
             return None;
         }
         let who = ctx
@@ -100,10 +100,19 @@ pub(crate) fn check(ctx: &Ctx<'_>) -> Verdict {
         ),
         other => format!("{other} on the role"),
     };
+    // A pattern (`arn:aws:iam::*:role/...`) names the role of this account.
+    let resource = match ctx.account.as_deref() {
+        Some(a) if launcher.account == crate::classify::ANY_ACCOUNT => RoleRef {
+            account: a.to_string(),
+            ..launcher.clone()
+        }
+        .to_string(),
+        _ => launcher.to_string(),
+    };
     Some(Ok(Hit {
         rule: Rule::LauncherRoleChanged,
         severity: Severity::Critical,
-        resource: launcher.to_string(),
+        resource,
         reason: detail,
         deployment_may: true,
         service_may: false,
