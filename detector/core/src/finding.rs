@@ -43,9 +43,40 @@ pub enum Rule {
     NoLogObjectsRead,
     IntegrityCheckUnavailable,
     RemediationHalted,
+    SweepTargetUnavailable,
 }
 
 impl Rule {
+    /// Every rule, in declaration order.
+    pub const ALL: [Rule; 26] = [
+        Rule::AccountOutsideOrganization,
+        Rule::NonLauncherPrincipal,
+        Rule::LauncherSessionMismatch,
+        Rule::MissingContro1RequestId,
+        Rule::Contro1RequestIdMismatch,
+        Rule::LauncherCredentialsOutsideLauncher,
+        Rule::LauncherCallWithoutRequestId,
+        Rule::LauncherFunctionChanged,
+        Rule::DetectorFunctionChanged,
+        Rule::LauncherRolePassedToFunction,
+        Rule::LauncherRoleAssumed,
+        Rule::LauncherRoleChanged,
+        Rule::LedgerWrittenOutsideLauncher,
+        Rule::ProtectedResourceChanged,
+        Rule::TrailStopped,
+        Rule::TrailDeleted,
+        Rule::TrailUpdated,
+        Rule::TrailSelectorsChanged,
+        Rule::FunctionIntegrityDrift,
+        Rule::MicrovmNotInLedger,
+        Rule::NoTrailLogsMicrovmDataEvents,
+        Rule::TrailHealthUnavailable,
+        Rule::NoLogObjectsRead,
+        Rule::IntegrityCheckUnavailable,
+        Rule::RemediationHalted,
+        Rule::SweepTargetUnavailable,
+    ];
+
     /// The rules the CloudTrail classifier can raise, in the order the
     /// summary lists them.
     pub const FROM_RECORDS: [Rule; 16] = [
@@ -94,6 +125,7 @@ impl Rule {
             Rule::NoLogObjectsRead => "no-log-objects-read",
             Rule::IntegrityCheckUnavailable => "integrity-check-unavailable",
             Rule::RemediationHalted => "remediation-halted",
+            Rule::SweepTargetUnavailable => "sweep-target-unavailable",
         }
     }
 
@@ -124,7 +156,8 @@ impl Rule {
             | Rule::TrailHealthUnavailable
             | Rule::NoLogObjectsRead
             | Rule::IntegrityCheckUnavailable
-            | Rule::RemediationHalted => Event::DetectionDegraded,
+            | Rule::RemediationHalted
+            | Rule::SweepTargetUnavailable => Event::DetectionDegraded,
         }
     }
 
@@ -220,6 +253,11 @@ impl Rule {
             Rule::IntegrityCheckUnavailable => {
                 "The detector cannot read the governance functions or their recorded baseline: \
                  check its lambda:Get*/List* and ssm:GetParameter permissions."
+            }
+            Rule::SweepTargetUnavailable => {
+                "An account or region could not be swept, so MicroVMs there are not checked: \
+                 check that the sweep role exists in that account, trusts the detector and may \
+                 list MicroVMs and read the ledger, and that the region is enabled."
             }
             Rule::RemediationHalted => {
                 "Remediation stopped because it would have acted on more MicroVMs than allowed: \

@@ -156,6 +156,9 @@ pub enum Trigger {
     ApiCall(Value),
     /// The scheduled sweep.
     Schedule,
+    /// Sweep one account and region: a message the scheduled sweep queued
+    /// for itself when it fans out (`{"sweep_target": {"account", "region"}}`).
+    SweepTarget { account: String, region: String },
     /// `s3:TestEvent` sent when a notification configuration is saved.
     TestEvent,
     /// A well-formed notification that asks for nothing (SNS subscription
@@ -289,11 +292,48 @@ pub fn decode_value(v: &Value) -> Result<Trigger, NotificationError> {
     if obj.contains_key("detail-type") {
         return decode_eventbridge(v);
     }
+    if let Some(t) = obj.get("sweep_target") {
+        return decode_sweep_target(t);
+    }
     Err(NotificationError::Unrecognised {
         what: format!(
             "object with keys [{}]",
             obj.keys().take(8).cloned().collect::<Vec<_>>().join(", ")
         ),
+    })
+}
+
+const SWEEP: &str = "sweep target message";
+
+/// `{"account": "123456789012", "region": "eu-west-1"}`, both checked so
+/// that a malformed message fails here and not as a role ARN or endpoint.
+fn decode_sweep_target(t: &Value) -> Result<Trigger, NotificationError> {
+    let account = field(t, SWEEP, "account")?;
+    let region = field(t, SWEEP, "region")?;
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(NotificationError::Unrecognised {
+            what: format!(
+                "{SWEEP}: account `{}` is not 12 digits",
+                crate::text::clip(account, 40)
+            ),
+        });
+    }
+    let region_ok = !region.is_empty()
+        && region.len() <= 32
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !region_ok {
+        return Err(NotificationError::Unrecognised {
+            what: format!(
+                "{SWEEP}: `{}` is not a region name",
+                crate::text::clip(region, 40)
+            ),
+        });
+    }
+    Ok(Trigger::SweepTarget {
+        account: account.to_string(),
+        region: region.to_string(),
     })
 }
 
@@ -544,5 +584,33 @@ mod tests {
             decode_message_body("not json"),
             Err(NotificationError::NotJson { .. })
         ));
+    }
+
+    #[test]
+    fn a_sweep_target_message_names_one_account_and_region_and_is_checked() {
+        assert_eq!(
+            decode_message_body(
+                r#"{"sweep_target":{"account":"111122223333","region":"eu-west-1"}}"#
+            )
+            .unwrap(),
+            Trigger::SweepTarget {
+                account: "111122223333".into(),
+                region: "eu-west-1".into()
+            }
+        );
+        for (body, says) in [
+            (
+                r#"{"sweep_target":{"account":"1111","region":"eu-west-1"}}"#,
+                "not 12 digits",
+            ),
+            (
+                r#"{"sweep_target":{"account":"111122223333","region":"eu/../x"}}"#,
+                "not a region name",
+            ),
+            (r#"{"sweep_target":{"region":"eu-west-1"}}"#, "`account`"),
+        ] {
+            let e = decode_message_body(body).unwrap_err().to_string();
+            assert!(e.contains(says), "{e}");
+        }
     }
 }
