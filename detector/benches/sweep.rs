@@ -13,10 +13,11 @@
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use detector::lambda::alerter::{AlertBatch, Alerter};
-use detector::lambda::aws::{DynamoDedupe, SdkMicrovms, SnsChannel};
+use detector::lambda::aws::{DynamoDedupe, SdkMicrovms, SdkTargets, SnsChannel, TargetsConfig};
 use detector::lambda::counters::Counters;
 use detector::lambda::ports::{
-    AlertChannel, Auditor, LogSink, MicrovmsApi, PortResult, SystemClock, TrailInfo, TrailsApi,
+    AlertChannel, Auditor, LogSink, MicrovmsApi, PortResult, SystemClock, TargetPorts, TrailInfo,
+    TrailsApi,
 };
 use detector::lambda::sweep::{SweepConfig, SweepPorts, sweep};
 use futures::{FutureExt, StreamExt};
@@ -144,6 +145,16 @@ async fn main() {
     emulator.set_latency(latency);
     let microvms = SdkMicrovms::new(emulator.client("AKIABENCH"));
     let ledger = shared_aws::DynamoLedger::new(ddb.clone(), ledger_table);
+    // The detector's own account and region: the one target.
+    let targets = SdkTargets::new(
+        &sdk,
+        Some(moto::ACCOUNT_ID.into()),
+        TargetPorts {
+            microvms: Arc::new(SdkMicrovms::new(emulator.client("AKIABENCH"))),
+            ledger: Arc::new(ledger.clone()),
+        },
+        TargetsConfig::default(),
+    );
 
     // Baseline: listing every page, nothing else.
     let t = Instant::now();
@@ -177,16 +188,18 @@ async fn main() {
         );
         let batch = AlertBatch::new(&alerter);
         let ports = SweepPorts {
-            microvms: &microvms,
-            ledger: &ledger,
+            targets: &targets,
             trails: &NoTrails,
             auditor: &NoAudit,
             functions: &NoFunctions,
             heartbeat: &NoHeartbeat,
+            queue: None,
         };
         let cfg = SweepConfig {
             concurrency,
             check_trails: false,
+            account_id: Some(moto::ACCOUNT_ID.into()),
+            region: Some(moto::REGION.into()),
             ..Default::default()
         };
         let mut counters = Counters::default();

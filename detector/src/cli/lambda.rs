@@ -21,7 +21,22 @@ pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_PARTIAL: i32 = 2;
 
 #[derive(Debug, clap::Args)]
-pub struct SweepArgs {}
+pub struct SweepArgs {
+    /// Accounts to sweep: ids, comma-separated lists, files (one id per
+    /// line, or `aws organizations list-accounts` JSON), or `organization`
+    /// for every active account [env: SWEEP_ACCOUNTS; default: the
+    /// credentials' own account]
+    #[arg(long = "account", value_name = "ID|FILE|organization")]
+    pub accounts: Vec<String>,
+    /// Regions to sweep in each account, or `enabled` for every region
+    /// enabled for the account [env: SWEEP_REGIONS; default: the configured
+    /// region]
+    #[arg(long = "region", value_name = "REGION|enabled")]
+    pub regions: Vec<String>,
+    /// The role assumed in every other account [env: SWEEP_ROLE_NAME]
+    #[arg(long, value_name = "NAME")]
+    pub role_name: Option<String>,
+}
 
 #[derive(Debug, clap::Args)]
 pub struct HandleArgs {
@@ -31,7 +46,10 @@ pub struct HandleArgs {
 }
 
 async fn state_from_env() -> Result<Arc<State>> {
-    let env: HashMap<String, String> = std::env::vars().collect();
+    state_from(std::env::vars().collect()).await
+}
+
+async fn state_from(env: HashMap<String, String>) -> Result<Arc<State>> {
     let cfg = Config::from_parts(&env).context("configuration")?;
     let sdk = shared_aws::load_sdk_config().await;
     let st = state::build(&cfg, &sdk).await.context("building clients")?;
@@ -77,10 +95,22 @@ pub fn exit(result: Result<i32>) -> std::process::ExitCode {
     }
 }
 
-/// `detector sweep`: the scheduled sweep, once.
-pub fn sweep(_args: &SweepArgs) -> Result<i32> {
+/// `detector sweep`: the scheduled sweep, once, every target in this
+/// process (never handed out to `SWEEP_QUEUE_URL`).
+pub fn sweep(args: &SweepArgs) -> Result<i32> {
+    let mut env: HashMap<String, String> = std::env::vars().collect();
+    env.remove("SWEEP_QUEUE_URL");
+    if !args.accounts.is_empty() {
+        env.insert("SWEEP_ACCOUNTS".into(), args.accounts.join(","));
+    }
+    if !args.regions.is_empty() {
+        env.insert("SWEEP_REGIONS".into(), args.regions.join(","));
+    }
+    if let Some(r) = &args.role_name {
+        env.insert("SWEEP_ROLE_NAME".into(), r.clone());
+    }
     runtime()?.block_on(async {
-        let st = state_from_env().await?;
+        let st = state_from(env).await?;
         let event = json!({
             "version": "0",
             "source": "aws.events",

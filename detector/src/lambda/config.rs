@@ -2,7 +2,7 @@
 //! (`from_parts`), validated once at cold start; only `main` reads the
 //! process environment. Every error names the variable that is wrong.
 
-use super::sweep::{Remediation, RemediationLimits, SweepConfig};
+use super::sweep::{Accounts, Regions, Remediation, RemediationLimits, SweepConfig};
 use super::trail::TrailExpectations;
 use detector_core::{ClassifierConfig, ResourceRef, TamperConfig};
 use shared_core::RoleRef;
@@ -54,6 +54,23 @@ pub struct Config {
     pub function_name: String,
     /// Optional destinations beside SNS and Contro1.
     pub destinations: Destinations,
+    /// How other accounts and regions are reached.
+    pub targets: TargetsEnv,
+}
+
+/// How the sweep reaches accounts and regions other than its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetsEnv {
+    /// `SWEEP_ROLE_NAME`: the role assumed in every other account.
+    pub role_name: Option<String>,
+    /// `LEDGER_REGION`: where each account's ledger table is (default: the
+    /// detector's region).
+    pub ledger_region: Option<String>,
+    /// `MICROVMS_ENDPOINTS`: `{"ACCOUNT/REGION": "URL"}` (emulators).
+    pub microvms_endpoints: HashMap<String, String>,
+    /// `SWEEP_QUEUE_URL`: when set, the schedule queues one message per
+    /// target there and each is swept in its own invocation.
+    pub fan_out_queue: Option<String>,
 }
 
 /// Where findings go besides the alert topic and Contro1; each optional.
@@ -241,7 +258,10 @@ impl Config {
                 });
             }
         };
+        let (accounts, regions, targets) = sweep_targets(&get)?;
+        let target_concurrency = number("SWEEP_TARGET_CONCURRENCY", 16, 1, 256)? as usize;
         Ok(Config {
+            targets,
             ledger_table,
             dedupe_table,
             alert_topic_arn,
@@ -262,13 +282,16 @@ impl Config {
                 trails: TrailExpectations {
                     names: trail_names,
                     buckets: list(get("TRAIL_BUCKETS")),
-                    region: None,
+                    ..TrailExpectations::default()
                 },
                 account_id: None,
                 region: None,
                 integrity_parameter: get("INTEGRITY_BASELINE_PARAMETER")
                     .map(|s| s.trim().to_string()),
                 heartbeat_max_silence: (heartbeat > 0).then_some(heartbeat),
+                accounts,
+                regions,
+                target_concurrency,
             },
             destinations: Destinations {
                 security_hub,
@@ -280,6 +303,93 @@ impl Config {
                 .unwrap_or_else(|| "local".to_string()),
         })
     }
+}
+
+fn is_region(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 32
+        && r.split('-').count() >= 3
+        && r.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// `SWEEP_ACCOUNTS` (ids or files, or `organization`), `SWEEP_REGIONS`
+/// (names, or `enabled`), and how the targets are reached.
+fn sweep_targets<'a>(
+    get: &impl Fn(&str) -> Option<&'a String>,
+) -> Result<(Accounts, Regions, TargetsEnv), ConfigError> {
+    let accounts = match get("SWEEP_ACCOUNTS").map(|s| s.trim()) {
+        None => Accounts::Own,
+        Some("organization") => Accounts::Organization,
+        Some(v) => Accounts::List(crate::accounts::parse(&list(Some(&v.to_string()))).map_err(
+            |reason| ConfigError::Invalid {
+                key: "SWEEP_ACCOUNTS",
+                reason,
+            },
+        )?),
+    };
+    let regions = match get("SWEEP_REGIONS").map(|s| s.trim()) {
+        None => Regions::Own,
+        Some("enabled") => Regions::Enabled,
+        Some(v) => {
+            let l = list(Some(&v.to_string()));
+            if let Some(bad) = l.iter().find(|r| !is_region(r)) {
+                return Err(ConfigError::Invalid {
+                    key: "SWEEP_REGIONS",
+                    reason: format!("`{bad}` is not a region name (or use `enabled`)"),
+                });
+            }
+            Regions::List(l)
+        }
+    };
+    let role_name = get("SWEEP_ROLE_NAME").map(|s| s.trim().to_string());
+    if let Some(r) = &role_name
+        && (r.contains(':') || r.contains('/') || r.len() > 64)
+    {
+        return Err(ConfigError::Invalid {
+            key: "SWEEP_ROLE_NAME",
+            reason: format!("`{r}`: a role name, not an ARN or path"),
+        });
+    }
+    if role_name.is_none() && accounts != Accounts::Own {
+        return Err(ConfigError::Invalid {
+            key: "SWEEP_ACCOUNTS",
+            reason: "other accounts are swept through SWEEP_ROLE_NAME, which is not set".into(),
+        });
+    }
+    let ledger_region = get("LEDGER_REGION").map(|s| s.trim().to_string());
+    if let Some(r) = ledger_region.as_deref().filter(|r| !is_region(r)) {
+        return Err(ConfigError::Invalid {
+            key: "LEDGER_REGION",
+            reason: format!("`{r}` is not a region name"),
+        });
+    }
+    let microvms_endpoints = match get("MICROVMS_ENDPOINTS") {
+        None => HashMap::new(),
+        Some(v) => serde_json::from_str::<HashMap<String, String>>(v).map_err(|e| {
+            ConfigError::Invalid {
+                key: "MICROVMS_ENDPOINTS",
+                reason: format!("expected a JSON object of \"ACCOUNT/REGION\": \"URL\": {e}"),
+            }
+        })?,
+    };
+    let fan_out_queue = get("SWEEP_QUEUE_URL").map(|s| s.trim().to_string());
+    if let Some(q) = fan_out_queue.as_deref().filter(|q| !q.starts_with("http")) {
+        return Err(ConfigError::Invalid {
+            key: "SWEEP_QUEUE_URL",
+            reason: format!("`{q}` is not a queue URL"),
+        });
+    }
+    Ok((
+        accounts,
+        regions,
+        TargetsEnv {
+            role_name,
+            ledger_region,
+            microvms_endpoints,
+            fan_out_queue,
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -314,6 +424,45 @@ mod tests {
     }
 
     #[test]
+    fn sweep_targets_are_the_own_account_by_default_else_lists_or_the_organization() {
+        let c = Config::from_parts(&base()).unwrap();
+        assert_eq!(
+            (c.sweep.accounts, c.sweep.regions),
+            (Accounts::Own, Regions::Own)
+        );
+        let mut env = base();
+        for (k, v) in [
+            ("SWEEP_ACCOUNTS", "111122223333, 444455556666"),
+            ("SWEEP_REGIONS", "eu-west-1,us-east-1"),
+            ("SWEEP_ROLE_NAME", "microvm-sweep"),
+            (
+                "SWEEP_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/111122223333/sweep",
+            ),
+        ] {
+            env.insert(k.into(), v.into());
+        }
+        let c = Config::from_parts(&env).unwrap();
+        assert_eq!(
+            c.sweep.accounts,
+            Accounts::List(vec!["111122223333".into(), "444455556666".into()])
+        );
+        assert_eq!(
+            c.sweep.regions,
+            Regions::List(vec!["eu-west-1".into(), "us-east-1".into()])
+        );
+        assert_eq!(c.targets.role_name.as_deref(), Some("microvm-sweep"));
+        assert!(c.targets.fan_out_queue.is_some());
+        env.insert("SWEEP_ACCOUNTS".into(), "organization".into());
+        env.insert("SWEEP_REGIONS".into(), "enabled".into());
+        let c = Config::from_parts(&env).unwrap();
+        assert_eq!(
+            (c.sweep.accounts, c.sweep.regions),
+            (Accounts::Organization, Regions::Enabled)
+        );
+    }
+
+    #[test]
     fn every_bad_value_names_its_variable() {
         for (key, value) in [
             ("REMEDIATION", "kill"),
@@ -333,6 +482,14 @@ mod tests {
             ("TRAIL_HEALTH", "maybe"),
             ("SECURITY_HUB", "yes"),
             ("CHAT_TOPIC_ARN", "slack-channel"),
+            ("SWEEP_ACCOUNTS", "1234"),
+            ("SWEEP_ACCOUNTS", "organization"),
+            ("SWEEP_REGIONS", "mars"),
+            ("SWEEP_ROLE_NAME", "arn:aws:iam::111122223333:role/sweep"),
+            ("LEDGER_REGION", "EU"),
+            ("MICROVMS_ENDPOINTS", "http://x"),
+            ("SWEEP_QUEUE_URL", "sweep-queue"),
+            ("SWEEP_TARGET_CONCURRENCY", "0"),
         ] {
             let mut env = base();
             env.insert(key.to_string(), value.to_string());

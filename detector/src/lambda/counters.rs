@@ -70,6 +70,11 @@ pub struct Counters {
     pub trails_checked: u64,
     /// Sweeps that ran to the end without an error (the `SweepRuns` metric).
     pub sweeps_completed: u64,
+    /// Account-regions swept, and those that could not be.
+    pub sweep_targets: u64,
+    pub sweep_targets_failed: u64,
+    /// Account-regions handed out as SQS messages (fan-out).
+    pub sweep_targets_enqueued: u64,
     /// Integrity checks run, and drifted properties found.
     pub integrity_checks: u64,
     pub integrity_drifts: u64,
@@ -129,6 +134,9 @@ impl Counters {
             remediations_dry_run,
             trails_checked,
             sweeps_completed,
+            sweep_targets,
+            sweep_targets_failed,
+            sweep_targets_enqueued,
             integrity_checks,
             integrity_drifts,
             heartbeat_failures

@@ -7,7 +7,7 @@ use super::alert::{Alert, ListedMicrovm};
 use super::alerter::Alerter;
 use super::ports::{
     AlertChannel, Auditor, Clock, DedupeStore, LedgerReader, LogSink, Marks, MicrovmPage,
-    MicrovmsApi, PortError, PortResult, TrailInfo, TrailsApi,
+    MicrovmsApi, PortError, PortResult, Target, TargetPorts, TargetsApi, TrailInfo, TrailsApi,
 };
 use futures::FutureExt;
 use std::collections::{HashMap, HashSet};
@@ -355,11 +355,74 @@ impl crate::lambda::ports::HeartbeatStore for FakeHeartbeat {
     }
 }
 
+/// Targets over fakes: each target's MicroVMs and ledger, a default for
+/// any other target (tests with one target), and targets that cannot be
+/// reached (their role cannot be assumed).
+#[derive(Default)]
+pub struct FakeTargets {
+    pub targets: HashMap<Target, TargetPorts>,
+    pub default: Option<TargetPorts>,
+    pub unreachable: HashSet<Target>,
+    pub accounts: Vec<String>,
+    pub regions: Vec<String>,
+    /// Calls to `ports`, in order.
+    pub asked: Mutex<Vec<Target>>,
+}
+
+impl FakeTargets {
+    /// Every target is this one fleet and ledger.
+    pub fn one(microvms: Arc<dyn MicrovmsApi>, ledger: Arc<dyn LedgerReader>) -> FakeTargets {
+        FakeTargets {
+            default: Some(TargetPorts { microvms, ledger }),
+            ..Default::default()
+        }
+    }
+}
+
+impl TargetsApi for FakeTargets {
+    fn ports<'a>(&'a self, t: &'a Target) -> PortResult<'a, TargetPorts> {
+        async move {
+            self.asked.lock().unwrap().push(t.clone());
+            if self.unreachable.contains(t) {
+                return Err(PortError::new(
+                    format!("STS AssumeRole arn:aws:iam::{}:role/sweep", t.account),
+                    "AccessDenied: not authorized to perform sts:AssumeRole",
+                ));
+            }
+            self.targets
+                .get(t)
+                .or(self.default.as_ref())
+                .cloned()
+                .ok_or_else(|| PortError::new(t.to_string(), "no such target in the fake"))
+        }
+        .boxed()
+    }
+    fn ledger<'a>(&'a self, account: &'a str) -> PortResult<'a, Arc<dyn LedgerReader>> {
+        async move {
+            self.targets
+                .iter()
+                .find(|(t, _)| t.account == account)
+                .map(|(_, p)| p)
+                .or(self.default.as_ref())
+                .map(|p| p.ledger.clone())
+                .ok_or_else(|| PortError::new(account, "no ledger in the fake"))
+        }
+        .boxed()
+    }
+    fn organization_accounts(&self) -> PortResult<'_, Vec<String>> {
+        let a = self.accounts.clone();
+        async move { Ok(a) }.boxed()
+    }
+    fn enabled_regions(&self) -> PortResult<'_, Vec<String>> {
+        let r = self.regions.clone();
+        async move { Ok(r) }.boxed()
+    }
+}
+
 /// Fakes for every sweep port, with the integrity and heartbeat ports
 /// borrowed from the test.
 pub struct FakePorts<'a> {
-    pub microvms: FakeMicrovms,
-    pub ledger: FakeLedger,
+    pub targets: FakeTargets,
     pub trails: FakeTrails,
     pub auditor: FakeAuditor,
     pub functions: &'a FakeFunctions,
@@ -369,20 +432,22 @@ pub struct FakePorts<'a> {
 impl FakePorts<'_> {
     pub fn ports(&self) -> crate::lambda::sweep::SweepPorts<'_> {
         crate::lambda::sweep::SweepPorts {
-            microvms: &self.microvms,
-            ledger: &self.ledger,
+            targets: &self.targets,
             trails: &self.trails,
             auditor: &self.auditor,
             functions: self.functions,
             heartbeat: self.heartbeat,
+            queue: None,
         }
     }
 }
 
 pub fn ports_with<'a>(functions: &'a FakeFunctions, heartbeat: &'a FakeHeartbeat) -> FakePorts<'a> {
     FakePorts {
-        microvms: FakeMicrovms::default(),
-        ledger: FakeLedger::default(),
+        targets: FakeTargets::one(
+            Arc::new(FakeMicrovms::default()),
+            Arc::new(FakeLedger::default()),
+        ),
         trails: FakeTrails::default(),
         auditor: FakeAuditor::default(),
         functions,

@@ -17,10 +17,10 @@ use super::alert::Alert;
 use super::alerter::{AlertBatch, AlertError, Alerter};
 use super::counters::Counters;
 use super::ports::{
-    Auditor, FunctionsApi, HeartbeatStore, LedgerReader, MicrovmsApi, ObjectStore, PortError,
+    Auditor, FunctionsApi, HeartbeatStore, ObjectStore, PortError, SweepQueue, Target, TargetsApi,
     TrailsApi,
 };
-use super::sweep::{SweepConfig, SweepError, SweepPorts, sweep};
+use super::sweep::{SweepConfig, SweepError, SweepPorts, sweep, sweep_queued_target};
 use detector_core::notification::{
     Invocation, NotificationError, ObjectKind, ObjectRef, SqsMessage, Trigger, decode_invocation,
     decode_message_body,
@@ -37,8 +37,10 @@ pub struct State {
     pub classifier: Classifier,
     pub scan_options: ScanOptions,
     pub objects: Arc<dyn ObjectStore>,
-    pub ledger: Arc<dyn LedgerReader>,
-    pub microvms: Arc<dyn MicrovmsApi>,
+    /// Each account's ledger and each target's MicroVMs.
+    pub targets: Arc<dyn TargetsApi>,
+    /// Where the schedule hands out its targets (`SWEEP_QUEUE_URL`).
+    pub sweep_queue: Option<Arc<dyn SweepQueue>>,
     pub trails: Arc<dyn TrailsApi>,
     pub auditor: Arc<dyn Auditor>,
     pub functions: Arc<dyn FunctionsApi>,
@@ -100,6 +102,7 @@ pub async fn handle(state: &State, event: &Value) -> Result<Value, HandleError> 
             Some(Trigger::Objects { .. }) => "objects",
             Some(Trigger::ApiCall(_)) => "api-call",
             Some(Trigger::Schedule) => "schedule",
+            Some(Trigger::SweepTarget { .. }) => "sweep-target",
             Some(Trigger::TestEvent) => "test-event",
             Some(Trigger::Ignored(_)) | None => "ignored",
         },
@@ -272,15 +275,13 @@ pub async fn run_trigger(
             handled.map(|_| ())
         }
         Trigger::Schedule => {
-            let ports = SweepPorts {
-                microvms: state.microvms.as_ref(),
-                ledger: state.ledger.as_ref(),
-                trails: state.trails.as_ref(),
-                auditor: state.auditor.as_ref(),
-                functions: state.functions.as_ref(),
-                heartbeat: state.heartbeat.as_ref(),
-            };
-            sweep(&ports, &state.sweep, batch, counters).await?;
+            sweep(&sweep_ports(state), &state.sweep, batch, counters).await?;
+            Ok(())
+        }
+        Trigger::SweepTarget { account, region } => {
+            let target = Target { account, region };
+            sweep_queued_target(&sweep_ports(state), &state.sweep, &target, batch, counters)
+                .await?;
             Ok(())
         }
         Trigger::TestEvent => {
@@ -295,6 +296,17 @@ pub async fn run_trigger(
                 .line(&json!({"log": "ignored", "reason": reason}));
             Ok(())
         }
+    }
+}
+
+fn sweep_ports(state: &State) -> SweepPorts<'_> {
+    SweepPorts {
+        targets: state.targets.as_ref(),
+        trails: state.trails.as_ref(),
+        auditor: state.auditor.as_ref(),
+        functions: state.functions.as_ref(),
+        heartbeat: state.heartbeat.as_ref(),
+        queue: state.sweep_queue.as_deref(),
     }
 }
 
@@ -409,7 +421,10 @@ async fn handle_events(
 /// Launcher-role calls whose `requestID` the ledger does not hold were made
 /// with the launcher's credentials outside the launcher: their alerts. (A
 /// launcher-role call without any `requestID` is already a finding of the
-/// classifier.) One batched ledger read for all of them.
+/// classifier.) Each call is looked up in the ledger of the account it was
+/// made in (an organization trail holds every account's calls), one batched
+/// read per account. A ledger that cannot be read fails the object: the
+/// calls would otherwise be judged against the wrong ledger.
 async fn check_ledger(
     state: &State,
     managed: Vec<GovernedCall>,
@@ -418,16 +433,37 @@ async fn check_ledger(
     if managed.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<String> = managed.iter().map(|c| c.request_id.clone()).collect();
-    counters.ledger_checked_calls += ids.len() as u64;
-    let known = state
-        .ledger
-        .known_requests(&ids)
-        .await
-        .map_err(HandleError::Ledger)?;
-    Ok(managed
-        .into_iter()
-        .filter(|call| !known.contains(&call.request_id))
-        .map(|call| Alert::from_finding(call.if_not_in_ledger))
-        .collect())
+    counters.ledger_checked_calls += managed.len() as u64;
+    let own = state.sweep.account_id.clone().unwrap_or_default();
+    let mut by_account: std::collections::BTreeMap<String, Vec<GovernedCall>> =
+        std::collections::BTreeMap::new();
+    for call in managed {
+        let account = call
+            .if_not_in_ledger
+            .account_id
+            .clone()
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| own.clone());
+        by_account.entry(account).or_default().push(call);
+    }
+    let mut alerts = Vec::new();
+    for (account, calls) in by_account {
+        let ledger = state
+            .targets
+            .ledger(&account)
+            .await
+            .map_err(HandleError::Ledger)?;
+        let ids: Vec<String> = calls.iter().map(|c| c.request_id.clone()).collect();
+        let known = ledger
+            .known_requests(&ids)
+            .await
+            .map_err(HandleError::Ledger)?;
+        alerts.extend(
+            calls
+                .into_iter()
+                .filter(|call| !known.contains(&call.request_id))
+                .map(|call| Alert::from_finding(call.if_not_in_ledger)),
+        );
+    }
+    Ok(alerts)
 }

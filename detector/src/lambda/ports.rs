@@ -110,6 +110,48 @@ pub trait LedgerReader: Send + Sync {
     fn known_requests<'a>(&'a self, request_ids: &'a [String]) -> PortResult<'a, HashSet<String>>;
 }
 
+/// One account and region the sweep covers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Target {
+    pub account: String,
+    pub region: String,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.account, self.region)
+    }
+}
+
+/// The MicroVMs and the ledger of one target.
+#[derive(Clone)]
+pub struct TargetPorts {
+    pub microvms: std::sync::Arc<dyn MicrovmsApi>,
+    pub ledger: std::sync::Arc<dyn LedgerReader>,
+}
+
+/// The accounts and regions of an organization, as far as the sweep and
+/// the ledger check need them.
+pub trait TargetsApi: Send + Sync {
+    /// The MicroVMs API and ledger of `target` (in another account, through
+    /// the sweep role assumed there).
+    fn ports<'a>(&'a self, target: &'a Target) -> PortResult<'a, TargetPorts>;
+    /// The ledger of `account`, for launcher calls seen in CloudTrail.
+    fn ledger<'a>(&'a self, account: &'a str) -> PortResult<'a, std::sync::Arc<dyn LedgerReader>>;
+    /// The organization's active accounts (Organizations `ListAccounts`).
+    fn organization_accounts(&self) -> PortResult<'_, Vec<String>>;
+    /// The regions enabled for the detector's account (Account `ListRegions`).
+    fn enabled_regions(&self) -> PortResult<'_, Vec<String>>;
+}
+
+/// Where the scheduled sweep hands out its targets when they are too many
+/// for one invocation: one message per target (SQS), each swept by its own
+/// invocation.
+pub trait SweepQueue: Send + Sync {
+    /// Queue one message per target. `Err` names what was not queued.
+    fn enqueue<'a>(&'a self, targets: &'a [Target]) -> PortResult<'a, ()>;
+}
+
 /// One page of `ListMicrovms`.
 #[derive(Debug, Clone, Default)]
 pub struct MicrovmPage {

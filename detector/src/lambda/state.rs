@@ -4,13 +4,13 @@
 
 use super::alerter::Alerter;
 use super::aws::{
-    ChatChannel, DynamoDedupe, EventBusChannel, S3Objects, SdkFunctions, SdkMicrovms, SdkTrails,
-    SecurityHubChannel, SnsChannel,
+    ChatChannel, DynamoDedupe, EventBusChannel, S3Objects, SdkFunctions, SdkMicrovms, SdkTargets,
+    SdkTrails, SecurityHubChannel, SnsChannel, SqsSweepQueue, TargetsConfig,
 };
 use super::config::{ApiKeySource, Config};
 use super::contro1::Contro1Channel;
 use super::handler::State;
-use super::ports::{AlertChannel, LogSink, StderrLog, SystemClock};
+use super::ports::{AlertChannel, LogSink, StderrLog, SweepQueue, SystemClock, TargetPorts};
 use detector_core::{Classifier, ScanOptions};
 use std::sync::Arc;
 
@@ -133,6 +133,31 @@ pub async fn build_with_log(
     }
     let dedupe = Arc::new(DynamoDedupe::new(dynamo.clone(), cfg.dedupe_table.clone()));
     let alerter = Alerter::new(dedupe.clone(), channels, log.clone(), Arc::new(SystemClock));
+    let own = TargetPorts {
+        microvms: Arc::new(SdkMicrovms::new(microvms)),
+        ledger: Arc::new(shared_aws::DynamoLedger::new(
+            dynamo,
+            cfg.ledger_table.clone(),
+        )),
+    };
+    let targets = Arc::new(SdkTargets::new(
+        sdk,
+        account_id.clone(),
+        own,
+        TargetsConfig {
+            role_name: cfg.targets.role_name.clone(),
+            ledger_table: cfg.ledger_table.clone(),
+            ledger_region: cfg.targets.ledger_region.clone(),
+            microvms_endpoints: cfg.targets.microvms_endpoints.clone(),
+            microvms_endpoint: cfg.microvms_endpoint_url.clone(),
+        },
+    ));
+    let sweep_queue = cfg.targets.fan_out_queue.as_ref().map(|url| {
+        Arc::new(SqsSweepQueue::new(
+            aws_sdk_sqs::Client::new(sdk),
+            url.clone(),
+        )) as Arc<dyn SweepQueue>
+    });
     let mut sweep = cfg.sweep.clone();
     sweep.trails.region.clone_from(&region);
     sweep.region = region;
@@ -141,11 +166,8 @@ pub async fn build_with_log(
         classifier: Classifier::new(cfg.classifier.clone()),
         scan_options: ScanOptions::default(),
         objects: Arc::new(S3Objects::new(s3)),
-        ledger: Arc::new(shared_aws::DynamoLedger::new(
-            dynamo,
-            cfg.ledger_table.clone(),
-        )),
-        microvms: Arc::new(SdkMicrovms::new(microvms)),
+        targets,
+        sweep_queue,
         trails: Arc::new(SdkTrails::new(sdk)),
         auditor: contro1,
         functions: Arc::new(SdkFunctions::new(sdk)),

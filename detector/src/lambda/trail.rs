@@ -26,6 +26,13 @@ pub struct TrailExpectations {
     /// The region the detector watches: a single-region trail homed
     /// elsewhere does not cover it.
     pub region: Option<String>,
+    /// Further regions the sweep covers; with `every_region`, all of them
+    /// (only a multi-region trail covers).
+    pub regions: Vec<String>,
+    pub every_region: bool,
+    /// The sweep covers accounts other than the detector's own: only an
+    /// organization trail records their calls.
+    pub other_accounts: bool,
 }
 
 /// Why one trail does or does not cover the governed calls.
@@ -57,15 +64,39 @@ pub fn assess_trail(t: &TrailInfo, want: &TrailExpectations) -> TrailVerdict {
     if !t.is_logging {
         return verdict(false, "logging", "not logging".into());
     }
-    if !t.is_multi_region
-        && let (Some(home), Some(region)) = (&t.home_region, &want.region)
-        && home != region
-    {
+    if want.other_accounts && !t.is_organization_trail {
         return verdict(
             false,
-            "region",
-            format!("single-region trail of {home}, not {region}"),
+            "organization",
+            "records its own account only, and the sweep covers other accounts: an \
+             organization trail is needed"
+                .into(),
         );
+    }
+    if !t.is_multi_region
+        && let Some(home) = &t.home_region
+    {
+        if want.every_region {
+            return verdict(
+                false,
+                "region",
+                format!("single-region trail of {home}, and the sweep covers every enabled region"),
+            );
+        }
+        let outside: Vec<&str> = want
+            .region
+            .iter()
+            .chain(&want.regions)
+            .map(String::as_str)
+            .filter(|r| r != home)
+            .collect();
+        if !outside.is_empty() {
+            return verdict(
+                false,
+                "region",
+                format!("single-region trail of {home}, not {}", outside.join(", ")),
+            );
+        }
     }
     let selectors = match selectors_cover(&t.advanced_selectors, t.basic_selectors) {
         Ok(why) => why,
@@ -277,5 +308,33 @@ mod tests {
         assert!(assess_trail(&t, &want("us-east-1")).covers);
         let v = assess_trail(&t, &want("eu-west-1"));
         assert_eq!((v.covers, v.property), (false, "region"));
+        // The sweep's other regions count too.
+        let swept = TrailExpectations {
+            regions: vec!["us-east-1".into(), "ap-south-1".into()],
+            ..want("us-east-1")
+        };
+        let v = assess_trail(&t, &swept);
+        assert_eq!((v.covers, v.property), (false, "region"));
+        assert!(v.reason.ends_with("not ap-south-1"), "{}", v.reason);
+        let every = TrailExpectations {
+            every_region: true,
+            ..want("us-east-1")
+        };
+        assert_eq!(assess_trail(&t, &every).property, "region");
+        t.is_multi_region = true;
+        assert!(assess_trail(&t, &every).covers);
+    }
+
+    #[test]
+    fn sweeping_other_accounts_needs_an_organization_trail() {
+        let mut t = trail(true, vec![good()]);
+        let want = TrailExpectations {
+            other_accounts: true,
+            ..any()
+        };
+        let v = assess_trail(&t, &want);
+        assert_eq!((v.covers, v.property), (false, "organization"));
+        t.is_organization_trail = true;
+        assert!(assess_trail(&t, &want).covers);
     }
 }

@@ -2,7 +2,8 @@
 //! (dedupe table and heartbeat; the ledger via `shared_aws::DynamoLedger`),
 //! SNS (alerts), Security Hub, EventBridge and the chat topic (optional
 //! destinations), the MicroVMs API (sweep and remediation), CloudTrail (trail
-//! health), Lambda and SSM (the integrity check), S3 (log objects). Each is a
+//! health), Lambda and SSM (the integrity check), S3 (log objects), STS,
+//! Organizations and Account (the accounts and regions swept). Each is a
 //! thin translation; every error keeps the SDK's context.
 
 mod dedupe;
@@ -10,7 +11,9 @@ mod destinations;
 mod functions;
 mod microvms;
 mod objects;
+mod queue;
 mod sns;
+mod targets;
 mod trails;
 
 pub use dedupe::DynamoDedupe;
@@ -18,7 +21,9 @@ pub use destinations::{ChatChannel, EventBusChannel, SecurityHubChannel, sdk_fin
 pub use functions::SdkFunctions;
 pub use microvms::SdkMicrovms;
 pub use objects::S3Objects;
+pub use queue::SqsSweepQueue;
 pub use sns::SnsChannel;
+pub use targets::{SdkTargets, TargetsConfig};
 pub use trails::SdkTrails;
 
 /// A service error as `Code: message` (the raw HTTP response the SDK's

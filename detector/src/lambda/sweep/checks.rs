@@ -25,7 +25,7 @@ pub(super) async fn trail_health(
     counters.trails_checked += 1;
     match ports.trails.trails().await {
         Ok(trails) => {
-            let health = trail::assess(&trails, &cfg.trails);
+            let health = trail::assess(&trails, &expectations(cfg));
             let alert = (!health.healthy).then(|| {
                 Alert::degraded(
                     Rule::NoTrailLogsMicrovmDataEvents,
@@ -44,6 +44,23 @@ pub(super) async fn trail_health(
             None,
         )),
     }
+}
+
+/// What a covering trail must record: the configured expectations, and
+/// every account and region the sweep covers.
+fn expectations(cfg: &SweepConfig) -> trail::TrailExpectations {
+    let mut want = cfg.trails.clone();
+    want.other_accounts = match &cfg.accounts {
+        super::Accounts::Own => false,
+        super::Accounts::List(l) => l.iter().any(|a| Some(a) != cfg.account_id.as_ref()),
+        super::Accounts::Organization => true,
+    };
+    match &cfg.regions {
+        super::Regions::Own => {}
+        super::Regions::List(l) => want.regions.clone_from(l),
+        super::Regions::Enabled => want.every_region = true,
+    }
+    want
 }
 
 /// `arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME` → (account, region).

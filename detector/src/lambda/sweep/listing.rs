@@ -4,9 +4,10 @@
 //! concurrency), then a second ledger read of the candidates old enough to
 //! be reported.
 
-use super::{SweepError, SweepPorts};
+use super::SweepError;
 use crate::lambda::alert::ListedMicrovm;
 use crate::lambda::counters::Counters;
+use crate::lambda::ports::TargetPorts;
 use futures::{SinkExt, StreamExt, TryStreamExt};
 use std::collections::HashSet;
 
@@ -23,7 +24,7 @@ pub const MAX_PAGES: usize = 50_000;
 /// ledger item just after RunMicrovm returns. One without a start time is
 /// judged old (nothing shows it is young).
 pub(super) async fn list_unmanaged(
-    ports: &SweepPorts<'_>,
+    ports: &TargetPorts,
     concurrency: usize,
     min_age: i64,
     now: i64,

@@ -1,18 +1,29 @@
 //! The sweep: the detector layer that does not depend on CloudTrail.
 //!
+//! For each target — an account and region; by default the detector's own,
+//! or a list, the organization's accounts and the enabled regions —
+//! concurrently (when there are several, a target whose role cannot be
+//! assumed or whose MicroVMs cannot be listed raises
+//! `sweep-target-unavailable` naming it and never stops the others; a lone
+//! target's failure fails the invocation):
+//!
 //! 1. [`listing`]: every page of `ListMicrovms`, each non-terminated MicroVM
-//!    joined against the launcher's ledger (twice, the second read closing
+//!    joined against that account's ledger (twice, the second read closing
 //!    the window in which the launcher has started a VM but not yet written
 //!    its ledger item); a MicroVM missing from it is
 //!    `aws.microvm.unmanaged.detected`.
 //! 2. [`remediation`]: optional suspend/terminate of those MicroVMs.
-//! 3. [`checks`]: trail health, the governance functions against their
-//!    recorded baseline, and the heartbeat.
 //!
-//! Each step runs even when an earlier one failed; the first error is
-//! returned at the end so the invocation fails (and the alarm on errors
-//! fires). A completed sweep is counted in `sweeps_completed` (the metric
-//! the "sweep did not run" alarm watches).
+//! Then, once: [`checks`]: trail health, the governance functions against
+//! their recorded baseline, and the heartbeat. When the targets are too many
+//! for one invocation, the schedule hands them out one SQS message each
+//! (see `handler`), and each message sweeps one target with
+//! [`sweep_target`].
+//!
+//! The first error is returned at the end so the invocation fails (and the
+//! alarm on errors fires) when nothing could be swept or an alert could not
+//! be delivered. A completed sweep is counted in `sweeps_completed` (the
+//! metric the "sweep did not run" alarm watches).
 
 mod checks;
 mod listing;
@@ -26,9 +37,33 @@ use super::alert::{Alert, ListedMicrovm};
 use super::alerter::{AlertBatch, AlertError};
 use super::counters::Counters;
 use super::ports::{
-    Auditor, FunctionsApi, HeartbeatStore, LedgerReader, MicrovmsApi, PortError, TrailsApi,
+    Auditor, FunctionsApi, HeartbeatStore, PortError, SweepQueue, Target, TargetsApi, TrailsApi,
 };
 use super::trail;
+use detector_core::Rule;
+use futures::StreamExt;
+
+/// Which accounts the sweep covers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Accounts {
+    /// The detector's own account.
+    #[default]
+    Own,
+    List(Vec<String>),
+    /// Every active account of the organization (Organizations `ListAccounts`).
+    Organization,
+}
+
+/// Which regions the sweep covers in each account.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Regions {
+    /// The detector's own region.
+    #[default]
+    Own,
+    List(Vec<String>),
+    /// The regions enabled for the detector's account.
+    Enabled,
+}
 
 #[derive(Debug, Clone)]
 pub struct SweepConfig {
@@ -43,7 +78,7 @@ pub struct SweepConfig {
     pub check_trails: bool,
     /// What a covering trail must be (names, bucket, region).
     pub trails: trail::TrailExpectations,
-    /// The account and region swept, as findings report them.
+    /// The detector's own account and region (the default target).
     pub account_id: Option<String>,
     pub region: Option<String>,
     /// The SSM parameter holding the integrity baseline; no integrity check
@@ -52,6 +87,11 @@ pub struct SweepConfig {
     /// Longest time without a CloudTrail log object read before detection is
     /// degraded; no heartbeat check when unset.
     pub heartbeat_max_silence: Option<i64>,
+    /// The accounts and regions swept (`SWEEP_ACCOUNTS`, `SWEEP_REGIONS`).
+    pub accounts: Accounts,
+    pub regions: Regions,
+    /// Targets swept at once in one invocation.
+    pub target_concurrency: usize,
 }
 
 impl Default for SweepConfig {
@@ -67,18 +107,23 @@ impl Default for SweepConfig {
             region: None,
             integrity_parameter: None,
             heartbeat_max_silence: None,
+            accounts: Accounts::Own,
+            regions: Regions::Own,
+            target_concurrency: 16,
         }
     }
 }
 
 /// The edges the sweep uses.
 pub struct SweepPorts<'a> {
-    pub microvms: &'a dyn MicrovmsApi,
-    pub ledger: &'a dyn LedgerReader,
+    pub targets: &'a dyn TargetsApi,
     pub trails: &'a dyn TrailsApi,
     pub auditor: &'a dyn Auditor,
     pub functions: &'a dyn FunctionsApi,
     pub heartbeat: &'a dyn HeartbeatStore,
+    /// When set and there is more than one target, the targets are queued
+    /// here one message each instead of swept in this invocation.
+    pub queue: Option<&'a dyn SweepQueue>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,59 +152,112 @@ pub enum SweepError {
     Remediation { failures: u64, first: String },
     #[error("reading the heartbeat: {0}")]
     Heartbeat(#[source] PortError),
+    #[error("deciding what to sweep: {0}")]
+    Targets(#[source] PortError),
+    #[error("{target}: {source}")]
+    Target {
+        target: Target,
+        #[source]
+        source: Box<SweepError>,
+    },
+    #[error("queueing {targets} sweep target(s): {source}")]
+    Enqueue {
+        targets: usize,
+        #[source]
+        source: PortError,
+    },
+    #[error("{target}: {source}")]
+    TargetPorts {
+        target: Target,
+        #[source]
+        source: PortError,
+    },
 }
 
 /// What one sweep found.
 #[derive(Debug, Clone, Default)]
 pub struct SweepReport {
     pub pages: usize,
+    pub targets: usize,
     pub unmanaged: Vec<ListedMicrovm>,
     pub remediated: Vec<String>,
     pub trail_health: Option<trail::TrailHealth>,
 }
 
-/// Run one sweep. Alerts go through `batch`; its counts are folded in by the
-/// caller.
-pub async fn sweep(
+/// The targets of this sweep: every account × region asked for.
+pub async fn targets(ports: &SweepPorts<'_>, cfg: &SweepConfig) -> Result<Vec<Target>, SweepError> {
+    let own_account = || cfg.account_id.clone().unwrap_or_else(|| "unknown".into());
+    let own_region = || cfg.region.clone().unwrap_or_else(|| "us-east-1".into());
+    let accounts = match &cfg.accounts {
+        Accounts::Own => vec![own_account()],
+        Accounts::List(l) => l.clone(),
+        Accounts::Organization => ports
+            .targets
+            .organization_accounts()
+            .await
+            .map_err(SweepError::Targets)?,
+    };
+    let regions = match &cfg.regions {
+        Regions::Own => vec![own_region()],
+        Regions::List(l) => l.clone(),
+        Regions::Enabled => ports
+            .targets
+            .enabled_regions()
+            .await
+            .map_err(SweepError::Targets)?,
+    };
+    let mut out = Vec::with_capacity(accounts.len() * regions.len());
+    for a in &accounts {
+        for r in &regions {
+            out.push(Target {
+                account: a.clone(),
+                region: r.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Sweep one target: list, remediate, raise its unmanaged alerts.
+pub async fn sweep_target(
     ports: &SweepPorts<'_>,
     cfg: &SweepConfig,
+    target: &Target,
     batch: &AlertBatch<'_>,
     counters: &mut Counters,
 ) -> Result<SweepReport, SweepError> {
     let now = batch.alerter().clock().now_epoch();
     let log = batch.alerter().log();
-    let mut first_error: Option<SweepError> = None;
-    let mut report = SweepReport::default();
-    let raise_all = |alerts: Vec<Alert>| async move {
-        batch
-            .raise_all(alerts.iter().collect())
-            .await
-            .into_iter()
-            .find_map(Result::err)
+    let tp = ports
+        .targets
+        .ports(target)
+        .await
+        .map_err(|source| SweepError::TargetPorts {
+            target: target.clone(),
+            source,
+        })?;
+    let mut report = SweepReport {
+        targets: 1,
+        ..SweepReport::default()
     };
-
-    match listing::list_unmanaged(ports, cfg.concurrency, cfg.min_age_seconds, now, counters).await
-    {
-        Ok((pages, unmanaged)) => {
-            report.pages = pages;
-            counters.unmanaged += unmanaged.len() as u64;
-            report.unmanaged = unmanaged;
-        }
-        Err(e) => {
-            first_error = Some(e);
-        }
-    }
-
+    let (pages, unmanaged) =
+        listing::list_unmanaged(&tp, cfg.concurrency, cfg.min_age_seconds, now, counters)
+            .await
+            .map_err(|e| SweepError::Target {
+                target: target.clone(),
+                source: Box::new(e),
+            })?;
+    report.pages = pages;
+    counters.unmanaged += unmanaged.len() as u64;
+    report.unmanaged = unmanaged;
     // Remediation first, so that each unmanaged alert carries its outcome.
-    let outcomes = remediation::remediate(ports, cfg, &mut report, now, log, counters).await;
-    if let Some(e) = outcomes.error {
-        first_error.get_or_insert(e);
-    }
+    let outcomes =
+        remediation::remediate(&tp, ports.auditor, cfg, &mut report, now, log, counters).await;
     let mut alerts: Vec<Alert> = report
         .unmanaged
         .iter()
         .map(|vm| {
-            let mut a = Alert::unmanaged(vm, now, cfg.account_id.as_deref(), cfg.region.as_deref());
+            let mut a = Alert::unmanaged(vm, now, Some(&target.account), Some(&target.region));
             a.finding.remediation = Some(
                 outcomes
                     .per_vm
@@ -171,11 +269,163 @@ pub async fn sweep(
         })
         .collect();
     alerts.extend(outcomes.halted);
-    if let Some(e) = raise_all(alerts).await {
-        first_error.get_or_insert(SweepError::Alert(e));
+    let raised = batch.raise_all(alerts.iter().collect()).await;
+    if let Some(e) = raised.into_iter().find_map(Result::err) {
+        return Err(SweepError::Alert(e));
+    }
+    match outcomes.error {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+/// Sweep one target handed out by the schedule (one queued message): its
+/// failure raises `sweep-target-unavailable` and fails the message, so it
+/// is retried and ends in the DLQ.
+pub async fn sweep_queued_target(
+    ports: &SweepPorts<'_>,
+    cfg: &SweepConfig,
+    target: &Target,
+    batch: &AlertBatch<'_>,
+    counters: &mut Counters,
+) -> Result<SweepReport, SweepError> {
+    counters.sweep_targets += 1;
+    match sweep_target(ports, cfg, target, batch, counters).await {
+        Ok(r) => Ok(r),
+        Err(SweepError::Alert(e)) => Err(SweepError::Alert(e)),
+        Err(e) => {
+            counters.sweep_targets_failed += 1;
+            let now = batch.alerter().clock().now_epoch();
+            let alert = target_unavailable(target, &e, now);
+            if let Some(ae) = batch
+                .raise_all(vec![&alert])
+                .await
+                .into_iter()
+                .find_map(Result::err)
+            {
+                batch.alerter().log().line(&serde_json::json!({
+                    "log": "error",
+                    "error": ae.to_string(),
+                }));
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The alert for a target that could not be swept.
+fn target_unavailable(target: &Target, e: &SweepError, now: i64) -> Alert {
+    let mut a = Alert::degraded(
+        Rule::SweepTargetUnavailable,
+        &format!("cannot sweep {target}: {e}"),
+        now,
+        Some(&target.to_string()),
+    );
+    a.finding.account_id = Some(target.account.clone());
+    a.finding.region = Some(target.region.clone());
+    a
+}
+
+/// Run one sweep: every target, then the checks. Alerts go through
+/// `batch`; its counts are folded in by the caller.
+pub async fn sweep(
+    ports: &SweepPorts<'_>,
+    cfg: &SweepConfig,
+    batch: &AlertBatch<'_>,
+    counters: &mut Counters,
+) -> Result<SweepReport, SweepError> {
+    let now = batch.alerter().clock().now_epoch();
+    let mut first_error: Option<SweepError> = None;
+    let mut report = SweepReport::default();
+    let raise_all = |alerts: Vec<Alert>| async move {
+        batch
+            .raise_all(alerts.iter().collect())
+            .await
+            .into_iter()
+            .find_map(Result::err)
+    };
+
+    let mut unavailable = Vec::new();
+    match (targets(ports, cfg).await, ports.queue) {
+        (Ok(targets), Some(queue)) if targets.len() > 1 => match queue.enqueue(&targets).await {
+            Ok(()) => counters.sweep_targets_enqueued += targets.len() as u64,
+            Err(source) => {
+                let e = SweepError::Enqueue {
+                    targets: targets.len(),
+                    source,
+                };
+                unavailable.push(Alert::degraded(
+                    Rule::SweepTargetUnavailable,
+                    &format!("cannot hand out the sweep: {e}"),
+                    now,
+                    None,
+                ));
+                first_error.get_or_insert(e);
+            }
+        },
+        (Ok(targets), _) => {
+            let n = targets.len();
+            let results: Vec<(Target, Counters, Result<SweepReport, SweepError>)> =
+                futures::stream::iter(targets)
+                    .map(|t| async move {
+                        let mut c = Counters::default();
+                        let r = sweep_target(ports, cfg, &t, batch, &mut c).await;
+                        (t, c, r)
+                    })
+                    .buffer_unordered(cfg.target_concurrency.max(1))
+                    .collect()
+                    .await;
+            let mut failed = 0usize;
+            for (t, c, r) in results {
+                counters.add(&c);
+                match r {
+                    Ok(r) => {
+                        report.targets += 1;
+                        report.pages += r.pages;
+                        report.unmanaged.extend(r.unmanaged);
+                        report.remediated.extend(r.remediated);
+                    }
+                    // An alert that could not be delivered is retried with
+                    // the invocation; a target that could not be read is
+                    // reported, and the others go on.
+                    Err(SweepError::Alert(e)) => {
+                        first_error.get_or_insert(SweepError::Alert(e));
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        counters.sweep_targets_failed += 1;
+                        // With one target the failed invocation is what
+                        // surfaces (Lambda retry, the Errors alarm), as it
+                        // was before several targets existed.
+                        if n > 1 {
+                            unavailable.push(target_unavailable(&t, &e, now));
+                        }
+                        batch.alerter().log().line(&serde_json::json!({
+                            "log": "sweep-target-failed",
+                            "target": t.to_string(),
+                            "error": e.to_string(),
+                        }));
+                        if failed == n {
+                            // Nothing could be swept: the invocation fails too.
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                }
+            }
+            counters.sweep_targets += n as u64;
+        }
+        (Err(e), _) => {
+            unavailable.push(Alert::degraded(
+                Rule::SweepTargetUnavailable,
+                &format!("cannot decide what to sweep: {e}"),
+                now,
+                None,
+            ));
+            first_error.get_or_insert(e);
+        }
     }
 
-    let mut checks: Vec<Alert> = Vec::new();
+    let mut checks: Vec<Alert> = unavailable;
     checks.extend(checks::trail_health(ports, cfg, &mut report, now, counters).await);
     checks.extend(checks::integrity(ports, cfg, now, counters).await);
     match checks::heartbeat(ports, cfg, now).await {
@@ -201,11 +451,14 @@ pub async fn sweep(
 mod tests {
     use super::*;
     use crate::lambda::fakes::{
-        FakeAuditor, FakeFunctions, FakeHeartbeat, FakeLedger, FakeMicrovms, FakeTrails, Rig, vm,
+        FakeAuditor, FakeFunctions, FakeHeartbeat, FakeLedger, FakeMicrovms, FakeTargets,
+        FakeTrails, Rig, vm,
     };
+    use crate::lambda::ports::LedgerReader;
     use crate::lambda::ports::{FieldCondition, TrailInfo};
     use detector_core::Rule;
     use std::collections::HashSet;
+    use std::sync::Arc;
     use std::sync::atomic::Ordering;
 
     const NOW: i64 = 1_759_413_931;
@@ -235,7 +488,7 @@ mod tests {
     }
 
     /// 130 VMs (3 pages): every 10th not in the ledger, every 7th terminated.
-    fn fleet() -> (FakeMicrovms, FakeLedger, Vec<String>) {
+    fn fleet() -> (Arc<FakeMicrovms>, Arc<FakeLedger>, Vec<String>) {
         let mut vms = Vec::new();
         let ledger = FakeLedger::default();
         let mut expected = Vec::new();
@@ -255,11 +508,11 @@ mod tests {
             }
         }
         (
-            FakeMicrovms {
+            Arc::new(FakeMicrovms {
                 vms,
                 ..Default::default()
-            },
-            ledger,
+            }),
+            Arc::new(ledger),
             expected,
         )
     }
@@ -271,13 +524,14 @@ mod tests {
         let rig = Rig::new(NOW);
         let alerter = rig.alerter();
         let batch = AlertBatch::new(&alerter);
+        let targets = FakeTargets::one(mv.clone(), ledger.clone());
         let ports = SweepPorts {
-            microvms: &mv,
-            ledger: &ledger,
+            targets: &targets,
             trails: &trails,
             auditor: &auditor,
             functions: &FakeFunctions::default(),
             heartbeat: &FakeHeartbeat::default(),
+            queue: None,
         };
         let mut c = Counters::default();
         let report = sweep(&ports, &SweepConfig::default(), &batch, &mut c)
@@ -313,13 +567,14 @@ mod tests {
         let rig = Rig::new(NOW);
         let alerter = rig.alerter();
         let batch = AlertBatch::new(&alerter);
+        let targets = FakeTargets::one(mv.clone(), ledger.clone());
         let ports = SweepPorts {
-            microvms: &mv,
-            ledger: &ledger,
+            targets: &targets,
             trails: &trails,
             auditor: &auditor,
             functions: &FakeFunctions::default(),
             heartbeat: &FakeHeartbeat::default(),
+            queue: None,
         };
         let cfg = SweepConfig {
             remediation: Remediation::Terminate,
@@ -365,13 +620,14 @@ mod tests {
         let auditor = FakeAuditor::default();
         let rig = Rig::new(NOW);
         let alerter = rig.alerter();
+        let targets = FakeTargets::one(mv.clone(), ledger.clone());
         let ports = SweepPorts {
-            microvms: &mv,
-            ledger: &ledger,
+            targets: &targets,
             trails: &trails,
             auditor: &auditor,
             functions: &FakeFunctions::default(),
             heartbeat: &FakeHeartbeat::default(),
+            queue: None,
         };
         for _ in 0..2 {
             let batch = AlertBatch::new(&alerter);
@@ -421,22 +677,23 @@ mod tests {
                 self.0.known_requests(ids)
             }
         }
-        let mv = FakeMicrovms {
+        let mv = Arc::new(FakeMicrovms {
             vms: vec![vm("ai-late", "PENDING", NOW)],
             ..Default::default()
-        };
-        let ledger = LateLedger(FakeLedger::default());
+        });
+        let ledger = Arc::new(LateLedger(FakeLedger::default()));
         let (trails, auditor) = (healthy_trails(), FakeAuditor::default());
         let rig = Rig::new(NOW);
         let alerter = rig.alerter();
         let batch = AlertBatch::new(&alerter);
+        let targets = FakeTargets::one(mv.clone(), ledger.clone());
         let ports = SweepPorts {
-            microvms: &mv,
-            ledger: &ledger,
+            targets: &targets,
             trails: &trails,
             auditor: &auditor,
             functions: &FakeFunctions::default(),
             heartbeat: &FakeHeartbeat::default(),
+            queue: None,
         };
         let report = sweep(
             &ports,
@@ -451,26 +708,32 @@ mod tests {
     }
 
     /// `n` MicroVMs started two hours ago, none in the ledger.
-    fn unmanaged_fleet(n: usize) -> FakeMicrovms {
-        FakeMicrovms {
+    fn unmanaged_fleet(n: usize) -> Arc<FakeMicrovms> {
+        Arc::new(FakeMicrovms {
             vms: (0..n)
                 .map(|i| vm(&format!("ai-{i:04}"), "RUNNING", NOW - 7200))
                 .collect(),
             ..Default::default()
-        }
+        })
     }
 
-    async fn run(mv: &FakeMicrovms, ledger: &FakeLedger, cfg: &SweepConfig, rig: &Rig) -> Counters {
+    async fn run(
+        mv: &Arc<FakeMicrovms>,
+        ledger: &Arc<FakeLedger>,
+        cfg: &SweepConfig,
+        rig: &Rig,
+    ) -> Counters {
         let (trails, auditor) = (healthy_trails(), FakeAuditor::default());
         let alerter = rig.alerter();
         let batch = AlertBatch::new(&alerter);
+        let targets = FakeTargets::one(mv.clone(), ledger.clone());
         let ports = SweepPorts {
-            microvms: mv,
-            ledger,
+            targets: &targets,
             trails: &trails,
             auditor: &auditor,
             functions: &FakeFunctions::default(),
             heartbeat: &FakeHeartbeat::default(),
+            queue: None,
         };
         let mut c = Counters::default();
         sweep(&ports, cfg, &batch, &mut c).await.unwrap();
@@ -492,7 +755,7 @@ mod tests {
         // REMEDIATION=terminate, one sweep terminated 60 of 60 MicroVMs.
         let mv = unmanaged_fleet(60);
         let rig = Rig::new(NOW);
-        let c = run(&mv, &FakeLedger::default(), &terminate(), &rig).await;
+        let c = run(&mv, &Arc::default(), &terminate(), &rig).await;
         assert!(mv.terminated.lock().unwrap().is_empty());
         assert_eq!((c.remediations, c.remediations_halted), (0, 60));
         let delivered = rig.channel.delivered.lock().unwrap();
@@ -524,7 +787,7 @@ mod tests {
 
     #[tokio::test]
     async fn either_cap_halts_remediation_and_within_both_each_outcome_is_in_its_alert() {
-        let ledger = FakeLedger::default();
+        let ledger = Arc::new(FakeLedger::default());
         // 11 of 1000 is 1.1% of the fleet but over 10 per sweep.
         let mut mv = unmanaged_fleet(1000);
         for v in mv.vms.iter().skip(11) {
@@ -535,7 +798,7 @@ mod tests {
         assert_eq!((c.remediations, c.remediations_halted), (0, 11));
         // 3 of 10 is within 10 per sweep but 30% of the fleet.
         let mv10 = unmanaged_fleet(10);
-        let ledger10 = FakeLedger::default();
+        let ledger10 = Arc::new(FakeLedger::default());
         for v in mv10.vms.iter().skip(3) {
             ledger10.vms.lock().unwrap().insert(v.microvm_id.clone());
         }
@@ -543,7 +806,7 @@ mod tests {
         assert_eq!((c.remediations, c.remediations_halted), (0, 3));
         // 2 of 20: within both; each alert says what was done.
         mv = unmanaged_fleet(20);
-        let ledger20 = FakeLedger::default();
+        let ledger20 = Arc::new(FakeLedger::default());
         for v in mv.vms.iter().skip(2) {
             ledger20.vms.lock().unwrap().insert(v.microvm_id.clone());
         }
@@ -563,7 +826,7 @@ mod tests {
     #[tokio::test]
     async fn dry_run_reports_what_it_would_do_and_does_nothing() {
         let mv = unmanaged_fleet(20);
-        let ledger = FakeLedger::default();
+        let ledger = Arc::new(FakeLedger::default());
         for v in mv.vms.iter().skip(2) {
             ledger.vms.lock().unwrap().insert(v.microvm_id.clone());
         }
@@ -585,17 +848,17 @@ mod tests {
     async fn a_microvm_younger_than_the_minimum_age_is_not_reported_until_it_is_old_enough() {
         // Regression: a MicroVM 2 s old produced a HIGH unmanaged alert (the
         // second ledger read follows the first by milliseconds).
-        let mv = FakeMicrovms {
+        let mv = Arc::new(FakeMicrovms {
             vms: vec![vm("ai-young", "RUNNING", NOW - 2)],
             ..Default::default()
-        };
+        });
         let rig = Rig::new(NOW);
-        let c = run(&mv, &FakeLedger::default(), &SweepConfig::default(), &rig).await;
+        let c = run(&mv, &Arc::default(), &SweepConfig::default(), &rig).await;
         assert_eq!((c.unmanaged, c.microvms_too_young), (0, 1));
         assert!(rig.channel.delivered.lock().unwrap().is_empty());
         // Five minutes later it still has no ledger item: reported.
         rig.clock.0.store(NOW + 300, Ordering::SeqCst);
-        let c = run(&mv, &FakeLedger::default(), &SweepConfig::default(), &rig).await;
+        let c = run(&mv, &Arc::default(), &SweepConfig::default(), &rig).await;
         assert_eq!((c.unmanaged, c.microvms_too_young), (1, 0));
     }
 }

@@ -12,10 +12,10 @@
 //! - every action, successful or not, is written as a Contro1 audit record
 //!   and logged, and its outcome travels in the MicroVM's unmanaged alert.
 
-use super::{SweepConfig, SweepError, SweepPorts, SweepReport};
+use super::{SweepConfig, SweepError, SweepReport};
 use crate::lambda::alert::{Alert, ListedMicrovm, utc_timestamp};
 use crate::lambda::counters::Counters;
-use crate::lambda::ports::{LogSink, PortError};
+use crate::lambda::ports::{Auditor, LogSink, PortError, TargetPorts};
 use contro1::types::{
     AuditActor, AuditRecord, AuditResource, AuditSource, INTEGRATION, Outcome as AuditOutcome,
     RESOURCE_TYPE_MICROVM,
@@ -95,7 +95,8 @@ fn already(remediation: Remediation, state: &str) -> bool {
 
 /// Decide and act on the unmanaged MicroVMs of `report`.
 pub(super) async fn remediate(
-    ports: &SweepPorts<'_>,
+    target: &TargetPorts,
+    auditor: &dyn Auditor,
     cfg: &SweepConfig,
     report: &mut SweepReport,
     now: i64,
@@ -181,8 +182,8 @@ pub(super) async fn remediate(
     let mut first_failure = None;
     for vm in candidates {
         let result = match cfg.remediation {
-            Remediation::Suspend => ports.microvms.suspend(&vm.microvm_id).await,
-            _ => ports.microvms.terminate(&vm.microvm_id).await,
+            Remediation::Suspend => target.microvms.suspend(&vm.microvm_id).await,
+            _ => target.microvms.terminate(&vm.microvm_id).await,
         };
         let (event, verb) = match cfg.remediation {
             Remediation::Suspend => (Event::SuspendRequested, "suspended"),
@@ -207,7 +208,7 @@ pub(super) async fn remediate(
                     .insert(vm.microvm_id.clone(), format!("failed to be {verb}: {e}"));
             }
         }
-        if let Err(source) = ports.auditor.audit(&record).await {
+        if let Err(source) = auditor.audit(&record).await {
             out.error.get_or_insert(SweepError::Audit {
                 microvm_id: vm.microvm_id.clone(),
                 source,
