@@ -70,6 +70,37 @@ pub async fn sdk_config() -> SdkConfig {
         .await
 }
 
+/// SDK configuration for moto acting in another `account`: the credentials
+/// of an STS `AssumeRole` into `arn:aws:iam::ACCOUNT:role/ROLE` (moto keeps
+/// each account's resources apart by the credentials that made them, so
+/// tables and buckets created with this configuration belong to `account`).
+///
+/// # Panics
+/// When moto is not running or refuses the AssumeRole.
+pub async fn sdk_config_in(account: &str, role: &str) -> SdkConfig {
+    let base = sdk_config().await;
+    let arn = format!("arn:aws:iam::{account}:role/{role}");
+    let out = aws_sdk_sts::Client::new(&base)
+        .assume_role()
+        .role_arn(&arn)
+        .role_session_name("testkit")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("moto AssumeRole {arn}: {e:?}"));
+    let c = out.credentials().expect("AssumeRole credentials");
+    base.to_builder()
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
+                c.access_key_id(),
+                c.secret_access_key(),
+                Some(c.session_token().to_string()),
+                None,
+                "testkit-moto-assumed",
+            )),
+        )
+        .build()
+}
+
 /// DynamoDB client for moto.
 pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&sdk_config().await)
@@ -216,11 +247,32 @@ pub async fn logging_trail(
     bucket: &str,
     microvm_data_events: bool,
 ) {
+    trail_of(client, name, bucket, microvm_data_events, false).await;
+}
+
+/// [`logging_trail`] as an organization trail, multi-region, selecting the MicroVM data events
+/// (what a detector sweeping other accounts needs).
+///
+/// # Panics
+/// When the trail cannot be created, started or given its selector.
+pub async fn organization_trail(client: &aws_sdk_cloudtrail::Client, name: &str, bucket: &str) {
+    trail_of(client, name, bucket, true, true).await;
+}
+
+async fn trail_of(
+    client: &aws_sdk_cloudtrail::Client,
+    name: &str,
+    bucket: &str,
+    microvm_data_events: bool,
+    organization: bool,
+) {
     use aws_sdk_cloudtrail::types::{AdvancedEventSelector, AdvancedFieldSelector};
     client
         .create_trail()
         .name(name)
         .s3_bucket_name(bucket)
+        .is_organization_trail(organization)
+        .is_multi_region_trail(organization)
         .send()
         .await
         .unwrap_or_else(|e| panic!("create CloudTrail trail {name}: {e:?}"));
