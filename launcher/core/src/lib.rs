@@ -9,6 +9,7 @@ pub mod agents;
 pub mod approval;
 pub mod config;
 pub mod fakes;
+pub mod grammar;
 pub mod policy;
 pub mod ports;
 pub mod request;
