@@ -88,9 +88,10 @@ impl H {
         self.send(b.body(Body::from(body)).unwrap()).await
     }
 
-    /// Deliver the stand-in's signed callback for `id` through the router.
+    /// A reviewer approves `id` in the stand-in; its signed callback is
+    /// delivered through the router.
     async fn approve(&self, id: &str) -> (StatusCode, Value) {
-        let cb = self.c1.signed_callback(id, Decision::Approved).unwrap();
+        let cb = self.c1.decide(id, Decision::Approved).unwrap();
         let headers: Vec<(&str, String)> = cb.headers().into_iter().collect();
         self.callback(cb.body.clone(), &headers).await
     }
@@ -257,13 +258,6 @@ async fn every_policy_row_answers_with_its_status_and_rule_through_the_router() 
             "lifecycle.resume",
         ),
         (
-            "not-a-token",
-            run.clone(),
-            run_body(),
-            StatusCode::FORBIDDEN,
-            "agent.unknown",
-        ),
-        (
             OFF,
             run.clone(),
             run_body(),
@@ -334,7 +328,7 @@ async fn every_policy_row_answers_with_its_status_and_rule_through_the_router() 
         audits
             .iter()
             .any(|a| a["action"] == "aws.microvm.run.denied"
-                && a["metadata"]["decision"]["rule_id"] == "agent.unknown")
+                && a["metadata"]["decision"]["rule_id"] == "role.not_allowed")
     );
 }
 
@@ -468,7 +462,7 @@ async fn bad_callbacks_are_refused_and_make_zero_aws_calls() {
 async fn ten_concurrent_identical_approved_callbacks_start_exactly_one_microvm() {
     let h = harness().await;
     let id = pending_run(&h).await;
-    let cb = h.c1.signed_callback(&id, Decision::Approved).unwrap();
+    let cb = h.c1.decide(&id, Decision::Approved).unwrap();
     let headers: Vec<(&'static str, String)> = cb.headers().into_iter().collect();
     let mut tasks = Vec::new();
     for _ in 0..10 {

@@ -380,7 +380,7 @@ async fn two_hundred_concurrent_requests_and_fifty_duplicate_callbacks_lose_noth
             Plan::DenyOnce => (Decision::Denied, 1),
             Plan::ExpireOnce => (Decision::Expired, 1),
         };
-        signed.insert(id.clone(), s.c1.signed_callback(id, decision).unwrap());
+        signed.insert(id.clone(), s.c1.decide(id, decision).unwrap());
         deliveries.extend((0..copies).map(|copy| (id.clone(), *p, copy)));
     }
     shuffle(&mut deliveries);

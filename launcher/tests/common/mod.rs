@@ -117,6 +117,11 @@ pub struct Setup {
     /// Attempts per MicroVMs call with the SDK's standard retry mode;
     /// `None` is the emulator's client without retries.
     pub microvms_attempts: Option<u32>,
+    /// How tokens are sealed; `None` is a key in this process.
+    pub sealer: Option<Arc<dyn launcher::seal::Sealer>>,
+    /// `APPROVAL_REQUESTS_PER_MINUTE`; `None` is 10000 (the load test asks
+    /// a hundred times a second).
+    pub approvals_per_minute: Option<u32>,
 }
 
 impl Setup {
@@ -127,6 +132,8 @@ impl Setup {
             contro1_max_retries: None,
             dynamodb_sdk: None,
             microvms_attempts: None,
+            sealer: None,
+            approvals_per_minute: None,
         }
     }
 }
@@ -144,6 +151,54 @@ pub struct Harness {
     pub ledger: shared_aws::DynamoLedger,
 }
 
+/// The pending table as the templates create it: `pk`, and the sparse
+/// index `executing-index` (`executing` S, `executing_since` N) the
+/// reconciler queries.
+pub async fn create_pending_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
+    };
+    let attr = |n: &str, t| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(t)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str, t| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk", ScalarAttributeType::S))
+        .attribute_definitions(attr("executing", ScalarAttributeType::S))
+        .attribute_definitions(attr("executing_since", ScalarAttributeType::N))
+        .key_schema(key("pk", KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(launcher::store::DEFAULT_EXECUTING_INDEX)
+                .key_schema(key("executing", KeyType::Hash))
+                .key_schema(key("executing_since", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create DynamoDB table {name}: {e:?}"));
+}
+
 /// The launcher's router built from `setup`, with `public_url` as its
 /// `LAUNCHER_PUBLIC_URL` (the base of the callback_url Contro1 gets).
 pub async fn harness(setup: Setup, public_url: &str) -> Harness {
@@ -154,8 +209,9 @@ pub async fn harness(setup: Setup, public_url: &str) -> Harness {
     };
     let pending_table = testkit::unique_name("pending");
     let ledger_table = testkit::unique_name("ledger");
-    testkit::moto::create_pk_table(&dynamo, &pending_table).await;
+    create_pending_table(&dynamo, &pending_table).await;
     testkit::moto::create_pk_table(&dynamo, &ledger_table).await;
+    let approvals_per_minute = setup.approvals_per_minute.unwrap_or(10_000).to_string();
     let emu = Emulator::start().await;
     let c1 = StandIn::start(StandInConfig::new(API_KEY, SECRET))
         .await
@@ -166,6 +222,10 @@ pub async fn harness(setup: Setup, public_url: &str) -> Harness {
         ("CONTRO1_WEBHOOK_SECRET", SECRET),
         ("PENDING_TABLE", pending_table.as_str()),
         ("LEDGER_TABLE", ledger_table.as_str()),
+        (
+            "APPROVAL_REQUESTS_PER_MINUTE",
+            approvals_per_minute.as_str(),
+        ),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -188,6 +248,10 @@ pub async fn harness(setup: Setup, public_url: &str) -> Harness {
         store: Arc::new(DynamoPendingStore::new(
             launcher_dynamo.clone(),
             &pending_table,
+            setup
+                .sealer
+                .clone()
+                .unwrap_or_else(|| Arc::new(launcher::seal::LocalSealer::random())),
         )),
         ledger: Arc::new(LedgerAdapter(shared_aws::DynamoLedger::new(
             launcher_dynamo,

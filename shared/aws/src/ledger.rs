@@ -139,9 +139,35 @@ impl DynamoLedger {
     /// Record one governed call: a `call#` item when the AWS request id is
     /// known, and a `vm#` item for a successful RunMicrovm.
     pub async fn record(&self, entry: &LedgerEntry) -> Result<(), LedgerError> {
+        self.record_attempts(entry, &[]).await
+    }
+
+    /// Record one governed call made in several attempts: a `call#` item for
+    /// every attempt's request id (`attempt_request_ids`, in order) and for
+    /// the entry's own, each with `attempt` (1-based position, `0` for an id
+    /// seen only as the entry's), and the `vm#` item of a successful
+    /// RunMicrovm. Puts are idempotent, so a retried record is harmless.
+    pub async fn record_attempts(
+        &self,
+        entry: &LedgerEntry,
+        attempt_request_ids: &[String],
+    ) -> Result<(), LedgerError> {
         let mut items = Vec::new();
-        if let Some(req) = &entry.aws_request_id {
-            items.push(Self::item(entry, call_key(req), "call"));
+        let mut seen = HashSet::new();
+        for (i, req) in attempt_request_ids.iter().enumerate() {
+            if seen.insert(req.as_str()) {
+                let mut item = Self::item(entry, call_key(req), "call");
+                item.insert("attempt".into(), AttributeValue::N((i + 1).to_string()));
+                item.insert("attempt_request_id".into(), s(req));
+                items.push(item);
+            }
+        }
+        if let Some(req) = &entry.aws_request_id
+            && seen.insert(req.as_str())
+        {
+            let mut item = Self::item(entry, call_key(req), "call");
+            item.insert("attempt".into(), AttributeValue::N("0".into()));
+            items.push(item);
         }
         if entry.operation == "RunMicrovm"
             && entry.outcome == "succeeded"
