@@ -597,3 +597,29 @@ async fn contro1_5xx_past_the_retries_fails_closed_for_both_paths_with_no_aws_ca
     assert_eq!(h.request_items().await, 0);
     assert!(h.ledger().await.is_empty());
 }
+
+/// A throttled attempt and its successful retry are two requests CloudTrail
+/// logs with two `requestID`s: both are in the ledger, so the detector
+/// recognises both as the launcher's.
+#[tokio::test]
+async fn a_throttled_attempt_and_its_retry_both_have_a_ledger_item() {
+    let h = harness().await;
+    h.emu.fail_next(1, 429, "ThrottlingException");
+    let (s, v) = h.post("/microvms/run-request", &run_body()).await;
+    assert_eq!(s, 200, "{v}");
+    let attempts = attempts_for(&h.emu.calls(), v["request_id"].as_str().unwrap());
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0].status, 429);
+    let ledger = h.ledger().await;
+    for a in &attempts {
+        let key = format!("call#{}", a.request_id);
+        assert!(
+            ledger.iter().any(|(pk, _)| *pk == key),
+            "{key} not in {ledger:?}"
+        );
+    }
+    assert_eq!(
+        v["result"]["attempt_request_ids"].as_array().unwrap().len(),
+        2
+    );
+}
