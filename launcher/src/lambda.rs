@@ -58,7 +58,7 @@ mod tests {
     fn only_a_schedule_without_a_request_context_runs_the_reconciler() {
         let sched = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
         assert!(is_scheduled_event(&sched));
-        let mut url = sched.clone();
+        let mut url = sched;
         url["requestContext"] = json!({});
         assert!(!is_scheduled_event(&url));
         assert!(!is_scheduled_event(
