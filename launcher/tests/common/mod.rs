@@ -155,48 +155,8 @@ pub struct Harness {
 /// index `executing-index` (`executing` S, `executing_since` N) the
 /// reconciler queries.
 pub async fn create_pending_table(client: &aws_sdk_dynamodb::Client, name: &str) {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-        Projection, ProjectionType, ScalarAttributeType,
-    };
-    let attr = |n: &str, t| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(t)
-            .build()
-            .unwrap()
-    };
-    let key = |n: &str, t| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .unwrap()
-    };
-    client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("pk", ScalarAttributeType::S))
-        .attribute_definitions(attr("executing", ScalarAttributeType::S))
-        .attribute_definitions(attr("executing_since", ScalarAttributeType::N))
-        .key_schema(key("pk", KeyType::Hash))
-        .global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(launcher::store::DEFAULT_EXECUTING_INDEX)
-                .key_schema(key("executing", KeyType::Hash))
-                .key_schema(key("executing_since", KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::KeysOnly)
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("create DynamoDB table {name}: {e:?}"));
+    testkit::moto::create_pending_table(client, name, launcher::store::DEFAULT_EXECUTING_INDEX)
+        .await;
 }
 
 /// The launcher's router built from `setup`, with `public_url` as its
