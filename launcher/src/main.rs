@@ -131,12 +131,11 @@ fn init_tracing(env: &HashMap<String, String>) {
         .fold(Targets::new().with_default(LevelFilter::TRACE), |t, c| {
             t.with_target(*c, LevelFilter::INFO)
         });
+    let in_lambda = env.contains_key("AWS_LAMBDA_FUNCTION_NAME");
     let json = env
         .get("AWS_LAMBDA_LOG_FORMAT")
         .or_else(|| env.get("LOG_FORMAT"))
-        .map_or(env.contains_key("AWS_LAMBDA_FUNCTION_NAME"), |f| {
-            f.eq_ignore_ascii_case("json")
-        });
+        .map_or(in_lambda, |f| f.eq_ignore_ascii_case("json"));
     let layer = if json {
         fmt::layer()
             .json()
@@ -146,11 +145,20 @@ fn init_tracing(env: &HashMap<String, String>) {
             .with_writer(std::io::stderr)
             .boxed()
     } else {
-        fmt::layer().with_writer(std::io::stderr).boxed()
+        // No colour escapes in CloudWatch.
+        fmt::layer()
+            .with_ansi(!in_lambda)
+            .with_writer(std::io::stderr)
+            .boxed()
     };
     tracing_subscriber::registry()
         .with(layer.with_filter(filter).with_filter(caps))
         .init();
+    tracing::debug!(
+        filter = %level,
+        capped_at_info = CAPPED_TARGETS.len(),
+        "log filter in force"
+    );
 }
 
 async fn load(env: &HashMap<String, String>) -> anyhow::Result<std::sync::Arc<launcher::AppState>> {

@@ -50,60 +50,6 @@ async fn harness() -> H {
 }
 
 impl H {
-    async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let v = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&bytes)}));
-        (status, v)
-    }
-
-    async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(
-            Request::post(path)
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_string()))
-                .unwrap(),
-        )
-        .await
-    }
-
-    async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
-        self.send(
-            Request::get(path)
-                .header("authorization", format!("Bearer {token}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-    }
-
-    async fn callback(&self, body: Vec<u8>, headers: &[(&str, String)]) -> (StatusCode, Value) {
-        let mut b = Request::post("/contro1/callback").header("content-type", "application/json");
-        for (k, v) in headers {
-            b = b.header(*k, v);
-        }
-        self.send(b.body(Body::from(body)).unwrap()).await
-    }
-
-    /// A reviewer approves `id` in the stand-in; its signed callback is
-    /// delivered through the router.
-    async fn approve(&self, id: &str) -> (StatusCode, Value) {
-        let cb = self.c1.decide(id, Decision::Approved).unwrap();
-        let headers: Vec<(&str, String)> = cb.headers().into_iter().collect();
-        self.callback(cb.body.clone(), &headers).await
-    }
-
-    fn emulator_calls(&self, op: &str) -> usize {
-        self.emu
-            .calls()
-            .iter()
-            .filter(|c| c.operation == op)
-            .count()
-    }
-
     /// Start a MicroVM through the launcher (auto-approved); its id.
     async fn managed_vm(&self, token: &str) -> String {
         let (s, v) = self.post(token, "/microvms/run-request", run_body()).await;

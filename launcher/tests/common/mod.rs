@@ -8,17 +8,23 @@
 #![allow(dead_code)]
 
 use aws_config::SdkConfig;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use contro1::standin::{StandIn, StandInConfig, StandInHandle};
+use http_body_util::BodyExt;
 use launcher::adapters::{Connectors, Contro1Approvals, LedgerAdapter, SdkMicrovms};
 use launcher::settings::Settings;
 use launcher::store::DynamoPendingStore;
 use launcher_core::agents::token_sha256_hex;
 use launcher_core::ports::SystemClock;
 use launcher_core::{Config, PortSet};
+use serde_json::{Value, json};
+use shared_core::webhook::Decision;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::emulator::Emulator;
+use tower::ServiceExt;
 
 pub const API_KEY: &str = "test-contro1-key";
 pub const SECRET: &str = "test-webhook-secret";
@@ -149,6 +155,65 @@ pub struct Harness {
     pub ledger_table: String,
     /// The ledger table, read straight from moto.
     pub ledger: shared_aws::DynamoLedger,
+}
+
+/// Requests through the router (`oneshot`), as an agent with a bearer
+/// token or as Contro1 posting a callback.
+impl Harness {
+    pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&bytes)}));
+        (status, v)
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(
+            Request::post(path)
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
+        self.send(
+            Request::get(path)
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn callback(&self, body: Vec<u8>, headers: &[(&str, String)]) -> (StatusCode, Value) {
+        let mut b = Request::post("/contro1/callback").header("content-type", "application/json");
+        for (k, v) in headers {
+            b = b.header(*k, v);
+        }
+        self.send(b.body(Body::from(body)).unwrap()).await
+    }
+
+    /// A reviewer approves `id` in the stand-in; its signed callback is
+    /// delivered through the router.
+    pub async fn approve(&self, id: &str) -> (StatusCode, Value) {
+        let cb = self.c1.decide(id, Decision::Approved).unwrap();
+        let headers: Vec<(&str, String)> = cb.headers().into_iter().collect();
+        self.callback(cb.body.clone(), &headers).await
+    }
+
+    /// How many `op` calls the emulator served.
+    pub fn emulator_calls(&self, op: &str) -> usize {
+        self.emu
+            .calls()
+            .iter()
+            .filter(|c| c.operation == op)
+            .count()
+    }
 }
 
 /// The pending table as the templates create it: `pk`, and the sparse

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 use testkit::emulator::{CallerIdentity, Emulator};
 use testkit::lambda_runtime::{
-    Function, FunctionUrl, IamCaller, function_url_event, function_url_response, workspace_binary,
+    Function, FunctionUrl, IamCaller, call_function_url, workspace_binary,
 };
 use testkit::moto;
 use tokio::sync::Mutex;
@@ -80,31 +80,7 @@ async fn agent_call(
     path: &str,
     body: Option<&Value>,
 ) -> (u16, Value) {
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let event = function_url_event(
-        method,
-        path,
-        &[
-            ("content-type".into(), "application/json".into()),
-            ("user-agent".into(), "ci-agent/1.0".into()),
-        ],
-        body.as_bytes(),
-        Some(&agent()),
-    );
-    let answer = launcher
-        .lock()
-        .await
-        .invoke(&event)
-        .await
-        .unwrap_or_else(|e| panic!("launcher {method} {path}: {e}"));
-    let (status, bytes) = function_url_response(&answer);
-    let v = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-        panic!(
-            "launcher {method} {path}: body is not JSON ({e}): {}",
-            String::from_utf8_lossy(&bytes)
-        )
-    });
-    (status, v)
+    call_function_url(launcher, None, method, path, body, Some(&agent())).await
 }
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -506,6 +506,44 @@ pub fn function_url_response(answer: &Value) -> (u16, Vec<u8>) {
     (status as u16, body)
 }
 
+/// One JSON request through a Function URL of `function` on `qualifier` (`None`: the
+/// unqualified function): `iam` is the caller an `AWS_IAM` URL verified (`None` for
+/// `AuthType: NONE`). Answers the status and the JSON body.
+///
+/// # Panics
+/// When the invocation fails or the body is not JSON (the message names the request).
+pub async fn call_function_url(
+    function: &tokio::sync::Mutex<Function>,
+    qualifier: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    iam: Option<&IamCaller>,
+) -> (u16, Value) {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let event = function_url_event(
+        method,
+        path,
+        &[("content-type".into(), "application/json".into())],
+        body.as_bytes(),
+        iam,
+    );
+    let answer = function
+        .lock()
+        .await
+        .invoke_qualified(&event, qualifier)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let (status, bytes) = function_url_response(&answer);
+    let v = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "{method} {path}: body is not JSON ({e}): {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    (status, v)
+}
+
 /// A public Function URL (`AuthType: NONE`) in front of a [`Function`]: plain HTTP on
 /// loopback, each request turned into a Function URL event and the answer back into HTTP.
 /// Invocations are serialised (one execution environment). A URL on an alias invokes the
