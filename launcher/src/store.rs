@@ -377,8 +377,9 @@ impl PendingStore for DynamoPendingStore {
                     current: self.current_state(request_id).await,
                 });
             }
-            // The claim makes the SDK's retry of this very write pass the
-            // condition the first (applied, but unanswered) attempt changed.
+            // A fresh claim per write: when the SDK retries this very write
+            // after an attempt that was applied but not answered, the retry
+            // fails the condition, and the stored claim shows it was ours.
             let claim = uuid::Uuid::new_v4().to_string();
             let mut set = vec![
                 "#state = :to",
@@ -412,34 +413,20 @@ impl PendingStore for DynamoPendingStore {
                 .await;
             match written {
                 Ok(out) => {
-                    // The claim we wrote must be the one stored. DynamoDB
-                    // serialises conditional writes, so this always holds
-                    // there; moto (the test server) does not, and two
-                    // concurrent writers can both pass the condition: the
-                    // one whose claim was overwritten backs off.
+                    // DynamoDB applies a conditional write to one item
+                    // atomically, so only one writer gets here per
+                    // `pending → executing`. The item as this write left
+                    // it (`ALL_NEW`, no extra round trip) must still carry
+                    // our claim; if it does not, we back off rather than
+                    // execute. (moto, the test server, does not serialise
+                    // conditional writes: the tests that count executions
+                    // under concurrency put `FaultProxy::serialise_items`
+                    // in front of it to give it DynamoDB's guarantee.)
                     let stored = out
                         .attributes()
                         .and_then(|a| a.get("claim"))
-                        .and_then(|v| v.as_s().ok())
-                        .cloned();
-                    let confirmed = self
-                        .client
-                        .get_item()
-                        .table_name(&self.table)
-                        .key("pk", Self::key(request_id))
-                        .consistent_read(true)
-                        .projection_expression("#claim")
-                        .expression_attribute_names("#claim", "claim")
-                        .send()
-                        .await
-                        .map_err(|e| self.err("GetItem", e))?
-                        .item()
-                        .and_then(|i| i.get("claim"))
-                        .and_then(|v| v.as_s().ok())
-                        .cloned();
-                    if stored.as_deref() == Some(claim.as_str())
-                        && confirmed.as_deref() == Some(claim.as_str())
-                    {
+                        .and_then(|v| v.as_s().ok());
+                    if stored.map(String::as_str) == Some(claim.as_str()) {
                         Ok(Transition::Done)
                     } else {
                         Ok(Transition::LostRace { current: Some(to) })

@@ -404,9 +404,20 @@ async fn bad_callbacks_are_refused_and_make_zero_aws_calls() {
     assert_eq!(h.emulator_calls("RunMicrovm"), 1);
 }
 
-#[tokio::test]
+/// DynamoDB's atomic conditional write on the item is what lets exactly one
+/// delivery move it `pending → executing`. moto does not serialise
+/// conditional writes (several concurrent writers can pass `state =
+/// pending`; without the proxy this test failed 10 runs of 30), so
+/// the launcher's DynamoDB goes through a serialising proxy here
+/// (`Setup::serialise_dynamodb`), which gives moto DynamoDB's guarantee.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_concurrent_identical_approved_callbacks_start_exactly_one_microvm() {
-    let h = harness().await;
+    let setup = Setup {
+        contro1_max_retries: Some(1),
+        serialise_dynamodb: true,
+        ..Setup::new(policy_file())
+    };
+    let h = common::harness(setup, "http://127.0.0.1:9").await;
     let id = pending_run(&h).await;
     let cb = h.c1.decide(&id, Decision::Approved).unwrap();
     let headers: Vec<(&'static str, String)> = cb.headers().into_iter().collect();

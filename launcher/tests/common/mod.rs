@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::emulator::Emulator;
+use testkit::fault_proxy::FaultProxy;
 use tower::ServiceExt;
 
 pub const API_KEY: &str = "test-contro1-key";
@@ -128,6 +129,14 @@ pub struct Setup {
     /// `APPROVAL_REQUESTS_PER_MINUTE`; `None` is 10000 (the load test asks
     /// a hundred times a second).
     pub approvals_per_minute: Option<u32>,
+    /// Put a [`FaultProxy::serialise_items`] proxy between the launcher and
+    /// moto (when `dynamodb_sdk` is `None`). DynamoDB applies each
+    /// conditional write to an item atomically; moto does not (two
+    /// concurrent `pending → executing` writes can both pass its
+    /// condition), so tests that count executions under concurrent
+    /// callbacks need this to test the launcher against DynamoDB's
+    /// guarantee rather than moto's race.
+    pub serialise_dynamodb: bool,
 }
 
 impl Setup {
@@ -140,6 +149,7 @@ impl Setup {
             microvms_attempts: None,
             sealer: None,
             approvals_per_minute: None,
+            serialise_dynamodb: false,
         }
     }
 }
@@ -155,6 +165,8 @@ pub struct Harness {
     pub ledger_table: String,
     /// The ledger table, read straight from moto.
     pub ledger: shared_aws::DynamoLedger,
+    /// The serialising proxy of [`Setup::serialise_dynamodb`], kept alive.
+    pub serialiser: Option<FaultProxy>,
 }
 
 /// Requests through the router (`oneshot`), as an agent with a bearer
@@ -228,9 +240,18 @@ pub async fn create_pending_table(client: &aws_sdk_dynamodb::Client, name: &str)
 /// `LAUNCHER_PUBLIC_URL` (the base of the callback_url Contro1 gets).
 pub async fn harness(setup: Setup, public_url: &str) -> Harness {
     let dynamo = testkit::moto::dynamodb_client().await;
-    let launcher_dynamo = match &setup.dynamodb_sdk {
-        Some(sdk) => aws_sdk_dynamodb::Client::new(sdk),
-        None => dynamo.clone(),
+    let serialiser = match (&setup.dynamodb_sdk, setup.serialise_dynamodb) {
+        (None, true) => {
+            let proxy = FaultProxy::start().await;
+            proxy.serialise_items();
+            Some(proxy)
+        }
+        _ => None,
+    };
+    let launcher_dynamo = match (&setup.dynamodb_sdk, &serialiser) {
+        (Some(sdk), _) => aws_sdk_dynamodb::Client::new(sdk),
+        (None, Some(proxy)) => aws_sdk_dynamodb::Client::new(&proxy.sdk_config().await),
+        (None, None) => dynamo.clone(),
     };
     let pending_table = testkit::unique_name("pending");
     let ledger_table = testkit::unique_name("ledger");
@@ -302,6 +323,7 @@ pub async fn harness(setup: Setup, public_url: &str) -> Harness {
         dynamo,
         pending_table,
         ledger_table,
+        serialiser,
     }
 }
 
