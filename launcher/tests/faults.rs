@@ -184,7 +184,7 @@ impl H {
 async fn transient_dynamodb_throttling_on_the_ledger_write_is_retried_and_the_run_is_recorded_once()
 {
     let h = harness().await;
-    let ledger_puts = Matcher::dynamodb_on("PutItem", &h.ledger_table);
+    let ledger_puts = Matcher::dynamodb_on("BatchWriteItem", &h.ledger_table);
     // Fewer throttles than the SDK has attempts.
     h.proxy.fail_next(
         2,
@@ -197,8 +197,8 @@ async fn transient_dynamodb_throttling_on_the_ledger_write_is_retried_and_the_ru
     assert_eq!(runs.len(), 1);
     assert_eq!(h.emu.microvms().len(), 1);
     let vm = runs[0].microvm_id.clone().unwrap();
-    // call# (throttled twice, then written) + vm# (written at once).
-    assert_eq!(h.proxy.count(&ledger_puts), 4);
+    // call# and vm# in one batch: throttled twice, then written.
+    assert_eq!(h.proxy.count(&ledger_puts), 3);
     assert_eq!(h.proxy.faulted(&ledger_puts), 2);
     assert_eq!(
         h.ledger().await,
@@ -208,6 +208,39 @@ async fn transient_dynamodb_throttling_on_the_ledger_write_is_retried_and_the_ru
         ]
     );
     assert_eq!(v["result"]["microvm_id"], vm.as_str());
+}
+
+/// DynamoDB may answer a `BatchWriteItem` with some items unprocessed
+/// (throttled partitions); the ledger sends exactly those again.
+#[tokio::test]
+async fn ledger_items_dynamodb_leaves_unprocessed_are_sent_again() {
+    let h = harness().await;
+    let ledger_puts = Matcher::dynamodb_on("BatchWriteItem", &h.ledger_table);
+    // The first batch is answered 200 by the proxy in moto's place, with
+    // one item left over: a `call#` item of the proxy's own, so its arrival
+    // in the table shows the launcher sent back what DynamoDB returned.
+    // (The run's own items, which that answer claims were written, never
+    // reached moto.)
+    let leftover = json!({"UnprocessedItems": {h.ledger_table.clone(): [{"PutRequest": {"Item": {
+        "pk": {"S": "call#left-over-by-dynamodb"}, "kind": {"S": "call"},
+        "contro1_request_id": {"S": "x"}, "operation": {"S": "RunMicrovm"},
+        "agent_id": {"S": "ci"}, "owner": {"S": "team-a"}, "outcome": {"S": "succeeded"},
+        "time_epoch": {"N": "1"}
+    }}}]}});
+    h.proxy.fail_next(
+        1,
+        ledger_puts.clone(),
+        Fault::new(200, "application/x-amz-json-1.0", leftover.to_string()),
+    );
+    let (s, v) = h.post("/microvms/run-request", &run_body()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        h.proxy.count(&ledger_puts),
+        2,
+        "the batch, then its leftover"
+    );
+    let keys: Vec<String> = h.ledger().await.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["call#left-over-by-dynamodb"]);
 }
 
 #[tokio::test]
@@ -343,7 +376,7 @@ async fn throttled_pending_to_executing_transition_makes_no_aws_call_and_the_red
 async fn persistent_throttling_on_the_ledger_write_after_run_answers_500_and_leaves_the_vm_for_the_sweep()
  {
     let h = harness().await;
-    let ledger_puts = Matcher::dynamodb_on("PutItem", &h.ledger_table);
+    let ledger_puts = Matcher::dynamodb_on("BatchWriteItem", &h.ledger_table);
     h.proxy
         .fail_always(ledger_puts.clone(), Fault::dynamodb_throughput_exceeded());
     let (s, v) = h.post("/microvms/run-request", &run_body()).await;

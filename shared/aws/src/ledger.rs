@@ -2,7 +2,7 @@
 //! read in batches by the detector.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use shared_core::LedgerEntry;
 use shared_core::ledger::{PK, call_key, vm_key};
 use std::collections::{HashMap, HashSet};
@@ -10,7 +10,9 @@ use std::time::Duration;
 
 /// BatchGetItem accepts at most 100 keys per request.
 const BATCH_GET_MAX: usize = 100;
-/// How often unprocessed keys are retried before giving up.
+/// BatchWriteItem accepts at most 25 puts per request.
+const BATCH_WRITE_MAX: usize = 25;
+/// How often unprocessed keys or items are retried before giving up.
 const MAX_UNPROCESSED_ROUNDS: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,10 +24,11 @@ pub enum LedgerError {
         message: String,
     },
     #[error(
-        "ledger table `{table}`: {remaining} keys still unprocessed after {rounds} BatchGetItem rounds"
+        "ledger table `{table}`: {remaining} keys or items still unprocessed after {rounds} {op} rounds"
     )]
     Unprocessed {
         table: String,
+        op: &'static str,
         remaining: usize,
         rounds: u32,
     },
@@ -146,7 +149,9 @@ impl DynamoLedger {
     /// every attempt's request id (`attempt_request_ids`, in order) and for
     /// the entry's own, each with `attempt` (1-based position, `0` for an id
     /// seen only as the entry's), and the `vm#` item of a successful
-    /// RunMicrovm. Puts are idempotent, so a retried record is harmless.
+    /// RunMicrovm. All of them go in one `BatchWriteItem` (unprocessed
+    /// items are sent again, a bounded number of rounds). Puts are
+    /// idempotent, so a retried record is harmless.
     pub async fn record_attempts(
         &self,
         entry: &LedgerEntry,
@@ -175,14 +180,42 @@ impl DynamoLedger {
         {
             items.push(Self::item(entry, vm_key(vm), "vm"));
         }
-        for item in items {
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .map_err(|e| self.aws_err("PutItem", e))?;
+        for chunk in items.chunks(BATCH_WRITE_MAX) {
+            let mut pending = chunk
+                .iter()
+                .map(|item| {
+                    PutRequest::builder()
+                        .set_item(Some(item.clone()))
+                        .build()
+                        .map(|p| WriteRequest::builder().put_request(p).build())
+                        .map_err(|e| self.aws_err("BatchWriteItem", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut round = 0;
+            while !pending.is_empty() {
+                if round >= MAX_UNPROCESSED_ROUNDS {
+                    return Err(LedgerError::Unprocessed {
+                        table: self.table.clone(),
+                        op: "BatchWriteItem",
+                        remaining: pending.len(),
+                        rounds: round,
+                    });
+                }
+                if round > 0 {
+                    tokio::time::sleep(Duration::from_millis(25u64 << round.min(6))).await;
+                }
+                round += 1;
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, std::mem::take(&mut pending))
+                    .send()
+                    .await
+                    .map_err(|e| self.aws_err("BatchWriteItem", e))?;
+                if let Some(un) = out.unprocessed_items().and_then(|u| u.get(&self.table)) {
+                    pending = un.clone();
+                }
+            }
         }
         Ok(())
     }
@@ -244,6 +277,7 @@ impl DynamoLedger {
                 if round >= MAX_UNPROCESSED_ROUNDS {
                     return Err(LedgerError::Unprocessed {
                         table: self.table.clone(),
+                        op: "BatchGetItem",
                         remaining: pending.len(),
                         rounds: round,
                     });
