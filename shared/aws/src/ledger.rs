@@ -181,7 +181,7 @@ impl DynamoLedger {
             items.push(Self::item(entry, vm_key(vm), "vm"));
         }
         for chunk in items.chunks(BATCH_WRITE_MAX) {
-            let mut pending = chunk
+            let requests = chunk
                 .iter()
                 .map(|item| {
                     PutRequest::builder()
@@ -191,33 +191,59 @@ impl DynamoLedger {
                         .map_err(|e| self.aws_err("BatchWriteItem", e))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut round = 0;
-            while !pending.is_empty() {
-                if round >= MAX_UNPROCESSED_ROUNDS {
-                    return Err(LedgerError::Unprocessed {
-                        table: self.table.clone(),
-                        op: "BatchWriteItem",
-                        remaining: pending.len(),
-                        rounds: round,
-                    });
-                }
-                if round > 0 {
-                    tokio::time::sleep(Duration::from_millis(25u64 << round.min(6))).await;
-                }
-                round += 1;
+            self.in_rounds("BatchWriteItem", requests, |pending| async move {
                 let out = self
                     .client
                     .batch_write_item()
-                    .request_items(&self.table, std::mem::take(&mut pending))
+                    .request_items(&self.table, pending)
                     .send()
                     .await
                     .map_err(|e| self.aws_err("BatchWriteItem", e))?;
-                if let Some(un) = out.unprocessed_items().and_then(|u| u.get(&self.table)) {
-                    pending = un.clone();
-                }
-            }
+                let left = out
+                    .unprocessed_items()
+                    .and_then(|u| u.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
+                Ok((left, Vec::<()>::new()))
+            })
+            .await?;
         }
         Ok(())
+    }
+
+    /// Send `pending` with `send` until nothing is left unprocessed, at most
+    /// [`MAX_UNPROCESSED_ROUNDS`] rounds with a growing pause between them;
+    /// `send` answers what is left and what it found. Everything found.
+    async fn in_rounds<T, R, F, Fut>(
+        &self,
+        op: &'static str,
+        mut pending: Vec<T>,
+        mut send: F,
+    ) -> Result<Vec<R>, LedgerError>
+    where
+        F: FnMut(Vec<T>) -> Fut,
+        Fut: std::future::Future<Output = Result<(Vec<T>, Vec<R>), LedgerError>>,
+    {
+        let mut found = Vec::new();
+        let mut round = 0;
+        while !pending.is_empty() {
+            if round >= MAX_UNPROCESSED_ROUNDS {
+                return Err(LedgerError::Unprocessed {
+                    table: self.table.clone(),
+                    op,
+                    remaining: pending.len(),
+                    rounds: round,
+                });
+            }
+            if round > 0 {
+                tokio::time::sleep(Duration::from_millis(25u64 << round.min(6))).await;
+            }
+            round += 1;
+            let (left, got) = send(pending).await?;
+            found.extend(got);
+            pending = left;
+        }
+        Ok(found)
     }
 
     /// Which of these MicroVM ids have a `vm#` item. Batched, 100 keys a call.
@@ -268,49 +294,42 @@ impl DynamoLedger {
         let mut found = HashSet::new();
         let unique: Vec<&String> = keys.iter().collect::<HashSet<_>>().into_iter().collect();
         for chunk in unique.chunks(BATCH_GET_MAX) {
-            let mut pending: Vec<HashMap<String, AttributeValue>> = chunk
+            let keys: Vec<HashMap<String, AttributeValue>> = chunk
                 .iter()
                 .map(|k| HashMap::from([(PK.to_string(), AttributeValue::S((*k).clone()))]))
                 .collect();
-            let mut round = 0;
-            while !pending.is_empty() {
-                if round >= MAX_UNPROCESSED_ROUNDS {
-                    return Err(LedgerError::Unprocessed {
-                        table: self.table.clone(),
-                        op: "BatchGetItem",
-                        remaining: pending.len(),
-                        rounds: round,
-                    });
-                }
-                if round > 0 {
-                    tokio::time::sleep(Duration::from_millis(25u64 << round.min(6))).await;
-                }
-                round += 1;
-                let ka = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut pending)))
-                    .projection_expression("#pk")
-                    .expression_attribute_names("#pk", PK)
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| self.aws_err("BatchGetItem", e))?;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, ka)
-                    .send()
-                    .await
-                    .map_err(|e| self.aws_err("BatchGetItem", e))?;
-                if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
-                    for item in items {
-                        if let Some(pk) = item.get(PK).and_then(|v| v.as_s().ok()) {
-                            found.insert(pk.clone());
-                        }
-                    }
-                }
-                if let Some(un) = out.unprocessed_keys().and_then(|u| u.get(&self.table)) {
-                    pending = un.keys().to_vec();
-                }
-            }
+            let got = self
+                .in_rounds("BatchGetItem", keys, |pending| async move {
+                    let ka = KeysAndAttributes::builder()
+                        .set_keys(Some(pending))
+                        .projection_expression("#pk")
+                        .expression_attribute_names("#pk", PK)
+                        .consistent_read(true)
+                        .build()
+                        .map_err(|e| self.aws_err("BatchGetItem", e))?;
+                    let out = self
+                        .client
+                        .batch_get_item()
+                        .request_items(&self.table, ka)
+                        .send()
+                        .await
+                        .map_err(|e| self.aws_err("BatchGetItem", e))?;
+                    let got = out
+                        .responses()
+                        .and_then(|r| r.get(&self.table))
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|item| item.get(PK).and_then(|v| v.as_s().ok()).cloned())
+                        .collect();
+                    let left = out
+                        .unprocessed_keys()
+                        .and_then(|u| u.get(&self.table))
+                        .map(|k| k.keys().to_vec())
+                        .unwrap_or_default();
+                    Ok((left, got))
+                })
+                .await?;
+            found.extend(got);
         }
         Ok(found)
     }
