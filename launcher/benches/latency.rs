@@ -210,13 +210,19 @@ async fn warm() {
         ("CONTRO1_WEBHOOK_SECRET", "s"),
         ("PENDING_TABLE", pending.as_str()),
         ("LEDGER_TABLE", ledger.as_str()),
+        // The benchmark asks far more often than an agent may.
+        ("APPROVAL_REQUESTS_PER_MINUTE", "10000"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let settings = Settings::from_env(&env).unwrap();
     let ports = PortSet {
-        store: Arc::new(DynamoPendingStore::new(dynamo.clone(), &pending)),
+        store: Arc::new(DynamoPendingStore::new(
+            dynamo.clone(),
+            &pending,
+            Arc::new(launcher::seal::LocalSealer::random()),
+        )),
         ledger: Arc::new(LedgerAdapter(shared_aws::DynamoLedger::new(
             dynamo.clone(),
             &ledger,

@@ -4,12 +4,13 @@
 
 use crate::adapters::{Connectors, Contro1Approvals, LedgerAdapter, SdkMicrovms};
 use crate::app::AppState;
+use crate::seal::{KmsSealer, LocalSealer, Sealer};
 use crate::settings::{Backend, SecretSource, Settings};
 use crate::simulator::SimulatedMicrovms;
 use crate::store::DynamoPendingStore;
 use launcher_core::fakes::{MemoryLedger, MemoryStore};
 use launcher_core::ports::{Clock, Ledger, MicrovmApi, PendingStore, SystemClock};
-use launcher_core::{Config, PortSet, Service};
+use launcher_core::{Config, Options, PortSet, Service};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +31,27 @@ pub fn needs_aws(s: &Settings) -> bool {
         || s.ledger_table.is_some()
         || matches!(s.contro1_api_key, SecretSource::SecretArn(_))
         || matches!(s.webhook_secret, SecretSource::SecretArn(_))
+        || s.token_kms_key_id.is_some()
+}
+
+/// How tokens are sealed at rest: KMS when `TOKEN_KMS_KEY_ID` is set, else
+/// a key in this process's memory (refused inside Lambda by the settings).
+pub fn sealer(
+    settings: &Settings,
+    sdk: Option<&aws_config::SdkConfig>,
+) -> Result<Arc<dyn Sealer>, BootstrapError> {
+    match &settings.token_kms_key_id {
+        Some(key) => {
+            let sdk = sdk.ok_or(BootstrapError::NoAws("TOKEN_KMS_KEY_ID"))?;
+            Ok(Arc::new(KmsSealer::new(aws_sdk_kms::Client::new(sdk), key)))
+        }
+        None => {
+            tracing::warn!(
+                "TOKEN_KMS_KEY_ID is not set: tokens are sealed with a key held in this process only"
+            );
+            Ok(Arc::new(LocalSealer::random()))
+        }
+    }
 }
 
 async fn read_secret(
@@ -71,12 +93,17 @@ pub async fn build_state(
     let webhook_secret = read_secret(sdk, &settings.webhook_secret).await?;
     let dynamo = sdk.map(aws_sdk_dynamodb::Client::new);
     let store: Arc<dyn PendingStore> = match &settings.pending_table {
-        Some(t) => Arc::new(DynamoPendingStore::new(
-            dynamo
-                .clone()
-                .ok_or(BootstrapError::NoAws("PENDING_TABLE"))?,
-            t,
-        )),
+        Some(t) => Arc::new(
+            DynamoPendingStore::new(
+                dynamo
+                    .clone()
+                    .ok_or(BootstrapError::NoAws("PENDING_TABLE"))?,
+                t,
+                sealer(settings, sdk)?,
+            )
+            .with_retention(settings.tombstone_retention_seconds)
+            .with_executing_index(&settings.executing_index),
+        ),
         None => Arc::new(MemoryStore::new()),
     };
     let ledger: Arc<dyn Ledger> = match &settings.ledger_table {
@@ -135,11 +162,18 @@ pub fn from_ports(
     webhook_secret: Vec<u8>,
 ) -> Arc<AppState> {
     let clock: Arc<dyn Clock> = ports.clock.clone();
+    let options = Options {
+        callback_url: settings.callback_url.clone(),
+        approval_requests_per_minute: settings.approval_requests_per_minute,
+        executing_timeout_seconds: settings.executing_timeout_seconds,
+        ..Options::default()
+    };
     Arc::new(AppState {
-        service: Service::new(config, ports, settings.callback_url.clone()),
+        service: Service::with_options(config, ports, options),
         auth: settings.auth,
         webhook_secret,
         webhook_window_seconds: settings.webhook_window_seconds,
+        callback_qualifier: settings.callback_qualifier.clone(),
         clock,
     })
 }

@@ -1,12 +1,15 @@
 //! The launcher: the governed MicroVM launcher and token broker. The router
 //! (`app`), the adapters that implement `launcher-core`'s ports over
 //! DynamoDB, the MicroVMs SDK and Contro1, the `SIMULATE_AWS` simulator, and
-//! the settings `main` reads once at cold start.
+//! the settings `main` reads once at cold start, token sealing, and the
+//! Lambda entry point that tells HTTP events from the reconciler's schedule.
 #![forbid(unsafe_code)]
 
 pub mod adapters;
 pub mod app;
 pub mod bootstrap;
+pub mod lambda;
+pub mod seal;
 pub mod settings;
 pub mod simulator;
 pub mod store;

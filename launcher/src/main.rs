@@ -42,6 +42,9 @@ enum Cmd {
         config: Option<String>,
         #[arg(long, default_value = "127.0.0.1")]
         bind: String,
+        /// Run the reconciler every this many seconds (0: never).
+        #[arg(long, default_value_t = 60)]
+        reconcile_every: u64,
     },
     /// The local Contro1 stand-in, or resolve one of its requests.
     #[command(name = "contro1-dev")]
@@ -79,32 +82,83 @@ struct DevTarget {
     url: String,
 }
 
+/// Crates whose logs are capped at INFO whatever the level asked for: at
+/// DEBUG and TRACE they print request and response bodies and headers (the
+/// AWS SDK's `aws_smithy_runtime` alone printed a token 38 times), which
+/// carry MicroVM tokens, KMS data keys and the Contro1 key.
+pub const CAPPED_TARGETS: &[&str] = &[
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http",
+    "aws_smithy_http_client",
+    "aws_smithy_types",
+    "aws_smithy_json",
+    "aws_sigv4",
+    "aws_config",
+    "aws_runtime",
+    "aws_sdk_dynamodb",
+    "aws_sdk_kms",
+    "aws_sdk_lambdamicrovms",
+    "aws_sdk_secretsmanager",
+    "aws_sdk_sts",
+    "aws_sdk_sso",
+    "aws_sdk_ssooidc",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "rustls",
+    "reqwest",
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "lambda_http",
+    "tower",
+    "axum",
+];
+
 fn init_tracing(env: &HashMap<String, String>) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{EnvFilter, fmt};
     let level = env
         .get("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|| env.get("RUST_LOG"))
         .map_or_else(|| "info".to_string(), |l| l.to_ascii_lowercase());
     let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // A second filter every event must also pass: the capped crates never
+    // log below INFO, whatever `filter` allows.
+    let caps = CAPPED_TARGETS
+        .iter()
+        .fold(Targets::new().with_default(LevelFilter::TRACE), |t, c| {
+            t.with_target(*c, LevelFilter::INFO)
+        });
+    let in_lambda = env.contains_key("AWS_LAMBDA_FUNCTION_NAME");
     let json = env
         .get("AWS_LAMBDA_LOG_FORMAT")
         .or_else(|| env.get("LOG_FORMAT"))
-        .map_or(env.contains_key("AWS_LAMBDA_FUNCTION_NAME"), |f| {
-            f.eq_ignore_ascii_case("json")
-        });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder
+        .map_or(in_lambda, |f| f.eq_ignore_ascii_case("json"));
+    let layer = if json {
+        fmt::layer()
             .json()
             .with_current_span(false)
             .flatten_event(true)
             .without_time()
-            .init();
+            .with_writer(std::io::stderr)
+            .boxed()
     } else {
-        builder.init();
-    }
+        // No colour escapes in CloudWatch.
+        fmt::layer()
+            .with_ansi(!in_lambda)
+            .with_writer(std::io::stderr)
+            .boxed()
+    };
+    tracing_subscriber::registry()
+        .with(layer.with_filter(filter).with_filter(caps))
+        .init();
+    tracing::debug!(
+        filter = %level,
+        capped_at_info = CAPPED_TARGETS.len(),
+        "log filter in force"
+    );
 }
 
 async fn load(env: &HashMap<String, String>) -> anyhow::Result<std::sync::Arc<launcher::AppState>> {
@@ -146,7 +200,12 @@ async fn main() -> anyhow::Result<()> {
             Cli::command().print_help()?;
             Ok(())
         }
-        Some(Cmd::Serve { port, config, bind }) => {
+        Some(Cmd::Serve {
+            port,
+            config,
+            bind,
+            reconcile_every,
+        }) => {
             if let Some(c) = config {
                 env.insert("LAUNCHER_CONFIG".into(), c);
             }
@@ -157,6 +216,19 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {bind}:{port}"))?;
             tracing::info!(addr = %listener.local_addr()?, "launcher listening");
+            if reconcile_every > 0 {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let mut tick =
+                        tokio::time::interval(std::time::Duration::from_secs(reconcile_every));
+                    loop {
+                        tick.tick().await;
+                        if let Err(e) = state.service.reconcile().await {
+                            tracing::error!(error = %e, "reconciler run failed");
+                        }
+                    }
+                });
+            }
             axum::serve(listener, launcher::app(state))
                 .with_graceful_shutdown(async {
                     let _ = tokio::signal::ctrl_c().await;
@@ -217,7 +289,10 @@ async fn main() -> anyhow::Result<()> {
 
 async fn lambda(env: &HashMap<String, String>) -> anyhow::Result<()> {
     let state = load(env).await?;
-    lambda_http::run(launcher::app(state))
-        .await
-        .map_err(|e| anyhow::anyhow!("lambda runtime: {e}"))
+    let router = launcher::app(state.clone());
+    lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event| {
+        launcher::lambda::handle(state.clone(), router.clone(), event)
+    }))
+    .await
+    .map_err(|e| anyhow::anyhow!("lambda runtime: {e}"))
 }

@@ -57,6 +57,20 @@ pub struct Settings {
     pub private_egress_connector_arn: Option<String>,
     /// Path of the policy file (`LAUNCHER_CONFIG`), if any.
     pub config_path: Option<String>,
+    /// The function qualifier (alias) whose Function URL is the public
+    /// callback URL (`CALLBACK_FUNCTION_QUALIFIER`, default `contro1-webhook`).
+    pub callback_qualifier: String,
+    /// How long finished items are kept (`TOMBSTONE_RETENTION_SECONDS`).
+    pub tombstone_retention_seconds: i64,
+    /// After how long an `executing` item is stuck (`EXECUTING_TIMEOUT_SECONDS`).
+    pub executing_timeout_seconds: i64,
+    /// The sparse index over executing items (`PENDING_EXECUTING_INDEX`).
+    pub executing_index: String,
+    /// Approval requests per agent per minute (`APPROVAL_REQUESTS_PER_MINUTE`).
+    pub approval_requests_per_minute: u32,
+    /// KMS key sealing tokens at rest (`TOKEN_KMS_KEY_ID`); `None`: a key
+    /// held in memory (only outside Lambda).
+    pub token_kms_key_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,6 +113,40 @@ fn secret(
     }
 }
 
+/// A URL the launcher sends secrets to (the Contro1 key) or tells Contro1 to
+/// call: `https://` always; plain `http://` only outside Lambda (`serve`,
+/// tests) or, inside Lambda, to a loopback host (nothing else can answer
+/// there).
+fn url(key: &str, value: &str, in_lambda: bool) -> Result<String, SettingsError> {
+    let v = value.trim().trim_end_matches('/').to_string();
+    if v.starts_with("https://") {
+        return Ok(v);
+    }
+    let Some(rest) = v.strip_prefix("http://") else {
+        return Err(err(key, "must start with https://"));
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !in_lambda || loopback {
+        Ok(v)
+    } else {
+        Err(err(
+            key,
+            format!(
+                "must start with https:// inside Lambda (plain http:// only to a loopback host), got `{v}`"
+            ),
+        ))
+    }
+}
+
 fn num(env: &HashMap<String, String>, key: &str, default: u64) -> Result<u64, SettingsError> {
     env.get(key).map_or(Ok(default), |v| {
         v.trim()
@@ -127,18 +175,24 @@ impl Settings {
         };
         let public = env
             .get("LAUNCHER_PUBLIC_URL")
-            .map(|v| v.trim().trim_end_matches('/').to_string())
-            .filter(|v| !v.is_empty())
+            .filter(|v| !v.trim().is_empty())
             .ok_or_else(|| {
                 err(
                     "LAUNCHER_PUBLIC_URL",
                     "is required: Contro1 posts callbacks to <it>/contro1/callback",
                 )
             })?;
-        if !(public.starts_with("https://") || public.starts_with("http://")) {
+        let public = url("LAUNCHER_PUBLIC_URL", public, in_lambda)?;
+        let webhook_window_seconds = num(
+            env,
+            "WEBHOOK_WINDOW_SECONDS",
+            shared_core::webhook::DEFAULT_WINDOW_SECS,
+        )?;
+        let max_window = shared_core::webhook::MAX_WINDOW_SECS;
+        if !(1..=max_window).contains(&webhook_window_seconds) {
             return Err(err(
-                "LAUNCHER_PUBLIC_URL",
-                "must start with https:// or http://",
+                "WEBHOOK_WINDOW_SECONDS",
+                format!("must be between 1 and {max_window}"),
             ));
         }
         let table = |k: &str| env.get(k).filter(|v| !v.trim().is_empty()).cloned();
@@ -152,7 +206,57 @@ impl Settings {
                 return Err(err("LEDGER_TABLE", "is required unless SIMULATE_AWS=true"));
             }
         }
+        let callback_qualifier = env
+            .get("CALLBACK_FUNCTION_QUALIFIER")
+            .map_or("contro1-webhook", |v| v.trim())
+            .to_string();
+        if callback_qualifier.is_empty()
+            || callback_qualifier == "$LATEST"
+            || !callback_qualifier
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(err(
+                "CALLBACK_FUNCTION_QUALIFIER",
+                "must be an alias name (letters, digits, `-`, `_`), not $LATEST",
+            ));
+        }
+        let retention = num(env, "TOMBSTONE_RETENTION_SECONDS", 30 * 24 * 3600)?;
+        if retention < 24 * 3600 {
+            return Err(err(
+                "TOMBSTONE_RETENTION_SECONDS",
+                "must be at least 86400 (a day): a tombstone must outlive Contro1's redeliveries",
+            ));
+        }
+        let executing_timeout = num(env, "EXECUTING_TIMEOUT_SECONDS", 960)?;
+        if !(60..=86_400).contains(&executing_timeout) {
+            return Err(err(
+                "EXECUTING_TIMEOUT_SECONDS",
+                "must be between 60 and 86400 (at least the function's timeout)",
+            ));
+        }
+        let per_minute = num(env, "APPROVAL_REQUESTS_PER_MINUTE", 30)?;
+        if !(1..=10_000).contains(&per_minute) {
+            return Err(err(
+                "APPROVAL_REQUESTS_PER_MINUTE",
+                "must be between 1 and 10000",
+            ));
+        }
+        let token_kms_key_id = table("TOKEN_KMS_KEY_ID");
+        if in_lambda && backend != Backend::Simulated && token_kms_key_id.is_none() {
+            return Err(err(
+                "TOKEN_KMS_KEY_ID",
+                "is required inside Lambda: tokens are sealed with a KMS data key at rest",
+            ));
+        }
         Ok(Settings {
+            callback_qualifier,
+            tombstone_retention_seconds: i64::try_from(retention).unwrap_or(i64::MAX),
+            executing_timeout_seconds: i64::try_from(executing_timeout).unwrap_or(i64::MAX),
+            executing_index: table("PENDING_EXECUTING_INDEX")
+                .unwrap_or_else(|| crate::store::DEFAULT_EXECUTING_INDEX.to_string()),
+            approval_requests_per_minute: u32::try_from(per_minute).unwrap_or(u32::MAX),
+            token_kms_key_id,
             in_lambda,
             auth: if in_lambda {
                 AuthMode::Iam
@@ -160,21 +264,19 @@ impl Settings {
                 AuthMode::Bearer
             },
             backend,
-            contro1_base_url: env
-                .get("CONTRO1_BASE_URL")
-                .cloned()
-                .unwrap_or_else(|| contro1::DEFAULT_BASE_URL.to_string()),
+            contro1_base_url: url(
+                "CONTRO1_BASE_URL",
+                env.get("CONTRO1_BASE_URL")
+                    .map_or(contro1::DEFAULT_BASE_URL, String::as_str),
+                in_lambda,
+            )?,
             contro1_api_key: secret(env, "CONTRO1_API_KEY", "CONTRO1_API_KEY_SECRET_ARN")?,
             webhook_secret: secret(env, "CONTRO1_WEBHOOK_SECRET", "CONTRO1_WEBHOOK_SECRET_ARN")?,
             contro1_timeout_ms: num(env, "CONTRO1_TIMEOUT_MS", 3000)?,
             callback_url: format!("{public}/contro1/callback"),
             pending_table,
             ledger_table,
-            webhook_window_seconds: num(
-                env,
-                "WEBHOOK_WINDOW_SECONDS",
-                shared_core::webhook::DEFAULT_WINDOW_SECS,
-            )?,
+            webhook_window_seconds,
             vpc_egress_connector_arn: table("MICROVM_VPC_EGRESS_CONNECTOR_ARN"),
             private_egress_connector_arn: table("MICROVM_PRIVATE_EGRESS_CONNECTOR_ARN"),
             config_path: table("LAUNCHER_CONFIG"),
@@ -219,7 +321,13 @@ mod tests {
         ]))
         .unwrap_err();
         assert_eq!(e.key, "SIMULATE_AWS");
-        let s = Settings::from_env(&env(&[("AWS_LAMBDA_FUNCTION_NAME", "launcher")])).unwrap();
+        let e = Settings::from_env(&env(&[("AWS_LAMBDA_FUNCTION_NAME", "launcher")])).unwrap_err();
+        assert_eq!(e.key, "TOKEN_KMS_KEY_ID");
+        let s = Settings::from_env(&env(&[
+            ("AWS_LAMBDA_FUNCTION_NAME", "launcher"),
+            ("TOKEN_KMS_KEY_ID", "alias/launcher-tokens"),
+        ]))
+        .unwrap();
         assert!(matches!(s.backend, Backend::Aws { .. }));
         assert_eq!(s.auth, AuthMode::Iam);
         let s = Settings::from_env(&env(&[
@@ -237,6 +345,9 @@ mod tests {
             ("SIMULATE_AWS", "yes", "SIMULATE_AWS"),
             ("LAUNCHER_PUBLIC_URL", "ftp://x", "LAUNCHER_PUBLIC_URL"),
             ("WEBHOOK_WINDOW_SECONDS", "soon", "WEBHOOK_WINDOW_SECONDS"),
+            // Regression: the window had no upper bound.
+            ("WEBHOOK_WINDOW_SECONDS", "86400", "WEBHOOK_WINDOW_SECONDS"),
+            ("WEBHOOK_WINDOW_SECONDS", "0", "WEBHOOK_WINDOW_SECONDS"),
             ("PENDING_TABLE", "", "PENDING_TABLE"),
             (
                 "CONTRO1_WEBHOOK_SECRET_ARN",
@@ -252,5 +363,54 @@ mod tests {
                 .find("hunter2")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn hardening_settings_have_safe_defaults_and_bounds() {
+        let s = Settings::from_env(&env(&[])).unwrap();
+        assert_eq!(s.callback_qualifier, "contro1-webhook");
+        assert_eq!(s.tombstone_retention_seconds, 30 * 24 * 3600);
+        assert_eq!(s.executing_timeout_seconds, 960);
+        for (k, v) in [
+            ("CALLBACK_FUNCTION_QUALIFIER", "$LATEST"),
+            ("TOMBSTONE_RETENTION_SECONDS", "3600"),
+            ("EXECUTING_TIMEOUT_SECONDS", "5"),
+            ("APPROVAL_REQUESTS_PER_MINUTE", "0"),
+        ] {
+            assert_eq!(Settings::from_env(&env(&[(k, v)])).unwrap_err().key, k);
+        }
+    }
+
+    /// Regression: `http://` was accepted for both URLs inside Lambda, where
+    /// the Contro1 key and the callbacks would cross the network in clear.
+    #[test]
+    fn inside_lambda_both_urls_must_be_https_unless_loopback() {
+        let lambda = ("AWS_LAMBDA_FUNCTION_NAME", "launcher");
+        let kms = ("TOKEN_KMS_KEY_ID", "alias/k");
+        for (k, v) in [
+            ("LAUNCHER_PUBLIC_URL", "http://launcher.example.com"),
+            ("CONTRO1_BASE_URL", "http://api.contro1.com/api/centcom/v1"),
+            ("CONTRO1_BASE_URL", "http://127.0.0.1.nip.io:8700"),
+            ("CONTRO1_BASE_URL", "http://localhost@evil.example:80"),
+            ("CONTRO1_BASE_URL", "ftp://x"),
+        ] {
+            let e = Settings::from_env(&env(&[lambda, kms, (k, v)])).unwrap_err();
+            assert_eq!(e.key, k, "{v}: {e}");
+        }
+        for (k, v) in [
+            (
+                "LAUNCHER_PUBLIC_URL",
+                "https://abc.lambda-url.us-east-1.on.aws/",
+            ),
+            ("CONTRO1_BASE_URL", "http://127.0.0.1:8700"),
+            ("CONTRO1_BASE_URL", "http://[::1]:8700"),
+            ("CONTRO1_BASE_URL", "http://localhost:8700"),
+        ] {
+            let s = Settings::from_env(&env(&[lambda, kms, (k, v)]));
+            assert!(s.is_ok(), "{k}={v}: {s:?}");
+        }
+        // Outside Lambda (`serve`, tests) plain http is allowed anywhere.
+        let s = Settings::from_env(&env(&[("CONTRO1_BASE_URL", "http://contro1.lan:8700")]));
+        assert!(s.is_ok(), "{s:?}");
     }
 }

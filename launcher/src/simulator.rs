@@ -46,11 +46,15 @@ impl SimulatedMicrovms {
             .vms
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let vm = vms.get_mut(id).ok_or_else(|| MicrovmError::Rejected {
-            operation,
-            code: "ResourceNotFoundException".into(),
-            message: format!("MicroVM {id} not found"),
-            aws_request_id: Some(rid()),
+        let vm = vms.get_mut(id).ok_or_else(|| {
+            let r = rid();
+            MicrovmError::Rejected {
+                operation,
+                code: "ResourceNotFoundException".into(),
+                message: format!("MicroVM {id} not found"),
+                aws_request_id: Some(r.clone()),
+                attempt_request_ids: vec![r],
+            }
         })?;
         f(vm)
     }
@@ -68,11 +72,13 @@ impl MicrovmApi for SimulatedMicrovms {
                 .iter()
                 .find(|(_, v)| v.client_token == call.client_token)
             {
+                let r = rid();
                 return Ok(RunOutput {
                     microvm_id: id.clone(),
                     state: vm.state.to_string(),
                     endpoint: Some(format!("https://{id}.sim.invalid")),
-                    aws_request_id: Some(rid()),
+                    aws_request_id: Some(r.clone()),
+                    attempt_request_ids: vec![r],
                 });
             }
             let id = format!("microvm-{}", uuid::Uuid::new_v4().simple());
@@ -83,11 +89,13 @@ impl MicrovmApi for SimulatedMicrovms {
                     client_token: call.client_token.clone(),
                 },
             );
+            let r = rid();
             Ok(RunOutput {
                 microvm_id: id.clone(),
                 state: "RUNNING".into(),
                 endpoint: Some(format!("https://{id}.sim.invalid")),
-                aws_request_id: Some(rid()),
+                aws_request_id: Some(r.clone()),
+                attempt_request_ids: vec![r],
             })
         })
     }
@@ -100,9 +108,11 @@ impl MicrovmApi for SimulatedMicrovms {
     ) -> BoxFut<'a, Result<TokenOutput, MicrovmError>> {
         Box::pin(async move {
             self.with_vm("CreateMicrovmAuthToken", microvm_id, |_| {
+                let r = rid();
                 Ok(TokenOutput {
                     token: Secret::new(format!("simtok-{}", uuid::Uuid::new_v4().simple())),
-                    aws_request_id: Some(rid()),
+                    aws_request_id: Some(r.clone()),
+                    attempt_request_ids: vec![r],
                 })
             })
         })
@@ -115,9 +125,11 @@ impl MicrovmApi for SimulatedMicrovms {
     ) -> BoxFut<'a, Result<TokenOutput, MicrovmError>> {
         Box::pin(async move {
             self.with_vm("CreateMicrovmShellAuthToken", microvm_id, |_| {
+                let r = rid();
                 Ok(TokenOutput {
                     token: Secret::new(format!("simshell-{}", uuid::Uuid::new_v4().simple())),
-                    aws_request_id: Some(rid()),
+                    aws_request_id: Some(r.clone()),
+                    attempt_request_ids: vec![r],
                 })
             })
         })
@@ -135,11 +147,23 @@ impl MicrovmApi for SimulatedMicrovms {
                     Lifecycle::Resume => "RUNNING",
                     Lifecycle::Terminate => "TERMINATED",
                 };
+                let r = rid();
                 Ok(LifecycleOutput {
                     state: Some(vm.state.to_string()),
-                    aws_request_id: Some(rid()),
+                    aws_request_id: Some(r.clone()),
+                    attempt_request_ids: vec![r],
                 })
             })
+        })
+    }
+
+    fn exists<'a>(&'a self, microvm_id: &'a str) -> BoxFut<'a, Result<bool, MicrovmError>> {
+        Box::pin(async move {
+            Ok(self
+                .vms
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains_key(microvm_id))
         })
     }
 }

@@ -29,6 +29,7 @@ const NOW: i64 = 1_800_000_000;
 struct Rig {
     state: Arc<AppState>,
     vms: Arc<RecordingMicrovms>,
+    c1: Arc<MemoryApprovals>,
 }
 
 fn rig() -> Rig {
@@ -44,12 +45,13 @@ approval_ttl_seconds = 600
     );
     let config = Config::from_parts(&file, &HashMap::new()).unwrap();
     let vms = Arc::new(RecordingMicrovms::default());
+    let c1 = Arc::new(MemoryApprovals::default());
     let clock = Arc::new(ManualClock::at(NOW));
     let ports = PortSet {
         store: Arc::new(MemoryStore::new()),
         ledger: Arc::new(MemoryLedger::default()),
         microvms: vms.clone(),
-        approvals: Arc::new(MemoryApprovals::default()),
+        approvals: c1.clone(),
         clock: clock.clone(),
     };
     let state = Arc::new(AppState {
@@ -57,9 +59,10 @@ approval_ttl_seconds = 600
         auth: AuthMode::Bearer,
         webhook_secret: SECRET.to_vec(),
         webhook_window_seconds: 300,
+        callback_qualifier: "contro1-webhook".into(),
         clock,
     });
-    Rig { state, vms }
+    Rig { state, vms, c1 }
 }
 
 /// A run that needs a human decision (long duration): its request id.
@@ -130,6 +133,13 @@ async fn bad_callbacks_are_refused_with_a_named_error_and_the_genuine_one_still_
     let not_json_sig = sign(SECRET, NOW, &not_json);
     let no_id = br#"{"state":"answered","response":{"approved":true}}"#.to_vec();
     let no_id_sig = sign(SECRET, NOW, &no_id);
+    // Regression: a signed body with `approved` twice inside `response`
+    // executed (the last copy won).
+    let twice = format!(
+        r#"{{"request_id":"{id}","state":"answered","response":{{"approved":false,"approved":true}}}}"#
+    )
+    .into_bytes();
+    let twice_sig = sign(SECRET, NOW, &twice);
     let stale = (NOW - 301).to_string();
     let stale_sig = sign(SECRET, NOW - 301, &approve);
 
@@ -195,7 +205,7 @@ async fn bad_callbacks_are_refused_with_a_named_error_and_the_genuine_one_still_
             approve.clone(),
             StatusCode::UNAUTHORIZED,
             "bad_signature",
-            "is more than 300 s away from now",
+            "is more than 300 s away from the receiver's clock",
         ),
         (
             "body changed after signing",
@@ -216,6 +226,15 @@ async fn bad_callbacks_are_refused_with_a_named_error_and_the_genuine_one_still_
             "verified callback body is not a Contro1 callback: expected value at line 1 column 1",
         ),
         (
+            "signed body with a key twice inside response",
+            Some(twice_sig),
+            Some(ts.clone()),
+            twice,
+            StatusCode::BAD_REQUEST,
+            "invalid_callback",
+            "duplicate key `approved` in `response`",
+        ),
+        (
             "signed body without request_id",
             Some(no_id_sig),
             Some(ts.clone()),
@@ -234,7 +253,9 @@ async fn bad_callbacks_are_refused_with_a_named_error_and_the_genuine_one_still_
         assert!(r.vms.calls().is_empty(), "{row}: an AWS call was made");
     }
 
-    // Nothing was lost: the genuine callback still executes, once.
+    // Nothing was lost: the genuine callback still executes, once (Contro1
+    // confirms the approval).
+    r.c1.decide(&id, launcher_core::Resolution::Approved);
     let (got, json) = post(&r, Some(&good_sig), Some(&NOW.to_string()), approve.clone()).await;
     assert_eq!(got, StatusCode::OK, "{json}");
     assert_eq!(r.vms.calls().len(), 1, "{:?}", r.vms.calls());

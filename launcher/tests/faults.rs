@@ -157,6 +157,15 @@ impl H {
         v
     }
 
+    /// `req#` items in the pending table (rate counters left out).
+    async fn request_items(&self) -> usize {
+        self.items(&self.pending_table)
+            .await
+            .iter()
+            .filter(|i| i["pk"].as_s().is_ok_and(|pk| pk.starts_with("req#")))
+            .count()
+    }
+
     async fn pending_state(&self, id: &str) -> Option<String> {
         self.ddb
             .get_item()
@@ -175,7 +184,7 @@ impl H {
 async fn transient_dynamodb_throttling_on_the_ledger_write_is_retried_and_the_run_is_recorded_once()
 {
     let h = harness().await;
-    let ledger_puts = Matcher::dynamodb_on("PutItem", &h.ledger_table);
+    let ledger_puts = Matcher::dynamodb_on("BatchWriteItem", &h.ledger_table);
     // Fewer throttles than the SDK has attempts.
     h.proxy.fail_next(
         2,
@@ -188,8 +197,8 @@ async fn transient_dynamodb_throttling_on_the_ledger_write_is_retried_and_the_ru
     assert_eq!(runs.len(), 1);
     assert_eq!(h.emu.microvms().len(), 1);
     let vm = runs[0].microvm_id.clone().unwrap();
-    // call# (throttled twice, then written) + vm# (written at once).
-    assert_eq!(h.proxy.count(&ledger_puts), 4);
+    // call# and vm# in one batch: throttled twice, then written.
+    assert_eq!(h.proxy.count(&ledger_puts), 3);
     assert_eq!(h.proxy.faulted(&ledger_puts), 2);
     assert_eq!(
         h.ledger().await,
@@ -199,6 +208,39 @@ async fn transient_dynamodb_throttling_on_the_ledger_write_is_retried_and_the_ru
         ]
     );
     assert_eq!(v["result"]["microvm_id"], vm.as_str());
+}
+
+/// DynamoDB may answer a `BatchWriteItem` with some items unprocessed
+/// (throttled partitions); the ledger sends exactly those again.
+#[tokio::test]
+async fn ledger_items_dynamodb_leaves_unprocessed_are_sent_again() {
+    let h = harness().await;
+    let ledger_puts = Matcher::dynamodb_on("BatchWriteItem", &h.ledger_table);
+    // The first batch is answered 200 by the proxy in moto's place, with
+    // one item left over: a `call#` item of the proxy's own, so its arrival
+    // in the table shows the launcher sent back what DynamoDB returned.
+    // (The run's own items, which that answer claims were written, never
+    // reached moto.)
+    let leftover = json!({"UnprocessedItems": {h.ledger_table.clone(): [{"PutRequest": {"Item": {
+        "pk": {"S": "call#left-over-by-dynamodb"}, "kind": {"S": "call"},
+        "contro1_request_id": {"S": "x"}, "operation": {"S": "RunMicrovm"},
+        "agent_id": {"S": "ci"}, "owner": {"S": "team-a"}, "outcome": {"S": "succeeded"},
+        "time_epoch": {"N": "1"}
+    }}}]}});
+    h.proxy.fail_next(
+        1,
+        ledger_puts.clone(),
+        Fault::new(200, "application/x-amz-json-1.0", leftover.to_string()),
+    );
+    let (s, v) = h.post("/microvms/run-request", &run_body()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        h.proxy.count(&ledger_puts),
+        2,
+        "the batch, then its leftover"
+    );
+    let keys: Vec<String> = h.ledger().await.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["call#left-over-by-dynamodb"]);
 }
 
 #[tokio::test]
@@ -211,7 +253,7 @@ async fn transient_dynamodb_throttling_on_the_pending_write_still_answers_202_wi
     let id = h.pending_run().await;
     assert_eq!(h.proxy.count(&pending_puts), 3);
     assert_eq!(h.proxy.faulted(&pending_puts), 2);
-    assert_eq!(h.items(&h.pending_table).await.len(), 1);
+    assert_eq!(h.request_items().await, 1);
     assert_eq!(h.pending_state(&id).await.as_deref(), Some("pending"));
     assert_eq!(h.c1.requests().len(), 1);
     assert!(h.emu.calls().is_empty());
@@ -228,18 +270,24 @@ async fn persistent_throttling_on_the_pending_write_fails_closed_and_the_orphan_
     assert_eq!(s, 503, "{v}");
     assert_eq!(v["error"]["code"], "storage_unavailable");
     let msg = v["error"]["message"].as_str().unwrap();
-    for needle in [
+    assert!(
+        msg.contains("fail closed") && msg.contains("reference"),
+        "{msg}"
+    );
+    // Regression: the 503 body carried the table name, the operation and
+    // the SDK's error chain (with the endpoint); they go to the log only.
+    for internal in [
         h.pending_table.as_str(),
         "PutItem",
         "ProvisionedThroughputExceededException",
-        "fail closed",
+        "127.0.0.1",
     ] {
-        assert!(msg.contains(needle), "{needle}: {msg}");
+        assert!(!msg.contains(internal), "{internal} leaked: {msg}");
     }
     // The SDK tried as often as it does in production, then gave up.
     assert_eq!(h.proxy.count(&pending_puts), ATTEMPTS);
     assert_eq!(h.proxy.faulted(&pending_puts), ATTEMPTS);
-    assert!(h.items(&h.pending_table).await.is_empty());
+    assert_eq!(h.request_items().await, 0);
     assert!(h.emu.calls().is_empty());
     // The Contro1 request was created before the write failed: it is an
     // orphan. A reviewer approving it gets the launcher's 404 (no pending
@@ -251,19 +299,24 @@ async fn persistent_throttling_on_the_pending_write_fails_closed_and_the_orphan_
     assert_eq!(delivery.status, Some(404), "{:?}", delivery.error);
     assert!(h.emu.calls().is_empty());
     // Throttling over, the agent asks again: Contro1 hands back the same
-    // request (same Idempotency-Key), the pending item is written, and
-    // Contro1's next redelivery of the approval executes it exactly once.
+    // request (same Idempotency-Key), which Contro1 reports answered while
+    // the launcher held nothing: no pending item is created for it (an old
+    // approval never gets a new life), and its redelivery runs nothing.
     h.proxy.clear();
     let (s, v) = h.post("/microvms/run-request", &approval_run_body()).await;
-    assert_eq!(s, 202, "{v}");
-    assert_eq!(v["request_id"], id.as_str());
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(v["error"]["code"], "already_decided");
+    assert!(v["error"]["message"].as_str().unwrap().contains(&id), "{v}");
     assert_eq!(h.c1.requests().len(), 1);
     let delivery = h.c1.redeliver(&id).await.unwrap();
-    assert_eq!(delivery.status, Some(200), "{:?}", delivery.error);
-    let runs = h.calls("RunMicrovm");
-    assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].request["clientToken"], id.as_str());
-    assert_eq!(h.pending_state(&id).await.as_deref(), Some("executed"));
+    assert_eq!(delivery.status, Some(404), "{:?}", delivery.error);
+    assert!(h.calls("RunMicrovm").is_empty());
+    // A new correlation id is a new ask.
+    let mut again = approval_run_body();
+    again["correlation_id"] = serde_json::json!("case-after-outage");
+    let (s, v) = h.post("/microvms/run-request", &again).await;
+    assert_eq!(s, 202, "{v}");
+    assert_ne!(v["request_id"], id.as_str());
 }
 
 #[tokio::test]
@@ -281,13 +334,14 @@ async fn throttled_pending_to_executing_transition_makes_no_aws_call_and_the_red
     let answer: Value = serde_json::from_slice(&delivery.response_body).unwrap();
     assert_eq!(answer["error"]["code"], "storage_unavailable");
     assert!(
-        answer["error"]["message"]
+        !answer["error"]["message"]
             .as_str()
             .unwrap()
             .contains("UpdateItem"),
         "{answer}"
     );
-    assert_eq!(h.proxy.count(&updates), ATTEMPTS);
+    // The ask's rate counter, then the SDK's attempts at the claim.
+    assert_eq!(h.proxy.count(&updates), 1 + ATTEMPTS);
     assert_eq!(h.proxy.faulted(&updates), ATTEMPTS);
     assert!(h.emu.calls().is_empty());
     assert_eq!(h.pending_state(&id).await.as_deref(), Some("pending"));
@@ -322,7 +376,7 @@ async fn throttled_pending_to_executing_transition_makes_no_aws_call_and_the_red
 async fn persistent_throttling_on_the_ledger_write_after_run_answers_500_and_leaves_the_vm_for_the_sweep()
  {
     let h = harness().await;
-    let ledger_puts = Matcher::dynamodb_on("PutItem", &h.ledger_table);
+    let ledger_puts = Matcher::dynamodb_on("BatchWriteItem", &h.ledger_table);
     h.proxy
         .fail_always(ledger_puts.clone(), Fault::dynamodb_throughput_exceeded());
     let (s, v) = h.post("/microvms/run-request", &run_body()).await;
@@ -334,13 +388,25 @@ async fn persistent_throttling_on_the_ledger_write_after_run_answers_500_and_lea
     assert!(
         msg.contains("RunMicrovm succeeded")
             && msg.contains(&runs[0].request_id)
-            && msg.contains("ledger write failed"),
+            && msg.contains("ledger write failed")
+            && msg.contains("reconciler"),
         "{msg}"
     );
-    assert_eq!(h.proxy.count(&ledger_puts), ATTEMPTS);
-    // The MicroVM runs but the ledger does not hold it: exactly what the
-    // detector's sweep reports as aws.microvm.unmanaged.detected.
+    assert!(!msg.contains(&h.ledger_table), "{msg}");
+    // The SDK's attempts, twice more after a pause (the ledger adapter's retries).
+    let tries = 1 + launcher::adapters::LEDGER_RETRIES as usize;
+    assert_eq!(h.proxy.count(&ledger_puts), ATTEMPTS * tries);
+    // The MicroVM runs but the ledger does not hold it yet: the sweep would
+    // report it, and the execution item keeps it for the reconciler.
     assert_eq!(h.emu.microvms().len(), 1);
+    let id = v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .split('`')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert_eq!(h.pending_state(&id).await.as_deref(), Some("executing"));
     assert!(h.ledger().await.is_empty());
 }
 
@@ -380,9 +446,19 @@ async fn transient_microvms_5xx_and_throttling_are_retried_with_the_same_client_
         );
     }
     assert_eq!(h.calls("RunMicrovm").len(), 9);
-    // Every VM is in the ledger once; the failed attempts are not.
+    // Every attempt's request id has its call# item (CloudTrail logs each
+    // attempt), and every VM its vm# item, once.
     let ledger = h.ledger().await;
-    assert_eq!(ledger.len(), 6, "{ledger:?}");
+    assert_eq!(ledger.len(), 12, "{ledger:?}");
+    for call in h.calls("RunMicrovm") {
+        assert!(
+            ledger
+                .iter()
+                .any(|(pk, _)| *pk == format!("call#{}", call.request_id)),
+            "attempt {} not in the ledger",
+            call.request_id
+        );
+    }
     assert_eq!(
         ledger
             .iter()
@@ -425,21 +501,26 @@ async fn persistent_microvms_failure_answers_502_naming_it_records_a_failed_call
     assert!(runs.iter().all(|c| c.status == 503));
     assert!(runs.iter().all(|c| c.request == runs[0].request));
     assert!(h.emu.microvms().is_empty());
-    // The ledger records the failed call (last attempt's request id), and no
-    // vm# item: nothing is "managed" that does not exist.
+    // The ledger records the failed call under every attempt's request id,
+    // and no vm# item: nothing is "managed" that does not exist.
+    let mut expected: Vec<(String, String)> = runs
+        .iter()
+        .map(|c| (format!("call#{}", c.request_id), "failed".into()))
+        .collect();
+    expected.sort();
+    assert_eq!(h.ledger().await, expected);
+    // Contro1 holds the authorising record and, since the failure is not
+    // only in the ledger any more, the failed outcome.
+    let records = h.c1.audit_records();
+    let actions: Vec<Value> = records.iter().map(|a| a["action"].clone()).collect();
     assert_eq!(
-        h.ledger().await,
-        [(format!("call#{}", runs[2].request_id), "failed".into())]
+        actions,
+        [
+            json!("aws.microvm.run.requested"),
+            json!("aws.microvm.run.created")
+        ]
     );
-    // Contro1 holds the authorising record only: on this auto-approved path
-    // the failed outcome is in the ledger and the answer, not in Contro1
-    // (the approval path audits it: see the next test).
-    let actions: Vec<Value> =
-        h.c1.audit_records()
-            .iter()
-            .map(|a| a["action"].clone())
-            .collect();
-    assert_eq!(actions, [json!("aws.microvm.run.requested")]);
+    assert_eq!(records[1]["outcome"], "failure");
 }
 
 #[tokio::test]
@@ -464,10 +545,12 @@ async fn persistent_microvms_failure_during_an_approved_callback_marks_the_reque
     assert_eq!(runs.len(), ATTEMPTS);
     assert!(runs.iter().all(|c| c.request["clientToken"] == id.as_str()));
     assert!(h.emu.microvms().is_empty());
-    assert_eq!(
-        h.ledger().await,
-        [(format!("call#{}", runs[2].request_id), "failed".into())]
-    );
+    let mut expected: Vec<(String, String)> = runs
+        .iter()
+        .map(|c| (format!("call#{}", c.request_id), "failed".into()))
+        .collect();
+    expected.sort();
+    assert_eq!(h.ledger().await, expected);
     // The outcome is in the audit trail.
     let done: Vec<Value> =
         h.c1.audit_records()
@@ -493,7 +576,8 @@ async fn contro1_5xx_then_success_is_retried_and_creates_one_approval_request() 
     // Two 503s, then the third attempt (the client's last) gets through.
     h.c1.fail_next(2, 503);
     let id = h.pending_run().await;
-    assert_eq!(h.c1.hits(), 3);
+    // Three attempts of the create, then the launcher's GET of the new request.
+    assert_eq!(h.c1.hits(), 4);
     let requests = h.c1.requests();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].id, id);
@@ -543,6 +627,32 @@ async fn contro1_5xx_past_the_retries_fails_closed_for_both_paths_with_no_aws_ca
     }
     assert!(h.emu.calls().is_empty());
     assert!(h.c1.requests().is_empty());
-    assert!(h.items(&h.pending_table).await.is_empty());
+    assert_eq!(h.request_items().await, 0);
     assert!(h.ledger().await.is_empty());
+}
+
+/// A throttled attempt and its successful retry are two requests CloudTrail
+/// logs with two `requestID`s: both are in the ledger, so the detector
+/// recognises both as the launcher's.
+#[tokio::test]
+async fn a_throttled_attempt_and_its_retry_both_have_a_ledger_item() {
+    let h = harness().await;
+    h.emu.fail_next(1, 429, "ThrottlingException");
+    let (s, v) = h.post("/microvms/run-request", &run_body()).await;
+    assert_eq!(s, 200, "{v}");
+    let attempts = attempts_for(&h.emu.calls(), v["request_id"].as_str().unwrap());
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0].status, 429);
+    let ledger = h.ledger().await;
+    for a in &attempts {
+        let key = format!("call#{}", a.request_id);
+        assert!(
+            ledger.iter().any(|(pk, _)| *pk == key),
+            "{key} not in {ledger:?}"
+        );
+    }
+    assert_eq!(
+        v["result"]["attempt_request_ids"].as_array().unwrap().len(),
+        2
+    );
 }

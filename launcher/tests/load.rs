@@ -53,6 +53,8 @@ struct Served {
     dynamo: aws_sdk_dynamodb::Client,
     ledger_table: String,
     http: reqwest::Client,
+    /// The serialising proxy in front of moto; it stops when dropped.
+    _serialiser: Option<testkit::fault_proxy::FaultProxy>,
 }
 
 async fn serve() -> Served {
@@ -60,6 +62,9 @@ async fn serve() -> Served {
         // Under load a slow answer is a figure; a timeout would fail closed (503).
         contro1_timeout: Some(Duration::from_secs(60)),
         contro1_max_retries: Some(1),
+        // Duplicate deliveries race for one item: give moto DynamoDB's
+        // atomic conditional writes (see `Setup::serialise_dynamodb`).
+        serialise_dynamodb: true,
         ..Setup::new(common::policy_file("load-test", true, &[CI_AGENT]))
     };
     let (h, base) = common::served(setup).await;
@@ -74,6 +79,7 @@ async fn serve() -> Served {
         dynamo: h.dynamo,
         ledger_table: h.ledger_table,
         http,
+        _serialiser: h.serialiser,
     }
 }
 
@@ -380,7 +386,7 @@ async fn two_hundred_concurrent_requests_and_fifty_duplicate_callbacks_lose_noth
             Plan::DenyOnce => (Decision::Denied, 1),
             Plan::ExpireOnce => (Decision::Expired, 1),
         };
-        signed.insert(id.clone(), s.c1.signed_callback(id, decision).unwrap());
+        signed.insert(id.clone(), s.c1.decide(id, decision).unwrap());
         deliveries.extend((0..copies).map(|copy| (id.clone(), *p, copy)));
     }
     shuffle(&mut deliveries);

@@ -24,21 +24,14 @@ pub enum Principal {
 }
 
 impl Principal {
-    /// Parse a role or user ARN.
+    /// Parse a role or user ARN ([`crate::grammar`]'s strict forms).
     pub fn parse(arn: &str) -> Result<Principal, String> {
-        if let Ok(r) = RoleRef::from_role_arn(arn) {
-            return Ok(Principal::Role(r));
-        }
-        let parts: Vec<&str> = arn.splitn(6, ':').collect();
-        if parts.len() == 6
-            && parts[0] == "arn"
-            && parts[2] == "iam"
-            && !parts[4].is_empty()
-            && parts[5]
-                .strip_prefix("user/")
-                .is_some_and(|n| !n.is_empty())
-        {
+        if arn.contains(":user/") {
+            crate::grammar::user_arn(arn)?;
             return Ok(Principal::User(arn.to_string()));
+        }
+        if arn.contains(":role/") {
+            return crate::grammar::role_arn(arn).map(Principal::Role);
         }
         Err(format!(
             "`{arn}` is neither an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME) nor an IAM user ARN (arn:aws:iam::ACCOUNT:user/NAME)"
@@ -74,7 +67,7 @@ pub struct Agent {
     #[serde(skip)]
     pub token_sha256: Vec<[u8; 32]>,
     /// Empty: the global allow-list applies alone.
-    pub allowed_image_arns: Vec<String>,
+    pub allowed_image_arns: Vec<crate::grammar::ImageRule>,
     /// Empty: the global allow-list applies alone.
     pub allowed_execution_roles: Vec<RoleRef>,
 }

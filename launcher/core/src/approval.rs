@@ -163,6 +163,18 @@ pub fn idempotency_key(agent_id: &str, action: &Action) -> String {
     format!("mvl-{}", hex::encode(h.finalize()))
 }
 
+/// The id under which an agent's `Idempotency-Key` is stored: SHA-256 (hex)
+/// over the agent and the key, so one agent's key never answers another's
+/// request and the raw key is not kept.
+pub fn idempotency_key_id(agent_id: &str, key: &str) -> String {
+    let mut h = Sha256::new();
+    for part in ["idempotency-key", agent_id, key] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    format!("idem-{}", hex::encode(h.finalize()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,8 @@
 //! [policy]
 //! version = "2025-06-01"                 # optional; default: hash of the effective policy
 //! allowed_agent_ids = []                 # empty: every registered agent
-//! allowed_image_arns = ["arn:aws:lambda:us-east-1:111122223333:microvm-image:py"]
+//! # an image ARN allows only its default version; `ARN:3` pins version 3, `ARN:*` allows any
+//! allowed_image_arns = ["arn:aws:lambda:us-east-1:111122223333:microvm-image:py:3"]
 //! allowed_execution_role_arns = ["arn:aws:iam::111122223333:role/sandbox"]
 //! production_execution_role_arns = ["arn:aws:iam::111122223333:role/prod"]
 //! max_auto_approve_duration_seconds = 900
@@ -32,7 +33,7 @@
 //! `DEFAULT_SLA_MINUTES`, `POLICY_VERSION`.
 
 use crate::agents::{Agent, Principal, Registry};
-use crate::request::is_image_arn;
+use crate::grammar::{self, ImageRule};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shared_core::RoleRef;
@@ -60,7 +61,8 @@ pub struct PolicyConfig {
     pub version: String,
     /// Empty: every registered agent may call.
     pub allowed_agent_ids: Vec<String>,
-    pub allowed_image_arns: Vec<String>,
+    /// `ARN` (default version only), `ARN:VERSION` or `ARN:*`.
+    pub allowed_image_arns: Vec<ImageRule>,
     pub allowed_execution_roles: Vec<RoleRef>,
     pub production_execution_roles: Vec<RoleRef>,
     pub max_auto_approve_duration_seconds: u32,
@@ -191,7 +193,7 @@ fn roles(
 ) -> Result<Vec<RoleRef>, ConfigError> {
     let (is_env, key) = origin(env, env_key, file_key);
     arns.iter()
-        .map(|a| RoleRef::from_role_arn(a).map_err(|e| bad(is_env, key.clone(), e.to_string())))
+        .map(|a| grammar::role_arn(a).map_err(|e| bad(is_env, key.clone(), e)))
         .collect()
 }
 
@@ -250,21 +252,15 @@ impl Config {
             p.version = Some(v.trim().to_string());
         }
 
-        let allowed_image_arns = p.allowed_image_arns.clone().unwrap_or_default();
-        {
+        let allowed_image_arns = {
             let (is_env, key) = origin(env, "ALLOWED_IMAGE_ARNS", "allowed_image_arns");
-            for a in &allowed_image_arns {
-                if !is_image_arn(a) {
-                    return Err(bad(
-                        is_env,
-                        key,
-                        format!(
-                            "`{a}` is not a MicroVM image ARN (arn:aws:lambda:REGION:ACCOUNT:microvm-image:NAME)"
-                        ),
-                    ));
-                }
-            }
-        }
+            p.allowed_image_arns
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .map(|a| ImageRule::parse(a).map_err(|e| bad(is_env, key.clone(), e)))
+                .collect::<Result<Vec<_>, _>>()?
+        };
         let allowed_execution_roles = roles(
             env,
             "ALLOWED_EXECUTION_ROLE_ARNS",
@@ -328,6 +324,7 @@ impl Config {
         let mut agents = Vec::new();
         let mut ids = HashSet::new();
         let mut hashes = HashSet::new();
+        // (agent id, normalised principal): one principal, one agent.
         let mut principals: Vec<(String, String)> = Vec::new();
         for (i, a) in raw.agents.into_iter().enumerate() {
             let at = |field: &str| format!("agents[{i}].{field}");
@@ -346,13 +343,17 @@ impl Config {
             let mut ps = Vec::new();
             for arn in &a.principal_arns {
                 let pr = Principal::parse(arn).map_err(|m| key_err(at("principal_arns"), m))?;
-                if let Some((other, _)) = principals.iter().find(|(_, o)| o == arn) {
+                let norm =
+                    grammar::principal_key(arn).map_err(|m| key_err(at("principal_arns"), m))?;
+                if let Some((other, _)) = principals.iter().find(|(_, o)| *o == norm) {
                     return Err(key_err(
                         at("principal_arns"),
-                        format!("`{arn}` is already the principal of agent `{other}`"),
+                        format!(
+                            "`{arn}` is the same principal as one of agent `{other}` (paths and case do not tell IAM principals apart)"
+                        ),
                     ));
                 }
-                principals.push((a.id.clone(), arn.clone()));
+                principals.push((a.id.clone(), norm));
                 ps.push(pr);
             }
             let mut th = Vec::new();
@@ -374,20 +375,16 @@ impl Config {
                 }
                 th.push(bytes);
             }
-            for img in &a.allowed_image_arns {
-                if !is_image_arn(img) {
-                    return Err(key_err(
-                        at("allowed_image_arns"),
-                        format!("`{img}` is not a MicroVM image ARN"),
-                    ));
-                }
-            }
+            let allowed_image_arns = a
+                .allowed_image_arns
+                .iter()
+                .map(|img| ImageRule::parse(img).map_err(|e| key_err(at("allowed_image_arns"), e)))
+                .collect::<Result<Vec<_>, _>>()?;
             let allowed_execution_roles = a
                 .allowed_execution_role_arns
                 .iter()
                 .map(|r| {
-                    RoleRef::from_role_arn(r)
-                        .map_err(|e| key_err(at("allowed_execution_role_arns"), e.to_string()))
+                    grammar::role_arn(r).map_err(|e| key_err(at("allowed_execution_role_arns"), e))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             agents.push(Agent {
@@ -397,7 +394,7 @@ impl Config {
                 enabled: a.enabled,
                 principals: ps,
                 token_sha256: th,
-                allowed_image_arns: a.allowed_image_arns,
+                allowed_image_arns,
                 allowed_execution_roles,
             });
         }
@@ -588,9 +585,31 @@ bearer_token_sha256 = ["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15
                 "agents[1].id",
             ),
             (
-                "[[agents]]\nid = \"a\"\nowner = \"o\"\nenvironment = \"dev\"\nprincipal_arns = [\"arn:aws:iam::1:role/r\"]\n[[agents]]\nid = \"b\"\nowner = \"o\"\nenvironment = \"dev\"\nprincipal_arns = [\"arn:aws:iam::1:role/r\"]\n",
+                "[[agents]]\nid = \"a\"\nowner = \"o\"\nenvironment = \"dev\"\nprincipal_arns = [\"arn:aws:iam::111122223333:role/r\"]\n[[agents]]\nid = \"b\"\nowner = \"o\"\nenvironment = \"dev\"\nprincipal_arns = [\"arn:aws:iam::111122223333:role/r\"]\n",
                 vec![],
                 "agents[1].principal_arns",
+            ),
+            // Regression: the same role in another form (path, case) was a second principal.
+            (
+                "[[agents]]\nid = \"a\"\nowner = \"o\"\nenvironment = \"dev\"\nprincipal_arns = [\"arn:aws:iam::111122223333:role/r\"]\n[[agents]]\nid = \"b\"\nowner = \"o\"\nenvironment = \"dev\"\nprincipal_arns = [\"arn:aws:iam::111122223333:role/team/R\"]\n",
+                vec![],
+                "agents[1].principal_arns",
+            ),
+            (
+                FILE,
+                vec![(
+                    "ALLOWED_EXECUTION_ROLE_ARNS",
+                    "arn:aws:iam:us-east-1:111122223333:role/x",
+                )],
+                "ALLOWED_EXECUTION_ROLE_ARNS",
+            ),
+            (
+                FILE,
+                vec![(
+                    "ALLOWED_IMAGE_ARNS",
+                    "arn:aws:lambda:us-east-1:111122223333:microvm-image:py:latest",
+                )],
+                "ALLOWED_IMAGE_ARNS",
             ),
         ];
         for (file, e, key) in cases {

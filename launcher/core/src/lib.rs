@@ -9,6 +9,7 @@ pub mod agents;
 pub mod approval;
 pub mod config;
 pub mod fakes;
+pub mod grammar;
 pub mod policy;
 pub mod ports;
 pub mod request;
@@ -19,4 +20,7 @@ pub use approval::{Resolution, State};
 pub use config::{Config, ConfigError, PolicyConfig};
 pub use policy::{Decision, RiskLevel, Target, Verdict};
 pub use request::{Action, FieldError};
-pub use service::{CallbackOutcome, PortSet, RequestView, Service, ServiceError, Submitted};
+pub use service::{
+    CallbackOutcome, Options, PortSet, ReconcileReport, RequestView, Service, ServiceError,
+    Submitted,
+};

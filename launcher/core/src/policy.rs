@@ -7,7 +7,7 @@
 //! | --- | --- |
 //! | block | `agent.unknown`, `agent.disabled`, `agent.not_allowed`, `owner.missing`, `role.not_allowed`, `shell.production_role`, `target.unmanaged` |
 //! | terminate | `terminate.owner_emergency` (auto, owning agent), `terminate.not_owner` (approval) |
-//! | require approval | `shell.token`, `run.shell_access`, `role.production`, `image.unregistered`, `network.private_egress`, `network.internet_egress`, `duration.long`, `token.all_ports`, `token.broad_ports`, `token.long_lived`, `token.not_owner`, `lifecycle.suspend`, `lifecycle.resume` |
+//! | require approval | `shell.token`, `run.shell_access`, `role.production`, `image.unregistered`, `image.version_not_allowed`, `network.private_egress`, `network.internet_egress`, `duration.long`, `token.all_ports`, `token.broad_ports`, `token.long_lived`, `token.not_owner`, `lifecycle.suspend`, `lifecycle.resume` |
 //! | auto-approve | `auto.run`, `auto.auth_token` |
 //!
 //! "Bypass indicators on the target MicroVM" is read as: the target is not in
@@ -171,9 +171,29 @@ pub fn evaluate(
                     ),
                 );
             }
-            let image_ok = policy.allowed_image_arns.contains(&r.image_arn)
-                && (agent.allowed_image_arns.is_empty()
-                    || agent.allowed_image_arns.contains(&r.image_arn));
+            let version = r.image_version.as_deref();
+            let allowed_by = |rules: &[crate::grammar::ImageRule]| {
+                rules.iter().any(|i| i.allows(&r.image_arn, version))
+            };
+            let known_by =
+                |rules: &[crate::grammar::ImageRule]| rules.iter().any(|i| i.names(&r.image_arn));
+            let agent_rules = &agent.allowed_image_arns;
+            let image_ok = allowed_by(&policy.allowed_image_arns)
+                && (agent_rules.is_empty() || allowed_by(agent_rules));
+            let image_known = known_by(&policy.allowed_image_arns)
+                && (agent_rules.is_empty() || known_by(agent_rules));
+            if !image_ok && image_known {
+                return d(
+                    RequireApproval,
+                    Medium,
+                    "image.version_not_allowed",
+                    format!(
+                        "image `{}` is registered, but not at version {}",
+                        r.image_arn,
+                        version.unwrap_or("(default)")
+                    ),
+                );
+            }
             if !image_ok {
                 return d(
                     RequireApproval,

@@ -52,6 +52,9 @@ pub struct ExecResult {
     pub endpoint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub token_expires_in_minutes: Option<u32>,
+    /// The request id of every attempt, in order (each has a `call#` item).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub attempt_request_ids: Vec<String>,
 }
 
 /// One pending (or finished) approval, as the pending table holds it.
@@ -74,6 +77,24 @@ pub struct PendingRecord {
     pub error: Option<String>,
     /// A token is stored and has not been fetched yet.
     pub has_token: bool,
+    /// Unix seconds when the item entered `executing` (or a reconciler took
+    /// it over); `None` in any other state.
+    #[serde(default)]
+    pub executing_since: Option<i64>,
+    /// How many times a reconciler has taken this item over.
+    #[serde(default)]
+    pub reconcile_attempts: u32,
+}
+
+/// The pointer an `Idempotency-Key` leaves: which request the key started,
+/// and the fingerprint of the action it was sent with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyClaim {
+    /// SHA-256 over the agent and the key (never the raw key).
+    pub key_id: String,
+    pub request_id: String,
+    /// [`crate::approval::idempotency_key`] of the action.
+    pub fingerprint: String,
 }
 
 /// The pending table could not be used.
@@ -111,22 +132,51 @@ pub struct Finish {
     pub token: Option<Secret>,
 }
 
+impl Finish {
+    /// `Failed` with this error and nothing else.
+    pub fn failed(error: impl Into<String>) -> Finish {
+        Finish {
+            state: State::Failed,
+            result: None,
+            error: Some(error.into()),
+            token: None,
+        }
+    }
+}
+
+/// The pending table: pending approvals, executions in flight, and the
+/// tombstones of finished ones (kept for the retention the store was built
+/// with, so a redelivered callback finds them).
 pub trait PendingStore: Send + Sync {
-    /// Create the item unless one with the same request id exists.
+    /// Create the item (state `pending`) unless one with the same request id exists.
     fn put_pending<'a>(
         &'a self,
         rec: &'a PendingRecord,
     ) -> BoxFut<'a, Result<PutOutcome, StoreError>>;
+    /// Create an auto-approved execution (state `executing`) and, with a
+    /// key, the key's pointer, atomically: `AlreadyExists` when the key (or
+    /// the request id) is taken, and then nothing was written.
+    fn put_executing<'a>(
+        &'a self,
+        rec: &'a PendingRecord,
+        key: Option<&'a KeyClaim>,
+    ) -> BoxFut<'a, Result<PutOutcome, StoreError>>;
+    /// The pointer of an `Idempotency-Key`, if the key was used.
+    fn get_key<'a>(&'a self, key_id: &'a str) -> BoxFut<'a, Result<Option<KeyClaim>, StoreError>>;
     fn get<'a>(
         &'a self,
         request_id: &'a str,
     ) -> BoxFut<'a, Result<Option<PendingRecord>, StoreError>>;
-    /// Move `from → to` only if the item is in `from` (a conditional write).
+    /// Move `from → to` only if the item is in `from` (a conditional write
+    /// that a retry of the same write also passes). Entering `executing`
+    /// stamps `executing_since`; a terminal state starts the tombstone's
+    /// retention.
     fn transition<'a>(
         &'a self,
         request_id: &'a str,
         from: State,
         to: State,
+        now: i64,
     ) -> BoxFut<'a, Result<Transition, StoreError>>;
     /// Move `executing → executed|failed` and store the result (and a token
     /// for the agent to fetch once).
@@ -141,6 +191,36 @@ pub trait PendingStore: Send + Sync {
         &'a self,
         request_id: &'a str,
     ) -> BoxFut<'a, Result<Option<Secret>, StoreError>>;
+    /// Keep the result of a call whose ledger write failed on an item that
+    /// stays `executing`, so the reconciler can finish it without calling AWS.
+    fn save_result<'a>(
+        &'a self,
+        request_id: &'a str,
+        result: &'a ExecResult,
+    ) -> BoxFut<'a, Result<(), StoreError>>;
+    /// Up to `limit` request ids in `executing` since before `cutoff`, oldest first.
+    fn stuck<'a>(
+        &'a self,
+        cutoff: i64,
+        limit: usize,
+    ) -> BoxFut<'a, Result<Vec<String>, StoreError>>;
+    /// Take a stuck item over: only if it is still `executing` since
+    /// `seen_since`, move `executing_since` to `now` and count the attempt.
+    /// Of concurrent reconcilers one wins.
+    fn lease<'a>(
+        &'a self,
+        request_id: &'a str,
+        seen_since: i64,
+        now: i64,
+    ) -> BoxFut<'a, Result<bool, StoreError>>;
+    /// Count one event under `key` in the window ending at `window_end`
+    /// (unix seconds); `false` when `limit` events were already counted.
+    fn count_in_window<'a>(
+        &'a self,
+        key: &'a str,
+        window_end: i64,
+        limit: u32,
+    ) -> BoxFut<'a, Result<bool, StoreError>>;
 }
 
 /// The ledger could not be read or written.
@@ -151,7 +231,14 @@ pub struct LedgerError {
 }
 
 pub trait Ledger: Send + Sync {
-    fn record<'a>(&'a self, entry: &'a LedgerEntry) -> BoxFut<'a, Result<(), LedgerError>>;
+    /// Record one governed call: a `call#` item for every attempt's AWS
+    /// request id (`attempt_request_ids`, in order, and the entry's own), and
+    /// the `vm#` item of a successful RunMicrovm.
+    fn record<'a>(
+        &'a self,
+        entry: &'a LedgerEntry,
+        attempt_request_ids: &'a [String],
+    ) -> BoxFut<'a, Result<(), LedgerError>>;
     /// The `vm#` item of a MicroVM the launcher started, if any.
     fn microvm<'a>(
         &'a self,
@@ -180,18 +267,22 @@ pub struct RunOutput {
     pub state: String,
     pub endpoint: Option<String>,
     pub aws_request_id: Option<String>,
+    /// The request id of every attempt the SDK made, in order.
+    pub attempt_request_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenOutput {
     pub token: Secret,
     pub aws_request_id: Option<String>,
+    pub attempt_request_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LifecycleOutput {
     pub state: Option<String>,
     pub aws_request_id: Option<String>,
+    pub attempt_request_ids: Vec<String>,
 }
 
 /// A MicroVMs API call failed.
@@ -204,6 +295,8 @@ pub enum MicrovmError {
         code: String,
         message: String,
         aws_request_id: Option<String>,
+        /// Every attempt's request id, in order.
+        attempt_request_ids: Vec<String>,
     },
     /// No answer (network, timeout, throttling after retries).
     #[error("{operation} failed: {message}")]
@@ -211,6 +304,7 @@ pub enum MicrovmError {
         operation: &'static str,
         message: String,
         aws_request_id: Option<String>,
+        attempt_request_ids: Vec<String>,
     },
 }
 
@@ -220,6 +314,36 @@ impl MicrovmError {
             MicrovmError::Rejected { aws_request_id, .. }
             | MicrovmError::Unavailable { aws_request_id, .. } => aws_request_id.as_deref(),
         }
+    }
+
+    pub fn attempt_request_ids(&self) -> &[String] {
+        match self {
+            MicrovmError::Rejected {
+                attempt_request_ids,
+                ..
+            }
+            | MicrovmError::Unavailable {
+                attempt_request_ids,
+                ..
+            } => attempt_request_ids,
+        }
+    }
+
+    /// The error as the agent is told it: AWS's own code and message for a
+    /// refusal (about the agent's input), nothing of the transport for an
+    /// unavailable service (that chain names endpoints).
+    pub fn public_message(&self) -> String {
+        match self {
+            MicrovmError::Rejected { .. } => self.to_string(),
+            MicrovmError::Unavailable { operation, .. } => {
+                format!("{operation} failed: the MicroVMs API did not answer")
+            }
+        }
+    }
+
+    /// AWS said the MicroVM does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, MicrovmError::Rejected { code, .. } if code == "ResourceNotFoundException")
     }
 }
 
@@ -242,6 +366,8 @@ pub trait MicrovmApi: Send + Sync {
         microvm_id: &'a str,
         op: Lifecycle,
     ) -> BoxFut<'a, Result<LifecycleOutput, MicrovmError>>;
+    /// Does the MicroVM exist (GetMicrovm; not a governed call)?
+    fn exists<'a>(&'a self, microvm_id: &'a str) -> BoxFut<'a, Result<bool, MicrovmError>>;
 }
 
 /// A human-review request to create in Contro1.
@@ -308,6 +434,21 @@ pub enum ApprovalsError {
     Rejected { status: u16, message: String },
 }
 
+/// A request as Contro1 reports it now (`GET /requests/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestStatus {
+    /// Contro1's state text (`queued`, `answered`, `expired`, ...).
+    pub state: String,
+    /// The decision once Contro1 holds one; `None` while the request is open.
+    pub decision: Option<crate::approval::Resolution>,
+    /// `external_request_id` as Contro1 stored it (the action's idempotency key).
+    pub external_request_id: Option<String>,
+    /// `metadata.context.action_type` as stored.
+    pub action_type: Option<String>,
+    /// `metadata.context.microvm_id` as stored.
+    pub microvm_id: Option<String>,
+}
+
 pub trait Approvals: Send + Sync {
     /// Create a request; returns its id.
     fn create_request<'a>(
@@ -316,6 +457,11 @@ pub trait Approvals: Send + Sync {
     ) -> BoxFut<'a, Result<String, ApprovalsError>>;
     /// Write an audit record; returns its id.
     fn audit<'a>(&'a self, event: &'a AuditEvent) -> BoxFut<'a, Result<String, ApprovalsError>>;
+    /// What Contro1 says about a request now.
+    fn get_request<'a>(
+        &'a self,
+        request_id: &'a str,
+    ) -> BoxFut<'a, Result<RequestStatus, ApprovalsError>>;
 }
 
 /// Unix time, behind a port so tests can move it.

@@ -6,12 +6,12 @@
 //! the *policy* judges (a missing owner, an unregistered image, a production
 //! role) are not validation errors: they are decisions, audited as such.
 
+use crate::grammar;
 use serde::{Deserialize, Serialize};
-use shared_core::{GovernedOp, RoleRef};
+use shared_core::GovernedOp;
 use std::fmt;
 
-/// Longest MicroVM id the API accepts.
-pub const MAX_MICROVM_ID_LEN: usize = 256;
+pub use crate::grammar::MAX_MICROVM_ID_LEN;
 /// RunMicrovm accepts `maximumDurationInSeconds` in 1..=28800.
 pub const MAX_DURATION_SECONDS: u32 = 28_800;
 /// Longest free-text field (owner, reason, environment, correlation id).
@@ -292,17 +292,12 @@ impl Action {
         }
         match self {
             Action::Run(r) => {
-                if !is_image_arn(&r.image_arn) {
-                    return Err(FieldError::new(
-                        "image_arn",
-                        "must be a MicroVM image ARN (arn:PARTITION:lambda:REGION:ACCOUNT:microvm-image:NAME)",
-                    ));
-                }
+                grammar::image_arn(&r.image_arn).map_err(|e| FieldError::new("image_arn", e))?;
                 if let Some(v) = &r.image_version {
-                    text("image_version", Some(v), true)?;
+                    grammar::image_version(v).map_err(|e| FieldError::new("image_version", e))?;
                 }
-                RoleRef::from_role_arn(&r.execution_role_arn)
-                    .map_err(|e| FieldError::new("execution_role_arn", e.to_string()))?;
+                grammar::role_arn(&r.execution_role_arn)
+                    .map_err(|e| FieldError::new("execution_role_arn", e))?;
                 if r.duration_seconds == 0 || r.duration_seconds > MAX_DURATION_SECONDS {
                     return Err(FieldError::new(
                         "duration_seconds",
@@ -372,37 +367,9 @@ fn text(field: &str, v: Option<&str>, required: bool) -> Result<(), FieldError> 
     }
 }
 
-/// A MicroVM id from a path segment.
+/// A MicroVM id from a path segment ([`grammar::microvm_id`]).
 pub fn validate_microvm_id(id: &str) -> Result<(), FieldError> {
-    if id.is_empty() || id.len() > MAX_MICROVM_ID_LEN {
-        return Err(FieldError::new(
-            "microvm_id",
-            format!("must be 1..={MAX_MICROVM_ID_LEN} characters"),
-        ));
-    }
-    if !id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-    {
-        return Err(FieldError::new(
-            "microvm_id",
-            "may contain only letters, digits, `-`, `_` and `.`",
-        ));
-    }
-    Ok(())
-}
-
-/// `arn:PARTITION:lambda:REGION:ACCOUNT:microvm-image:NAME`.
-pub fn is_image_arn(arn: &str) -> bool {
-    let parts: Vec<&str> = arn.splitn(7, ':').collect();
-    parts.len() == 7
-        && parts[0] == "arn"
-        && !parts[1].is_empty()
-        && parts[2] == "lambda"
-        && !parts[3].is_empty()
-        && !parts[4].is_empty()
-        && parts[5] == "microvm-image"
-        && !parts[6].is_empty()
+    grammar::microvm_id(id).map_err(|e| FieldError::new("microvm_id", e))
 }
 
 #[cfg(test)]
@@ -450,6 +417,12 @@ mod tests {
             ("reason", json!("  ")),
             ("metadata", json!([1, 2])),
             ("owner", json!("a\u{0}b")),
+            // Regression: the region of an IAM ARN was ignored.
+            (
+                "execution_role_arn",
+                json!("arn:aws:iam:us-east-1:111122223333:role/sandbox"),
+            ),
+            ("image_version", json!("latest")),
         ];
         for (field, value) in cases {
             let mut v = good_run();
@@ -497,6 +470,8 @@ mod tests {
     fn microvm_ids_with_path_characters_are_rejected() {
         assert!(validate_microvm_id("ai-1234").is_ok());
         assert!(validate_microvm_id("../x").is_err());
+        // Regression: `..` (sent as `/microvms/%2e%2e/terminate`) passed the old character set.
+        assert!(validate_microvm_id("..").is_err());
         assert!(validate_microvm_id("").is_err());
         assert!(validate_microvm_id(&"a".repeat(257)).is_err());
     }

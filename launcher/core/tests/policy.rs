@@ -255,6 +255,15 @@ fn every_policy_row_gives_its_decision_and_rule() {
             RequireApproval,
             "image.unregistered",
         ),
+        // Regression: `image_version` was never checked; an allowed image at
+        // any version (a new, unreviewed one included) was auto-approved.
+        (
+            Some("ci"),
+            run(|r| r.image_version = Some("7".into())),
+            na,
+            RequireApproval,
+            "image.version_not_allowed",
+        ),
         (
             Some("ci"),
             lifecycle(Lifecycle::Suspend),
@@ -398,4 +407,41 @@ fn env_overrides_change_the_decision() {
         .1,
         "token.broad_ports"
     );
+}
+
+#[test]
+fn pinned_and_wildcard_image_versions_are_honoured() {
+    use Verdict::*;
+    let c = config(&[(
+        "ALLOWED_IMAGE_ARNS",
+        &format!("{IMAGE}:3, arn:aws:lambda:us-east-1:111122223333:microvm-image:any:*"),
+    )]);
+    let na = Target::NotApplicable;
+    let any = "arn:aws:lambda:us-east-1:111122223333:microvm-image:any";
+    let rows: Vec<(Action, Verdict, &str)> = vec![
+        (
+            run(|r| r.image_version = Some("3".into())),
+            AutoApprove,
+            "auto.run",
+        ),
+        (
+            run(|r| r.image_version = Some("4".into())),
+            RequireApproval,
+            "image.version_not_allowed",
+        ),
+        (run(|_| {}), RequireApproval, "image.version_not_allowed"),
+        (
+            run(|r| {
+                r.image_arn = any.into();
+                r.image_version = Some("12".into());
+            }),
+            AutoApprove,
+            "auto.run",
+        ),
+        (run(|r| r.image_arn = any.into()), AutoApprove, "auto.run"),
+    ];
+    for (action, verdict, rule) in rows {
+        let got = check(&c, Some("ci"), &action, na);
+        assert_eq!(got, (verdict, rule.to_string()), "{action:?}");
+    }
 }

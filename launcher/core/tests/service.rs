@@ -1,123 +1,13 @@
 //! The use cases and the approval state machine over the in-memory ports.
 
-use launcher_core::agents::{Caller, token_sha256_hex};
+mod common;
+
+use common::*;
+use launcher_core::agents::Caller;
 use launcher_core::fakes::*;
 use launcher_core::ports::Clock;
-use launcher_core::request::*;
-use launcher_core::{
-    Action, CallbackOutcome, Config, PortSet, Resolution, Service, ServiceError, State, Submitted,
-};
-use std::collections::HashMap;
-use std::sync::Arc;
+use launcher_core::{CallbackOutcome, Resolution, ServiceError, State, Submitted};
 use std::sync::atomic::Ordering;
-
-const IMAGE: &str = "arn:aws:lambda:us-east-1:111122223333:microvm-image:py";
-const SANDBOX: &str = "arn:aws:iam::111122223333:role/sandbox";
-
-struct World {
-    svc: Arc<Service>,
-    store: Arc<MemoryStore>,
-    ledger: Arc<MemoryLedger>,
-    vms: Arc<RecordingMicrovms>,
-    c1: Arc<MemoryApprovals>,
-    clock: Arc<ManualClock>,
-}
-
-fn world() -> World {
-    let file = format!(
-        r#"
-[policy]
-allowed_image_arns = ["{IMAGE}"]
-allowed_execution_role_arns = ["{SANDBOX}"]
-allowed_token_ports = [8080]
-approval_ttl_seconds = 600
-[[agents]]
-id = "ci"
-owner = "platform"
-environment = "dev"
-bearer_token_sha256 = ["{}"]
-[[agents]]
-id = "other"
-owner = "platform"
-environment = "dev"
-bearer_token_sha256 = ["{}"]
-"#,
-        token_sha256_hex("ci-token"),
-        token_sha256_hex("other-token")
-    );
-    let config = Config::from_parts(&file, &HashMap::new()).unwrap();
-    let store = Arc::new(MemoryStore::new());
-    let ledger = Arc::new(MemoryLedger::default());
-    let vms = Arc::new(RecordingMicrovms::default());
-    let c1 = Arc::new(MemoryApprovals::default());
-    let clock = Arc::new(ManualClock::at(1_000_000));
-    let ports = PortSet {
-        store: store.clone(),
-        ledger: ledger.clone(),
-        microvms: vms.clone(),
-        approvals: c1.clone(),
-        clock: clock.clone(),
-    };
-    World {
-        svc: Arc::new(Service::new(
-            config,
-            ports,
-            "http://launcher/contro1/callback",
-        )),
-        store,
-        ledger,
-        vms,
-        c1,
-        clock,
-    }
-}
-
-fn ci() -> Caller {
-    Caller::Bearer {
-        token: "ci-token".into(),
-    }
-}
-
-fn run(f: impl FnOnce(&mut RunRequest)) -> Action {
-    let mut r = RunRequest {
-        agent_id: None,
-        owner: Some("team-a".into()),
-        reason: "tests".into(),
-        environment: None,
-        image_arn: IMAGE.into(),
-        image_version: None,
-        execution_role_arn: SANDBOX.into(),
-        duration_seconds: 600,
-        network_egress: NetworkEgress::None,
-        shell_access: false,
-        correlation_id: Some("case-1".into()),
-        metadata: serde_json::json!({}),
-    };
-    f(&mut r);
-    Action::Run(r)
-}
-
-fn shell(vm: &str) -> Action {
-    Action::ShellToken {
-        microvm_id: vm.into(),
-        request: ShellTokenRequest {
-            agent_id: None,
-            owner: Some("team-a".into()),
-            reason: "debug".into(),
-            environment: None,
-            token_ttl_seconds: 300,
-            correlation_id: None,
-            metadata: serde_json::json!({}),
-        },
-    }
-}
-
-async fn pending_id(w: &World, action: Action) -> String {
-    match w.svc.submit(&ci(), action).await.unwrap() {
-        Submitted::Pending { request_id, .. } => request_id,
-        other => panic!("expected pending, got {other:?}"),
-    }
-}
 
 #[tokio::test]
 async fn auto_approved_run_audits_first_then_calls_aws_with_the_audit_id_then_records_the_ledger() {
@@ -169,7 +59,7 @@ async fn approved_callback_executes_the_stored_input_once_even_when_replayed() {
     let w = world();
     let id = pending_id(&w, run(|r| r.duration_seconds = 5000)).await;
     assert!(w.vms.calls().is_empty());
-    let first = w.svc.on_callback(&id, Resolution::Approved).await.unwrap();
+    let first = approve(&w, &id).await;
     assert_eq!(
         first,
         CallbackOutcome::Executed {
@@ -195,6 +85,7 @@ async fn approved_callback_executes_the_stored_input_once_even_when_replayed() {
 async fn concurrent_callbacks_execute_once() {
     let w = world();
     let id = pending_id(&w, run(|r| r.duration_seconds = 5000)).await;
+    w.c1.decide(&id, Resolution::Approved);
     let mut handles = Vec::new();
     for _ in 0..10 {
         let svc = w.svc.clone();
@@ -268,12 +159,9 @@ async fn unknown_request_is_not_found() {
 async fn shell_token_is_returned_once_and_only_to_the_agent_that_asked() {
     let w = world();
     // The VM must be in the ledger (started through the launcher) to get a shell token.
-    let Submitted::Executed { result, .. } = w.svc.submit(&ci(), run(|_| {})).await.unwrap() else {
-        panic!()
-    };
-    let vm = result.microvm_id.unwrap();
+    let vm = managed_vm(&w).await;
     let id = pending_id(&w, shell(&vm)).await;
-    w.svc.on_callback(&id, Resolution::Approved).await.unwrap();
+    approve(&w, &id).await;
     let other = Caller::Bearer {
         token: "other-token".into(),
     };
@@ -309,13 +197,13 @@ async fn body_agent_id_that_disagrees_is_refused_before_anything_else() {
 }
 
 #[tokio::test]
-async fn unknown_caller_is_blocked_and_audited() {
+async fn unknown_iam_principal_is_blocked_and_audited() {
     let w = world();
     let r = w
         .svc
         .submit(
-            &Caller::Bearer {
-                token: "guess".into(),
+            &Caller::Iam {
+                arn: "arn:aws:sts::111122223333:assumed-role/stranger/s".into(),
             },
             run(|_| {}),
         )
@@ -334,12 +222,44 @@ async fn unknown_caller_is_blocked_and_audited() {
     assert!(w.vms.calls().is_empty());
 }
 
+/// Regression: an anonymous caller, or a bearer token nobody holds, got its
+/// body validated and then a 403 with a Contro1 audit record; it is now
+/// refused as unauthenticated before anything else, Contro1 untouched.
+#[tokio::test]
+async fn an_unidentified_caller_is_unauthenticated_and_contro1_is_not_touched() {
+    let w = world();
+    for caller in [
+        Caller::Anonymous,
+        Caller::Bearer {
+            token: "guess".into(),
+        },
+    ] {
+        let r = w
+            .svc
+            .submit(&caller, run(|r| r.reason = String::new()))
+            .await;
+        assert!(matches!(r, Err(ServiceError::Unauthenticated)), "{r:?}");
+        let r = w.svc.get_request(&caller, "rq-1").await;
+        assert!(matches!(r, Err(ServiceError::Unauthenticated)), "{r:?}");
+    }
+    assert!(w.c1.audits().is_empty());
+    assert!(w.vms.calls().is_empty());
+}
+
 #[tokio::test]
 async fn ledger_failure_after_the_call_withholds_the_result() {
     let w = world();
     w.ledger.fail_writes.store(true, Ordering::SeqCst);
     let r = w.svc.submit(&ci(), run(|_| {})).await;
     assert!(matches!(r, Err(ServiceError::Unrecorded { .. })), "{r:?}");
+    // The execution is kept for the reconciler, with what AWS answered.
+    let Err(ServiceError::Unrecorded { request_id, .. }) = r else {
+        unreachable!()
+    };
+    use launcher_core::ports::PendingStore;
+    let rec = w.store.get(&request_id).await.unwrap().unwrap();
+    assert_eq!(rec.state, State::Executing);
+    assert!(rec.result.unwrap().microvm_id.is_some());
 }
 
 #[tokio::test]

@@ -8,17 +8,24 @@
 #![allow(dead_code)]
 
 use aws_config::SdkConfig;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use contro1::standin::{StandIn, StandInConfig, StandInHandle};
+use http_body_util::BodyExt;
 use launcher::adapters::{Connectors, Contro1Approvals, LedgerAdapter, SdkMicrovms};
 use launcher::settings::Settings;
 use launcher::store::DynamoPendingStore;
 use launcher_core::agents::token_sha256_hex;
 use launcher_core::ports::SystemClock;
 use launcher_core::{Config, PortSet};
+use serde_json::{Value, json};
+use shared_core::webhook::Decision;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::emulator::Emulator;
+use testkit::fault_proxy::FaultProxy;
+use tower::ServiceExt;
 
 pub const API_KEY: &str = "test-contro1-key";
 pub const SECRET: &str = "test-webhook-secret";
@@ -117,6 +124,19 @@ pub struct Setup {
     /// Attempts per MicroVMs call with the SDK's standard retry mode;
     /// `None` is the emulator's client without retries.
     pub microvms_attempts: Option<u32>,
+    /// How tokens are sealed; `None` is a key in this process.
+    pub sealer: Option<Arc<dyn launcher::seal::Sealer>>,
+    /// `APPROVAL_REQUESTS_PER_MINUTE`; `None` is 10000 (the load test asks
+    /// a hundred times a second).
+    pub approvals_per_minute: Option<u32>,
+    /// Put a [`FaultProxy::serialise_items`] proxy between the launcher and
+    /// moto (when `dynamodb_sdk` is `None`). DynamoDB applies each
+    /// conditional write to an item atomically; moto does not (two
+    /// concurrent `pending → executing` writes can both pass its
+    /// condition), so tests that count executions under concurrent
+    /// callbacks need this to test the launcher against DynamoDB's
+    /// guarantee rather than moto's race.
+    pub serialise_dynamodb: bool,
 }
 
 impl Setup {
@@ -127,6 +147,9 @@ impl Setup {
             contro1_max_retries: None,
             dynamodb_sdk: None,
             microvms_attempts: None,
+            sealer: None,
+            approvals_per_minute: None,
+            serialise_dynamodb: false,
         }
     }
 }
@@ -142,20 +165,99 @@ pub struct Harness {
     pub ledger_table: String,
     /// The ledger table, read straight from moto.
     pub ledger: shared_aws::DynamoLedger,
+    /// The serialising proxy of [`Setup::serialise_dynamodb`], kept alive.
+    pub serialiser: Option<FaultProxy>,
+}
+
+/// Requests through the router (`oneshot`), as an agent with a bearer
+/// token or as Contro1 posting a callback.
+impl Harness {
+    pub async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&bytes)}));
+        (status, v)
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(
+            Request::post(path)
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
+        self.send(
+            Request::get(path)
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn callback(&self, body: Vec<u8>, headers: &[(&str, String)]) -> (StatusCode, Value) {
+        let mut b = Request::post("/contro1/callback").header("content-type", "application/json");
+        for (k, v) in headers {
+            b = b.header(*k, v);
+        }
+        self.send(b.body(Body::from(body)).unwrap()).await
+    }
+
+    /// A reviewer approves `id` in the stand-in; its signed callback is
+    /// delivered through the router.
+    pub async fn approve(&self, id: &str) -> (StatusCode, Value) {
+        let cb = self.c1.decide(id, Decision::Approved).unwrap();
+        let headers: Vec<(&str, String)> = cb.headers().into_iter().collect();
+        self.callback(cb.body.clone(), &headers).await
+    }
+
+    /// How many `op` calls the emulator served.
+    pub fn emulator_calls(&self, op: &str) -> usize {
+        self.emu
+            .calls()
+            .iter()
+            .filter(|c| c.operation == op)
+            .count()
+    }
+}
+
+/// The pending table as the templates create it: `pk`, and the sparse
+/// index `executing-index` (`executing` S, `executing_since` N) the
+/// reconciler queries.
+pub async fn create_pending_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+    testkit::moto::create_pending_table(client, name, launcher::store::DEFAULT_EXECUTING_INDEX)
+        .await;
 }
 
 /// The launcher's router built from `setup`, with `public_url` as its
 /// `LAUNCHER_PUBLIC_URL` (the base of the callback_url Contro1 gets).
 pub async fn harness(setup: Setup, public_url: &str) -> Harness {
     let dynamo = testkit::moto::dynamodb_client().await;
-    let launcher_dynamo = match &setup.dynamodb_sdk {
-        Some(sdk) => aws_sdk_dynamodb::Client::new(sdk),
-        None => dynamo.clone(),
+    let serialiser = match (&setup.dynamodb_sdk, setup.serialise_dynamodb) {
+        (None, true) => {
+            let proxy = FaultProxy::start().await;
+            proxy.serialise_items();
+            Some(proxy)
+        }
+        _ => None,
+    };
+    let launcher_dynamo = match (&setup.dynamodb_sdk, &serialiser) {
+        (Some(sdk), _) => aws_sdk_dynamodb::Client::new(sdk),
+        (None, Some(proxy)) => aws_sdk_dynamodb::Client::new(&proxy.sdk_config().await),
+        (None, None) => dynamo.clone(),
     };
     let pending_table = testkit::unique_name("pending");
     let ledger_table = testkit::unique_name("ledger");
-    testkit::moto::create_pk_table(&dynamo, &pending_table).await;
+    create_pending_table(&dynamo, &pending_table).await;
     testkit::moto::create_pk_table(&dynamo, &ledger_table).await;
+    let approvals_per_minute = setup.approvals_per_minute.unwrap_or(10_000).to_string();
     let emu = Emulator::start().await;
     let c1 = StandIn::start(StandInConfig::new(API_KEY, SECRET))
         .await
@@ -166,6 +268,10 @@ pub async fn harness(setup: Setup, public_url: &str) -> Harness {
         ("CONTRO1_WEBHOOK_SECRET", SECRET),
         ("PENDING_TABLE", pending_table.as_str()),
         ("LEDGER_TABLE", ledger_table.as_str()),
+        (
+            "APPROVAL_REQUESTS_PER_MINUTE",
+            approvals_per_minute.as_str(),
+        ),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -188,6 +294,10 @@ pub async fn harness(setup: Setup, public_url: &str) -> Harness {
         store: Arc::new(DynamoPendingStore::new(
             launcher_dynamo.clone(),
             &pending_table,
+            setup
+                .sealer
+                .clone()
+                .unwrap_or_else(|| Arc::new(launcher::seal::LocalSealer::random())),
         )),
         ledger: Arc::new(LedgerAdapter(shared_aws::DynamoLedger::new(
             launcher_dynamo,
@@ -213,6 +323,7 @@ pub async fn harness(setup: Setup, public_url: &str) -> Harness {
         dynamo,
         pending_table,
         ledger_table,
+        serialiser,
     }
 }
 

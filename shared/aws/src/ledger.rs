@@ -2,7 +2,7 @@
 //! read in batches by the detector.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use shared_core::LedgerEntry;
 use shared_core::ledger::{PK, call_key, vm_key};
 use std::collections::{HashMap, HashSet};
@@ -10,7 +10,9 @@ use std::time::Duration;
 
 /// BatchGetItem accepts at most 100 keys per request.
 const BATCH_GET_MAX: usize = 100;
-/// How often unprocessed keys are retried before giving up.
+/// BatchWriteItem accepts at most 25 puts per request.
+const BATCH_WRITE_MAX: usize = 25;
+/// How often unprocessed keys or items are retried before giving up.
 const MAX_UNPROCESSED_ROUNDS: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,10 +24,11 @@ pub enum LedgerError {
         message: String,
     },
     #[error(
-        "ledger table `{table}`: {remaining} keys still unprocessed after {rounds} BatchGetItem rounds"
+        "ledger table `{table}`: {remaining} keys or items still unprocessed after {rounds} {op} rounds"
     )]
     Unprocessed {
         table: String,
+        op: &'static str,
         remaining: usize,
         rounds: u32,
     },
@@ -139,9 +142,37 @@ impl DynamoLedger {
     /// Record one governed call: a `call#` item when the AWS request id is
     /// known, and a `vm#` item for a successful RunMicrovm.
     pub async fn record(&self, entry: &LedgerEntry) -> Result<(), LedgerError> {
+        self.record_attempts(entry, &[]).await
+    }
+
+    /// Record one governed call made in several attempts: a `call#` item for
+    /// every attempt's request id (`attempt_request_ids`, in order) and for
+    /// the entry's own, each with `attempt` (1-based position, `0` for an id
+    /// seen only as the entry's), and the `vm#` item of a successful
+    /// RunMicrovm. All of them go in one `BatchWriteItem` (unprocessed
+    /// items are sent again, a bounded number of rounds). Puts are
+    /// idempotent, so a retried record is harmless.
+    pub async fn record_attempts(
+        &self,
+        entry: &LedgerEntry,
+        attempt_request_ids: &[String],
+    ) -> Result<(), LedgerError> {
         let mut items = Vec::new();
-        if let Some(req) = &entry.aws_request_id {
-            items.push(Self::item(entry, call_key(req), "call"));
+        let mut seen = HashSet::new();
+        for (i, req) in attempt_request_ids.iter().enumerate() {
+            if seen.insert(req.as_str()) {
+                let mut item = Self::item(entry, call_key(req), "call");
+                item.insert("attempt".into(), AttributeValue::N((i + 1).to_string()));
+                item.insert("attempt_request_id".into(), s(req));
+                items.push(item);
+            }
+        }
+        if let Some(req) = &entry.aws_request_id
+            && seen.insert(req.as_str())
+        {
+            let mut item = Self::item(entry, call_key(req), "call");
+            item.insert("attempt".into(), AttributeValue::N("0".into()));
+            items.push(item);
         }
         if entry.operation == "RunMicrovm"
             && entry.outcome == "succeeded"
@@ -149,16 +180,70 @@ impl DynamoLedger {
         {
             items.push(Self::item(entry, vm_key(vm), "vm"));
         }
-        for item in items {
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .map_err(|e| self.aws_err("PutItem", e))?;
+        for chunk in items.chunks(BATCH_WRITE_MAX) {
+            let requests = chunk
+                .iter()
+                .map(|item| {
+                    PutRequest::builder()
+                        .set_item(Some(item.clone()))
+                        .build()
+                        .map(|p| WriteRequest::builder().put_request(p).build())
+                        .map_err(|e| self.aws_err("BatchWriteItem", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.in_rounds("BatchWriteItem", requests, |pending| async move {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| self.aws_err("BatchWriteItem", e))?;
+                let left = out
+                    .unprocessed_items()
+                    .and_then(|u| u.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
+                Ok((left, Vec::<()>::new()))
+            })
+            .await?;
         }
         Ok(())
+    }
+
+    /// Send `pending` with `send` until nothing is left unprocessed, at most
+    /// [`MAX_UNPROCESSED_ROUNDS`] rounds with a growing pause between them;
+    /// `send` answers what is left and what it found. Everything found.
+    async fn in_rounds<T, R, F, Fut>(
+        &self,
+        op: &'static str,
+        mut pending: Vec<T>,
+        mut send: F,
+    ) -> Result<Vec<R>, LedgerError>
+    where
+        F: FnMut(Vec<T>) -> Fut,
+        Fut: std::future::Future<Output = Result<(Vec<T>, Vec<R>), LedgerError>>,
+    {
+        let mut found = Vec::new();
+        let mut round = 0;
+        while !pending.is_empty() {
+            if round >= MAX_UNPROCESSED_ROUNDS {
+                return Err(LedgerError::Unprocessed {
+                    table: self.table.clone(),
+                    op,
+                    remaining: pending.len(),
+                    rounds: round,
+                });
+            }
+            if round > 0 {
+                tokio::time::sleep(Duration::from_millis(25u64 << round.min(6))).await;
+            }
+            round += 1;
+            let (left, got) = send(pending).await?;
+            found.extend(got);
+            pending = left;
+        }
+        Ok(found)
     }
 
     /// Which of these MicroVM ids have a `vm#` item. Batched, 100 keys a call.
@@ -209,48 +294,42 @@ impl DynamoLedger {
         let mut found = HashSet::new();
         let unique: Vec<&String> = keys.iter().collect::<HashSet<_>>().into_iter().collect();
         for chunk in unique.chunks(BATCH_GET_MAX) {
-            let mut pending: Vec<HashMap<String, AttributeValue>> = chunk
+            let keys: Vec<HashMap<String, AttributeValue>> = chunk
                 .iter()
                 .map(|k| HashMap::from([(PK.to_string(), AttributeValue::S((*k).clone()))]))
                 .collect();
-            let mut round = 0;
-            while !pending.is_empty() {
-                if round >= MAX_UNPROCESSED_ROUNDS {
-                    return Err(LedgerError::Unprocessed {
-                        table: self.table.clone(),
-                        remaining: pending.len(),
-                        rounds: round,
-                    });
-                }
-                if round > 0 {
-                    tokio::time::sleep(Duration::from_millis(25u64 << round.min(6))).await;
-                }
-                round += 1;
-                let ka = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut pending)))
-                    .projection_expression("#pk")
-                    .expression_attribute_names("#pk", PK)
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| self.aws_err("BatchGetItem", e))?;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, ka)
-                    .send()
-                    .await
-                    .map_err(|e| self.aws_err("BatchGetItem", e))?;
-                if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
-                    for item in items {
-                        if let Some(pk) = item.get(PK).and_then(|v| v.as_s().ok()) {
-                            found.insert(pk.clone());
-                        }
-                    }
-                }
-                if let Some(un) = out.unprocessed_keys().and_then(|u| u.get(&self.table)) {
-                    pending = un.keys().to_vec();
-                }
-            }
+            let got = self
+                .in_rounds("BatchGetItem", keys, |pending| async move {
+                    let ka = KeysAndAttributes::builder()
+                        .set_keys(Some(pending))
+                        .projection_expression("#pk")
+                        .expression_attribute_names("#pk", PK)
+                        .consistent_read(true)
+                        .build()
+                        .map_err(|e| self.aws_err("BatchGetItem", e))?;
+                    let out = self
+                        .client
+                        .batch_get_item()
+                        .request_items(&self.table, ka)
+                        .send()
+                        .await
+                        .map_err(|e| self.aws_err("BatchGetItem", e))?;
+                    let got = out
+                        .responses()
+                        .and_then(|r| r.get(&self.table))
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|item| item.get(PK).and_then(|v| v.as_s().ok()).cloned())
+                        .collect();
+                    let left = out
+                        .unprocessed_keys()
+                        .and_then(|u| u.get(&self.table))
+                        .map(|k| k.keys().to_vec())
+                        .unwrap_or_default();
+                    Ok((left, got))
+                })
+                .await?;
+            found.extend(got);
         }
         Ok(found)
     }

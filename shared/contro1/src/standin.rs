@@ -383,6 +383,13 @@ impl StandInState {
         Ok(self.deliver(cb).await)
     }
 
+    /// Resolves request `id` as a reviewer would (its state changes, so
+    /// `GET /requests/{id}` reports the decision) and returns the signed
+    /// callback **without** sending it, for tests that post it themselves.
+    pub fn decide(&self, id: &str, decision: Decision) -> Result<SignedCallback, StandInError> {
+        self.settle(id, decision, DEFAULT_REVIEWER)
+    }
+
     /// A callback for `id` carrying `decision`, signed now, **not** sent and
     /// without changing the request (for tests that post it themselves).
     pub fn signed_callback(

@@ -8,7 +8,7 @@
 //!
 //! | `pk` | written when | used by |
 //! | --- | --- | --- |
-//! | `call#<aws_request_id>` | after every governed call the launcher makes (success or failure) | detector: a CloudTrail governed call by the launcher role whose `requestID` has no `call#` item was made with the launcher's credentials outside the launcher |
+//! | `call#<aws_request_id>` | after every governed call the launcher makes (success or failure), **one per attempt**: the SDK retries a throttled or failed call, each attempt gets its own `x-amzn-RequestId` and CloudTrail logs each, so every attempt's id has an item (`attempt` = 1-based position; `0` for an id known only from the final answer) | detector: a CloudTrail governed call by the launcher role whose `requestID` has no `call#` item was made with the launcher's credentials outside the launcher; any attempt's id counts |
 //! | `vm#<microvm_id>` | after a successful RunMicrovm | sweep: a listed MicroVM with no `vm#` item is unmanaged |
 //!
 //! Both items carry every field of [`LedgerEntry`] as plain attributes (`S`

@@ -21,6 +21,14 @@
 //! - The MAC is computed over the timestamp header text exactly as received
 //!   (which is what the sender signed), after checking it parses as an integer.
 //! - An empty secret never verifies anything ([`WebhookError::EmptySecret`]).
+//! - The window is at most [`MAX_WINDOW_SECS`]: a larger one is clamped, so
+//!   a misconfiguration cannot turn a captured callback into a long-lived one.
+//! - A verified body is parsed with [`Callback::from_slice`], which refuses a
+//!   key that appears twice in any object, at any depth: JSON parsers
+//!   disagree on which copy wins (`{"approved":false,"approved":true}`), so a
+//!   signed body must say each thing once.
+//! - [`WebhookError::public_message`] is what a sender is told: the same as
+//!   `Display` except that the receiver's clock is left out.
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -36,6 +44,8 @@ pub const TIMESTAMP_HEADER: &str = "X-Centcom-Timestamp";
 pub const REQUEST_ID_HEADER: &str = "X-Centcom-Request-Id";
 /// Default tolerated distance between the signed timestamp and now, either way.
 pub const DEFAULT_WINDOW_SECS: u64 = 300;
+/// Largest tolerated distance, whatever the configuration says.
+pub const MAX_WINDOW_SECS: u64 = 900;
 
 /// Length in hex characters of a SHA-256 HMAC.
 const SIGNATURE_HEX_LEN: usize = 64;
@@ -70,6 +80,21 @@ pub enum WebhookError {
     Mismatch,
 }
 
+impl WebhookError {
+    /// The error as the sender is told it: `Display` without the receiver's
+    /// clock (which helps nobody but someone timing a replay).
+    pub fn public_message(&self) -> String {
+        match self {
+            WebhookError::Stale {
+                timestamp, window, ..
+            } => format!(
+                "webhook timestamp {timestamp} is more than {window} s away from the receiver's clock: stale or from the future"
+            ),
+            other => other.to_string(),
+        }
+    }
+}
+
 fn mac_for(secret: &[u8], timestamp: &str, raw_body: &[u8]) -> HmacSha256 {
     // HMAC accepts keys of any length, including empty; `new_from_slice` cannot fail.
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
@@ -91,8 +116,9 @@ pub fn sign(secret: &[u8], timestamp: i64, raw_body: &[u8]) -> String {
 /// received. Returns the verified timestamp.
 ///
 /// Checks, in order: headers present, secret non-empty, timestamp an integer,
-/// timestamp within `window_secs` of `now_unix` (either direction), signature
-/// 64 hex digits, then the HMAC in constant time.
+/// timestamp within `window_secs` (at most [`MAX_WINDOW_SECS`]) of `now_unix`
+/// (either direction), signature 64 hex digits, then the HMAC in constant
+/// time.
 pub fn verify(
     secret: &[u8],
     signature_hex: Option<&str>,
@@ -111,6 +137,7 @@ pub fn verify(
         .map_err(|_| WebhookError::BadTimestamp {
             value: timestamp_text.chars().take(40).collect(),
         })?;
+    let window_secs = window_secs.min(MAX_WINDOW_SECS);
     let distance = (i128::from(now_unix) - i128::from(ts)).unsigned_abs();
     if distance > u128::from(window_secs) {
         return Err(WebhookError::Stale {
@@ -202,13 +229,17 @@ impl Callback {
     /// Parses a raw (already verified) callback body.
     /// The body must be a JSON object: serde's derive would also accept the
     /// fields as a JSON array in declaration order, which no sender means.
+    /// A key repeated in any object of the body is refused
+    /// ([`check_unique_keys`]).
     pub fn from_slice(raw_body: &[u8]) -> Result<Self, serde_json::Error> {
         if raw_body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
             return Err(serde::de::Error::custom(
                 "callback body must be a JSON object, found an array",
             ));
         }
-        serde_json::from_slice(raw_body)
+        let cb = serde_json::from_slice(raw_body)?;
+        check_unique_keys(raw_body)?;
+        Ok(cb)
     }
 
     /// The decision this callback carries.
@@ -245,6 +276,90 @@ impl Callback {
         } else {
             Decision::Denied
         }
+    }
+}
+
+/// Refuses a JSON text in which any object, at any depth, has a key twice
+/// (compared after unescaping: `"a"` and `"\u0061"` are one key). The error
+/// names the key and where it is (`response`, `metadata.items[2]`, or the
+/// top level). Nesting is bounded by serde_json's recursion limit.
+pub fn check_unique_keys(raw: &[u8]) -> Result<(), serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    Unique { path: "" }.deserialize(&mut de)?;
+    de.end()
+}
+
+/// Walks one JSON value, checking every object's keys; `path` is where the
+/// value sits (empty for the top level).
+struct Unique<'p> {
+    path: &'p str,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Unique<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Unique<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0usize;
+        loop {
+            let path = format!("{}[{i}]", self.path);
+            if seq.next_element_seed(Unique { path: &path })?.is_none() {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = if self.path.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.path)
+            };
+            if !seen.insert(key) {
+                let (key, at) = match path.rsplit_once('.') {
+                    Some((parent, k)) if !self.path.is_empty() => (k, format!("`{parent}`")),
+                    _ => (path.as_str(), "the top level".to_string()),
+                };
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate key `{key}` in {at}: a signed body must say each thing once"
+                )));
+            }
+            map.next_value_seed(Unique { path: &path })?;
+        }
+        Ok(())
     }
 }
 
@@ -608,5 +723,70 @@ mod tests {
                 Err(WebhookError::Mismatch)
             );
         }
+    }
+
+    #[test]
+    fn a_window_larger_than_the_maximum_is_clamped() {
+        let now = TS + MAX_WINDOW_SECS as i64 + 1;
+        assert!(matches!(
+            verify(
+                SECRET,
+                Some(KNOWN_SIG),
+                Some("1700000000"),
+                BODY,
+                now,
+                u64::MAX
+            ),
+            Err(WebhookError::Stale {
+                window: MAX_WINDOW_SECS,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_public_message_of_a_stale_timestamp_leaves_out_the_receivers_clock() {
+        let e = WebhookError::Stale {
+            timestamp: 5,
+            now: 1_800_000_000,
+            window: 300,
+        };
+        assert!(e.to_string().contains("1800000000"));
+        assert!(
+            !e.public_message().contains("1800000000"),
+            "{}",
+            e.public_message()
+        );
+        assert!(e.public_message().contains("more than 300 s"));
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth_naming_the_key_and_where() {
+        for (body, expected) in [
+            (
+                r#"{"request_id":"r","state":"answered","response":{"approved":false,"approved":true}}"#,
+                "duplicate key `approved` in `response`",
+            ),
+            (
+                r#"{"request_id":"r","state":"answered","metadata":{"a":[{"x":1},{"x":1,"x":2}]}}"#,
+                "duplicate key `x` in `metadata.a[1]`",
+            ),
+            (
+                r#"{"request_id":"r","state":"answered","response":{"approved":true,"approved":false}}"#,
+                "duplicate key `approved` in `response`",
+            ),
+            (
+                r#"{"request_id":"r","state":"answered","extra":1,"extra":2}"#,
+                "duplicate key `extra` in the top level",
+            ),
+        ] {
+            let e = Callback::from_slice(body.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(expected), "{body}: {e}");
+        }
+        // Equal keys in different objects are fine.
+        let ok = br#"{"request_id":"r","state":"answered","response":{"approved":true},"metadata":{"approved":1}}"#;
+        assert!(Callback::from_slice(ok).is_ok());
     }
 }

@@ -216,6 +216,23 @@ fn bad_callback_bodies_are_refused_naming_the_field() {
             br#"{"request_id":"r","state":"answered","responded_at":{"t":1}}"#,
             "responded_at must be a string or a number",
         ),
+        // Regression: a signed body with a key twice inside `response`
+        // executed (serde_json keeps the last copy; other parsers the first).
+        (
+            "`approved` twice inside response",
+            br#"{"request_id":"r","state":"answered","response":{"approved":false,"approved":true}}"#,
+            "duplicate key `approved` in `response`: a signed body must say each thing once",
+        ),
+        (
+            "a key twice deep inside metadata",
+            br#"{"request_id":"r","state":"answered","metadata":{"a":{"b":[{"c":1,"c":1}]}}}"#,
+            "duplicate key `c` in `metadata.a.b[0]`",
+        ),
+        (
+            "state twice at the top level",
+            br#"{"request_id":"r","state":"denied","state":"answered"}"#,
+            "duplicate field `state`",
+        ),
         (
             "100k nested arrays as response",
             deep.as_bytes(),

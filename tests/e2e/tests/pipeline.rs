@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 use testkit::emulator::{CallerIdentity, Emulator};
 use testkit::lambda_runtime::{
-    Function, FunctionUrl, IamCaller, function_url_event, function_url_response, workspace_binary,
+    Function, FunctionUrl, IamCaller, call_function_url, workspace_binary,
 };
 use testkit::moto;
 use tokio::sync::Mutex;
@@ -80,31 +80,7 @@ async fn agent_call(
     path: &str,
     body: Option<&Value>,
 ) -> (u16, Value) {
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let event = function_url_event(
-        method,
-        path,
-        &[
-            ("content-type".into(), "application/json".into()),
-            ("user-agent".into(), "ci-agent/1.0".into()),
-        ],
-        body.as_bytes(),
-        Some(&agent()),
-    );
-    let answer = launcher
-        .lock()
-        .await
-        .invoke(&event)
-        .await
-        .unwrap_or_else(|e| panic!("launcher {method} {path}: {e}"));
-    let (status, bytes) = function_url_response(&answer);
-    let v = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-        panic!(
-            "launcher {method} {path}: body is not JSON ({e}): {}",
-            String::from_utf8_lossy(&bytes)
-        )
-    });
-    (status, v)
+    call_function_url(launcher, None, method, path, body, Some(&agent())).await
 }
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -236,9 +212,13 @@ async fn governed_and_bypass_microvm_activity_flows_from_agents_to_the_security_
     let pending_table = testkit::unique_name("launcher-pending");
     let ledger_table = testkit::unique_name("microvm-ledger");
     let dedupe_table = testkit::unique_name("detector-dedupe");
-    for t in [&pending_table, &ledger_table, &dedupe_table] {
+    moto::create_pending_table(&ddb, &pending_table, "executing-index").await;
+    for t in [&ledger_table, &dedupe_table] {
         moto::create_pk_table(&ddb, t).await;
     }
+    // The key the launcher seals tokens with at rest (envelope encryption).
+    let token_key =
+        moto::create_kms_key(&aws_sdk_kms::Client::new(&sdk), "launcher tokens at rest").await;
     // CloudTrail's bucket notifies the detector's queue of every new log file.
     let trail_bucket = testkit::unique_name("cloudtrail-logs");
     moto::create_bucket(&s3, &trail_bucket).await;
@@ -340,8 +320,9 @@ principal_arns = ["{AGENT_ROLE}"]
         ),
     )
     .unwrap();
-    // The public Function URL Contro1 posts its callbacks to: its address goes into the
-    // launcher's own environment, so bind it first.
+    // The public Function URL Contro1 posts its callbacks to (on the alias
+    // `contro1-webhook`, the only invocations the launcher serves the callback to): its
+    // address goes into the launcher's own environment, so bind it first.
     let webhook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let public_url = format!("http://{}", webhook_listener.local_addr().unwrap());
     let moto_endpoint = moto_url.clone();
@@ -364,12 +345,14 @@ principal_arns = ["{AGENT_ROLE}"]
                 ("LEDGER_TABLE", &ledger_table),
                 ("LAUNCHER_PUBLIC_URL", &public_url),
                 ("LAUNCHER_CONFIG", policy.to_str().unwrap()),
+                ("TOKEN_KMS_KEY_ID", &token_key),
                 ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
             ]),
         )
         .await,
     ));
-    let webhook_url = FunctionUrl::serve(webhook_listener, launcher.clone());
+    let webhook_url =
+        FunctionUrl::serve_alias(webhook_listener, launcher.clone(), "contro1-webhook");
     assert_eq!(webhook_url.url(), public_url);
     let detector = Mutex::new(
         Function::spawn(
@@ -451,6 +434,46 @@ principal_arns = ["{AGENT_ROLE}"]
     assert_eq!(delivery.status, Some(200), "{:?}", delivery.error);
     let again = contro1.redeliver(&shell_id).await.expect("redeliver");
     assert_eq!(again.status, Some(200), "redelivery is acknowledged");
+
+    say("the token waits for its one fetch sealed under a KMS data key, never in plaintext");
+    let waiting_token = emulator
+        .calls()
+        .into_iter()
+        .find(|c| c.operation == "CreateMicrovmShellAuthToken")
+        .and_then(|c| {
+            c.response["authToken"]["X-aws-proxy-auth"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .expect("the emulator issued the shell token");
+    let item = ddb
+        .get_item()
+        .table_name(&pending_table)
+        .key("pk", AttributeValue::S(format!("req#{shell_id}")))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("read the pending item")
+        .item
+        .unwrap_or_else(|| panic!("no pending item for {shell_id}"));
+    for attr in ["token_sealed", "token_key"] {
+        assert!(
+            matches!(item.get(attr), Some(AttributeValue::B(b)) if !b.as_ref().is_empty()),
+            "{attr} missing: {item:?}"
+        );
+    }
+    let holds_token = |v: &AttributeValue| match v {
+        AttributeValue::B(b) => b
+            .as_ref()
+            .windows(waiting_token.len())
+            .any(|w| w == waiting_token.as_bytes()),
+        other => format!("{other:?}").contains(&waiting_token),
+    };
+    assert!(
+        !item.values().any(holds_token),
+        "the pending item holds the token in plaintext: {item:?}"
+    );
+    println!("   pending item: token_sealed + token_key (KMS-wrapped), no plaintext");
 
     say("agent ci-bot: GET /requests/{id} (the token, once)");
     let (status, fetched) =

@@ -27,6 +27,15 @@
 //! `x-id=` / the method (S3). Every request is recorded ([`FaultProxy::requests`])
 //! with whether it was faulted, so tests assert exact attempt counts.
 //!
+//! With [`FaultProxy::serialise_items`] the proxy also gives moto the one
+//! DynamoDB guarantee it lacks: DynamoDB applies each conditional write to
+//! an item atomically, but moto (threaded werkzeug, no lock between
+//! evaluating a `ConditionExpression` and applying the write) lets two
+//! concurrent `UpdateItem`s with the same condition both pass. The proxy
+//! then forwards one request per item at a time (requests on other items
+//! go on concurrently), which makes tests that count executions under
+//! concurrency deterministic.
+//!
 //! [`FaultProxy::sdk_config`] is [`crate::moto::sdk_config`] pointed at the
 //! proxy, with the SDK's default standard retry mode ([`SDK_MAX_ATTEMPTS`]
 //! attempts) and a short initial backoff so tests stay fast.
@@ -39,6 +48,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -55,7 +65,7 @@ pub enum Matcher {
     /// Every request.
     Any,
     /// A DynamoDB operation (`X-Amz-Target: DynamoDB_20120810.<operation>`),
-    /// optionally only on one table (`TableName` of the JSON body).
+    /// optionally only on one table ([`ProxiedRequest::table`]).
     DynamoDb {
         operation: String,
         table: Option<String>,
@@ -265,7 +275,8 @@ pub struct ProxiedRequest {
     pub service: String,
     /// `X-Amz-Target` operation, query `Action`, S3 `x-id` (or the method).
     pub operation: String,
-    /// DynamoDB `TableName`, when the body has one.
+    /// The DynamoDB table: `TableName`, or the only table a batch or
+    /// transaction names.
     pub table: Option<String>,
     /// HTTP method, upper case.
     pub method: String,
@@ -296,6 +307,16 @@ struct Shared {
     state: Mutex<ProxyState>,
     upstream: String,
     http: reqwest::Client,
+    /// With [`FaultProxy::serialise_items`]: one lock per DynamoDB item.
+    item_locks: Mutex<Option<ItemLocks>>,
+}
+
+/// The per-item locks of [`FaultProxy::serialise_items`], and each table's
+/// key attribute names (from `DescribeTable`, to find the key of a put).
+#[derive(Default)]
+struct ItemLocks {
+    locks: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    key_names: HashMap<String, Vec<String>>,
 }
 
 impl Shared {
@@ -353,6 +374,7 @@ impl FaultProxy {
             state: Mutex::new(ProxyState::default()),
             upstream: upstream.trim_end_matches('/').to_string(),
             http,
+            item_locks: Mutex::new(None),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -396,6 +418,20 @@ impl FaultProxy {
             remaining: None,
             fault,
         });
+    }
+
+    /// From now on, forward DynamoDB requests on one item one at a time
+    /// (every item a request names: `Key`, the key of a put's `Item`, the
+    /// items of a transaction or a batch), so moto applies each conditional
+    /// write atomically, as DynamoDB does (see the module documentation).
+    /// Queries and scans are not held back.
+    pub fn serialise_items(&self) {
+        let mut locks = self
+            .shared
+            .item_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        locks.get_or_insert_with(ItemLocks::default);
     }
 
     /// Removes every rule: from now on everything is forwarded.
@@ -494,9 +530,11 @@ fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Pro
     if let Some(op) = target {
         r.operation = op;
         if r.service == "dynamodb" {
-            r.table = serde_json::from_slice::<serde_json::Value>(body)
-                .ok()
-                .and_then(|v| v.get("TableName")?.as_str().map(str::to_string));
+            // `TableName`, or the one table of a batch or transaction.
+            let tables = dynamodb_tables(body);
+            if tables.len() == 1 {
+                r.table = tables.into_iter().next();
+            }
         }
     } else if r.service == "s3" {
         let x_id = uri.query().unwrap_or_default().split('&').find_map(|p| {
@@ -560,11 +598,180 @@ async fn handle(
             record.faulted = true;
             fault_response(&f, &record.service)
         }
-        None => forward(&shared, method, &uri, &headers, body).await,
+        None => {
+            let locks = if record.service == "dynamodb" {
+                item_locks(&shared, &body).await
+            } else {
+                Vec::new()
+            };
+            // In key order, so two multi-item requests never deadlock.
+            let mut held = Vec::with_capacity(locks.len());
+            for l in &locks {
+                held.push(l.lock().await);
+            }
+            let r = forward(&shared, method, &uri, &headers, body).await;
+            drop(held);
+            r
+        }
     };
     record.status = response.status().as_u16();
     shared.lock().log.push(record);
     response
+}
+
+/// Every table a DynamoDB request body names: `TableName`, the
+/// `TableName`s inside `TransactItems`, the keys of `RequestItems`.
+fn dynamodb_tables(body: &[u8]) -> BTreeSet<String> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return BTreeSet::new();
+    };
+    let mut out = BTreeSet::new();
+    if let Some(t) = v.get("TableName").and_then(|t| t.as_str()) {
+        out.insert(t.to_string());
+    }
+    for item in v
+        .get("TransactItems")
+        .and_then(|t| t.as_array())
+        .into_iter()
+        .flatten()
+    {
+        for op in item.as_object().into_iter().flat_map(|o| o.values()) {
+            if let Some(t) = op.get("TableName").and_then(|t| t.as_str()) {
+                out.insert(t.to_string());
+            }
+        }
+    }
+    if let Some(o) = v.get("RequestItems").and_then(|r| r.as_object()) {
+        out.extend(o.keys().cloned());
+    }
+    out
+}
+
+/// One item a DynamoDB request touches: its table and either its `Key` or
+/// the whole `Item` of a put.
+enum ItemRef<'a> {
+    Key(&'a str, &'a serde_json::Value),
+    Item(&'a str, &'a serde_json::Value),
+}
+
+/// The item one operation names (`Key`, or a put's `Item`), in `table` or
+/// its own `TableName`.
+fn item_of<'a>(table: Option<&'a str>, op: &'a serde_json::Value) -> Option<ItemRef<'a>> {
+    let table = table.or_else(|| op.get("TableName")?.as_str())?;
+    op.get("Key")
+        .map(|k| ItemRef::Key(table, k))
+        .or_else(|| op.get("Item").map(|i| ItemRef::Item(table, i)))
+}
+
+/// Every item a single-item, transaction or batch-write request names.
+fn dynamodb_items(v: &serde_json::Value) -> Vec<ItemRef<'_>> {
+    let mut out = Vec::new();
+    out.extend(item_of(None, v));
+    for t in v
+        .get("TransactItems")
+        .and_then(|t| t.as_array())
+        .into_iter()
+        .flatten()
+    {
+        out.extend(
+            t.as_object()
+                .into_iter()
+                .flat_map(|o| o.values())
+                .filter_map(|op| item_of(None, op)),
+        );
+    }
+    if let Some(o) = v.get("RequestItems").and_then(|r| r.as_object()) {
+        for (table, writes) in o {
+            for w in writes.as_array().into_iter().flatten() {
+                let op = w.get("PutRequest").or_else(|| w.get("DeleteRequest"));
+                out.extend(op.and_then(|op| item_of(Some(table), op)));
+            }
+        }
+    }
+    out
+}
+
+/// `table` + the key attributes, in name order: one lock name per item.
+fn lock_name(table: &str, key: &serde_json::Value, names: Option<&[String]>) -> String {
+    let mut parts: Vec<(String, String)> = key
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| names.is_none_or(|n| n.iter().any(|x| x == *k)))
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect();
+    parts.sort();
+    format!("{table}\u{0}{parts:?}")
+}
+
+/// The locks of the items `body` names, in lock-name order; none unless
+/// [`FaultProxy::serialise_items`] was called.
+async fn item_locks(shared: &Shared, body: &[u8]) -> Vec<Arc<tokio::sync::Mutex<()>>> {
+    let known = |t: &str| {
+        let guard = shared.item_locks.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map(|l| l.key_names.contains_key(t))
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    let items = dynamodb_items(&v);
+    // The key attributes of the tables a put names, asked of moto once.
+    for item in &items {
+        if let ItemRef::Item(table, _) = item {
+            match known(table) {
+                None => return Vec::new(),
+                Some(true) => {}
+                Some(false) => {
+                    let names = key_names(shared, table).await;
+                    let mut guard = shared.item_locks.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(l) = guard.as_mut() {
+                        l.key_names.insert(table.to_string(), names);
+                    }
+                }
+            }
+        }
+    }
+    let mut guard = shared.item_locks.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(l) = guard.as_mut() else {
+        return Vec::new();
+    };
+    let names: BTreeSet<String> = items
+        .iter()
+        .map(|i| match i {
+            ItemRef::Key(t, k) => lock_name(t, k, None),
+            ItemRef::Item(t, item) => lock_name(t, item, l.key_names.get(*t).map(Vec::as_slice)),
+        })
+        .collect();
+    names
+        .into_iter()
+        .map(|n| l.locks.entry(n).or_default().clone())
+        .collect()
+}
+
+/// The key attribute names of `table`, from moto's `DescribeTable` (none
+/// when it cannot say: the whole item then names the lock, which still
+/// serialises identical puts).
+async fn key_names(shared: &Shared, table: &str) -> Vec<String> {
+    let conf = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(moto::REGION))
+        .credentials_provider(moto::test_credentials())
+        .endpoint_url(&shared.upstream)
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&conf)
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .ok()
+        .and_then(|d| d.table)
+        .map(|t| {
+            t.key_schema()
+                .iter()
+                .map(|k| k.attribute_name().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn fault_response(f: &Fault, service: &str) -> Response {
@@ -675,6 +882,41 @@ mod tests {
     }
 
     #[test]
+    fn serialised_requests_lock_every_item_they_name_by_its_key() {
+        let names = |b: &str, keys: &[&str]| {
+            let v: serde_json::Value = serde_json::from_str(b).unwrap();
+            let key_names: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            dynamodb_items(&v)
+                .iter()
+                .map(|i| match i {
+                    ItemRef::Key(t, k) => lock_name(t, k, None),
+                    ItemRef::Item(t, item) => lock_name(t, item, Some(&key_names)),
+                })
+                .collect::<Vec<_>>()
+        };
+        let update = names(r#"{"TableName":"p","Key":{"pk":{"S":"req#1"}}}"#, &[]);
+        let put = names(
+            r#"{"TableName":"p","Item":{"state":{"S":"x"},"pk":{"S":"req#1"}}}"#,
+            &["pk"],
+        );
+        assert_eq!(update.len(), 1);
+        assert_eq!(update, put, "a put and an update of one item share a lock");
+        let transaction = names(
+            r#"{"TransactItems":[{"Put":{"TableName":"p","Item":{"pk":{"S":"key#1"},"n":{"N":"1"}}}},{"Update":{"TableName":"p","Key":{"pk":{"S":"req#1"}}}}]}"#,
+            &["pk"],
+        );
+        assert_eq!(transaction.len(), 2);
+        assert!(transaction.contains(&update[0]));
+        let batch = names(
+            r#"{"RequestItems":{"l":[{"PutRequest":{"Item":{"pk":{"S":"a"}}}},{"DeleteRequest":{"Key":{"pk":{"S":"b"}}}}]}}"#,
+            &["pk"],
+        );
+        assert_eq!(batch.len(), 2);
+        assert!(names(r#"{"TableName":"p","KeyConditionExpression":"x"}"#, &[]).is_empty());
+        assert!(names(r#"{"RequestItems":{"l":{"Keys":[]}}}"#, &[]).is_empty());
+    }
+
+    #[test]
     fn requests_are_classified_by_signed_service_and_operation() {
         let mut h = signed("dynamodb");
         h.insert(
@@ -691,6 +933,12 @@ mod tests {
         assert!(Matcher::dynamodb_on("PutItem", "t1").matches(&r));
         assert!(!Matcher::dynamodb_on("PutItem", "t2").matches(&r));
         assert!(!Matcher::dynamodb("GetItem").matches(&r));
+        h.insert(
+            "x-amz-target",
+            HeaderValue::from_static("DynamoDB_20120810.BatchWriteItem"),
+        );
+        let r = classify(&Method::POST, &uri, &h, br#"{"RequestItems":{"led":[]}}"#);
+        assert!(Matcher::dynamodb_on("BatchWriteItem", "led").matches(&r));
 
         let r = classify(
             &Method::POST,
@@ -714,6 +962,59 @@ mod tests {
         assert!(Matcher::s3_bucket("GET", "bkt").matches(&r));
         assert!(!Matcher::s3_bucket("PUT", "bkt").matches(&r));
         assert!(!Matcher::s3_object("GET", "bkt", "other").matches(&r));
+    }
+
+    /// 20 concurrent `UpdateItem`s conditioned on `state = pending`, each
+    /// setting its own claim, 10 rounds: through a serialising proxy exactly
+    /// one passes each time, as on DynamoDB (moto alone lets several pass
+    /// now and then).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn serialised_items_let_exactly_one_concurrent_conditional_write_pass() {
+        let proxy = FaultProxy::start().await;
+        proxy.serialise_items();
+        let ddb = aws_sdk_dynamodb::Client::new(&proxy.sdk_config().await);
+        let table = crate::unique_name("serial");
+        moto::create_pk_table(&ddb, &table).await;
+        for round in 0..10 {
+            let pk = AttributeValue::S(format!("req#{round}"));
+            ddb.put_item()
+                .table_name(&table)
+                .item("pk", pk.clone())
+                .item("state", AttributeValue::S("pending".into()))
+                .send()
+                .await
+                .unwrap();
+            let writers = (0..20).map(|i| {
+                let (ddb, table, pk) = (ddb.clone(), table.clone(), pk.clone());
+                tokio::spawn(async move {
+                    ddb.update_item()
+                        .table_name(&table)
+                        .key("pk", pk)
+                        .update_expression("SET #s = :to, claim = :c")
+                        .condition_expression("#s = :from")
+                        .expression_attribute_names("#s", "state")
+                        .expression_attribute_values(":to", AttributeValue::S("executing".into()))
+                        .expression_attribute_values(":from", AttributeValue::S("pending".into()))
+                        .expression_attribute_values(":c", AttributeValue::N(i.to_string()))
+                        .send()
+                        .await
+                        .is_ok()
+                })
+            });
+            let passed = futures_count(writers).await;
+            assert_eq!(
+                passed, 1,
+                "round {round}: {passed} conditional writes passed"
+            );
+        }
+    }
+
+    async fn futures_count(tasks: impl Iterator<Item = tokio::task::JoinHandle<bool>>) -> usize {
+        let mut n = 0;
+        for t in tasks.collect::<Vec<_>>() {
+            n += usize::from(t.await.unwrap());
+        }
+        n
     }
 
     /// The preset faults, through the real SDK clients and moto: each is

@@ -6,7 +6,8 @@
 //! What it serves, as Lambda does:
 //! - `GET  /2018-06-01/runtime/invocation/next` — blocks until an invocation is queued, then
 //!   answers the event with `Lambda-Runtime-Aws-Request-Id`, `Lambda-Runtime-Deadline-Ms`,
-//!   `Lambda-Runtime-Invoked-Function-Arn` and `Lambda-Runtime-Trace-Id`;
+//!   `Lambda-Runtime-Invoked-Function-Arn` (with the alias as its qualifier when the
+//!   invocation named one, as a Function URL on an alias does) and `Lambda-Runtime-Trace-Id`;
 //! - `POST /2018-06-01/runtime/invocation/{id}/response` and `.../{id}/error`;
 //! - `POST /2018-06-01/runtime/init/error` — the function could not start (recorded; every
 //!   waiting and later invocation fails with it).
@@ -70,6 +71,8 @@ struct Invocation {
     id: String,
     event: Bytes,
     deadline_ms: u128,
+    /// The alias or version invoked (`None`: the unqualified function).
+    qualifier: Option<String>,
 }
 
 struct Shared {
@@ -140,8 +143,20 @@ impl RuntimeApi {
         self.addr.to_string()
     }
 
-    /// Queue one invocation and wait for the function's answer.
+    /// Queue one invocation of the unqualified function and wait for its answer.
     pub async fn invoke(&self, event: &Value, timeout: Duration) -> Result<Value, InvokeError> {
+        self.invoke_qualified(event, None, timeout).await
+    }
+
+    /// Queue one invocation of `qualifier` (an alias or version; `None` is the unqualified
+    /// function) and wait for the function's answer. The function sees the qualifier as the
+    /// last field of its invoked function ARN.
+    pub async fn invoke_qualified(
+        &self,
+        event: &Value,
+        qualifier: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Value, InvokeError> {
         if let Some(e) = lock(&self.shared.init_error).clone() {
             return Err(InvokeError::Init(e));
         }
@@ -159,6 +174,7 @@ impl RuntimeApi {
                 id: id.clone(),
                 event: Bytes::from(event.to_string()),
                 deadline_ms,
+                qualifier: qualifier.map(str::to_string),
             })
             .expect("the Runtime API queue is open while the RuntimeApi lives");
         let answer = tokio::time::timeout(timeout, done_rx).await;
@@ -196,12 +212,16 @@ async fn next(State(s): State<Arc<Shared>>) -> Response {
             .as_secs(),
         &uuid::Uuid::new_v4().simple().to_string()[..24]
     );
+    let invoked_arn = match &inv.qualifier {
+        Some(q) => format!("{}:{q}", s.function_arn),
+        None => s.function_arn.clone(),
+    };
     Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "application/json")
         .header("lambda-runtime-aws-request-id", &inv.id)
         .header("lambda-runtime-deadline-ms", inv.deadline_ms.to_string())
-        .header("lambda-runtime-invoked-function-arn", &s.function_arn)
+        .header("lambda-runtime-invoked-function-arn", invoked_arn)
         .header("lambda-runtime-trace-id", trace)
         .body(Body::from(inv.event))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
@@ -337,10 +357,23 @@ impl Function {
         }
     }
 
-    /// One synchronous invocation (30 s timeout). The error carries the function's last log
-    /// lines when it did not answer.
+    /// One synchronous invocation of the unqualified function (30 s timeout). The error
+    /// carries the function's last log lines when it did not answer.
     pub async fn invoke(&mut self, event: &Value) -> Result<Value, InvokeError> {
-        let out = self.api.invoke(event, Duration::from_secs(30)).await;
+        self.invoke_qualified(event, None).await
+    }
+
+    /// One synchronous invocation of `qualifier` (an alias or version), as a Function URL
+    /// on that alias invokes it; otherwise as [`Function::invoke`].
+    pub async fn invoke_qualified(
+        &mut self,
+        event: &Value,
+        qualifier: Option<&str>,
+    ) -> Result<Value, InvokeError> {
+        let out = self
+            .api
+            .invoke_qualified(event, qualifier, Duration::from_secs(30))
+            .await;
         if let Err(InvokeError::Timeout { seconds, .. }) = &out {
             let exited = self.child.try_wait().ok().flatten();
             let mut logs = self.logs();
@@ -473,9 +506,48 @@ pub fn function_url_response(answer: &Value) -> (u16, Vec<u8>) {
     (status as u16, body)
 }
 
+/// One JSON request through a Function URL of `function` on `qualifier` (`None`: the
+/// unqualified function): `iam` is the caller an `AWS_IAM` URL verified (`None` for
+/// `AuthType: NONE`). Answers the status and the JSON body.
+///
+/// # Panics
+/// When the invocation fails or the body is not JSON (the message names the request).
+pub async fn call_function_url(
+    function: &tokio::sync::Mutex<Function>,
+    qualifier: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    iam: Option<&IamCaller>,
+) -> (u16, Value) {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let event = function_url_event(
+        method,
+        path,
+        &[("content-type".into(), "application/json".into())],
+        body.as_bytes(),
+        iam,
+    );
+    let answer = function
+        .lock()
+        .await
+        .invoke_qualified(&event, qualifier)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let (status, bytes) = function_url_response(&answer);
+    let v = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "{method} {path}: body is not JSON ({e}): {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    (status, v)
+}
+
 /// A public Function URL (`AuthType: NONE`) in front of a [`Function`]: plain HTTP on
 /// loopback, each request turned into a Function URL event and the answer back into HTTP.
-/// Invocations are serialised (one execution environment).
+/// Invocations are serialised (one execution environment). A URL on an alias invokes the
+/// function with that qualifier ([`FunctionUrl::serve_alias`]).
 pub struct FunctionUrl {
     addr: std::net::SocketAddr,
     server: tokio::task::JoinHandle<()>,
@@ -494,8 +566,29 @@ impl FunctionUrl {
         listener: tokio::net::TcpListener,
         function: Arc<tokio::sync::Mutex<Function>>,
     ) -> FunctionUrl {
+        Self::serve_qualified(listener, function, None)
+    }
+
+    /// Serve the Function URL of the alias `alias` of `function`: every request invokes
+    /// `function:alias`, so the function's invoked ARN carries the alias.
+    pub fn serve_alias(
+        listener: tokio::net::TcpListener,
+        function: Arc<tokio::sync::Mutex<Function>>,
+        alias: &str,
+    ) -> FunctionUrl {
+        Self::serve_qualified(listener, function, Some(alias.to_string()))
+    }
+
+    fn serve_qualified(
+        listener: tokio::net::TcpListener,
+        function: Arc<tokio::sync::Mutex<Function>>,
+        qualifier: Option<String>,
+    ) -> FunctionUrl {
         let addr = listener.local_addr().expect("Function URL address");
-        let app = Router::new().fallback(front).with_state(function);
+        let app = Router::new().fallback(front).with_state(Arc::new(Front {
+            function,
+            qualifier,
+        }));
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -508,8 +601,14 @@ impl FunctionUrl {
     }
 }
 
+/// What a Function URL front invokes.
+struct Front {
+    function: Arc<tokio::sync::Mutex<Function>>,
+    qualifier: Option<String>,
+}
+
 async fn front(
-    State(function): State<Arc<tokio::sync::Mutex<Function>>>,
+    State(front): State<Arc<Front>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -521,7 +620,12 @@ async fn front(
         .collect();
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let event = function_url_event(method.as_str(), path, &hs, &body, None);
-    let answer = function.lock().await.invoke(&event).await;
+    let answer = front
+        .function
+        .lock()
+        .await
+        .invoke_qualified(&event, front.qualifier.as_deref())
+        .await;
     match answer {
         Ok(v) => {
             let (status, body) = function_url_response(&v);
@@ -653,7 +757,7 @@ mod tests {
         let worker = {
             let (http, base) = (http.clone(), base.clone());
             tokio::spawn(async move {
-                for _ in 0..2 {
+                for _ in 0..3 {
                     let r = http
                         .get(format!("{base}/invocation/next"))
                         .send()
@@ -664,6 +768,10 @@ mod tests {
                         .unwrap()
                         .to_string();
                     assert!(r.headers().contains_key("lambda-runtime-deadline-ms"));
+                    let arn = r.headers()["lambda-runtime-invoked-function-arn"]
+                        .to_str()
+                        .unwrap()
+                        .to_string();
                     let ev: Value = r.json().await.unwrap();
                     let path = if ev["fail"] == true {
                         "error"
@@ -672,7 +780,7 @@ mod tests {
                     };
                     let s = http
                         .post(format!("{base}/invocation/{id}/{path}"))
-                        .json(&json!({"echo": ev, "errorType": "Boom"}))
+                        .json(&json!({"echo": ev, "arn": arn, "errorType": "Boom"}))
                         .send()
                         .await
                         .unwrap()
@@ -686,6 +794,22 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ok["echo"]["n"], 1);
+        assert_eq!(
+            ok["arn"],
+            "arn:aws:lambda:us-east-1:123456789012:function:f"
+        );
+        let alias = api
+            .invoke_qualified(
+                &json!({"n": 2}),
+                Some("contro1-webhook"),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            alias["arn"], "arn:aws:lambda:us-east-1:123456789012:function:f:contro1-webhook",
+            "a Function URL on an alias invokes the function with the alias as qualifier"
+        );
         let err = api
             .invoke(&json!({"fail": true}), Duration::from_secs(5))
             .await

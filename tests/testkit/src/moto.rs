@@ -119,6 +119,11 @@ pub async fn sns_client() -> aws_sdk_sns::Client {
     aws_sdk_sns::Client::new(&sdk_config().await)
 }
 
+/// KMS client for moto.
+pub async fn kms_client() -> aws_sdk_kms::Client {
+    aws_sdk_kms::Client::new(&sdk_config().await)
+}
+
 /// SQS client for moto.
 pub async fn sqs_client() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(&sdk_config().await)
@@ -154,6 +159,74 @@ pub async fn create_pk_table(client: &aws_sdk_dynamodb::Client, name: &str) {
         .send()
         .await
         .unwrap_or_else(|e| panic!("create DynamoDB table {name}: {e:?}"));
+}
+
+/// Creates the launcher's pending-approvals table as the templates do: the string partition
+/// key `pk` and the sparse global secondary index `index` (hash `executing` S, range
+/// `executing_since` N, keys only) its reconciler queries.
+///
+/// # Panics
+/// When the table cannot be created.
+pub async fn create_pending_table(client: &aws_sdk_dynamodb::Client, name: &str, index: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
+    };
+    let attr = |n: &str, t| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(t)
+            .build()
+            .expect("attribute definition")
+    };
+    let key = |n: &str, t| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .expect("key schema")
+    };
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk", ScalarAttributeType::S))
+        .attribute_definitions(attr("executing", ScalarAttributeType::S))
+        .attribute_definitions(attr("executing_since", ScalarAttributeType::N))
+        .key_schema(key("pk", KeyType::Hash))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(index)
+                .key_schema(key("executing", KeyType::Hash))
+                .key_schema(key("executing_since", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .expect("global secondary index"),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create DynamoDB table {name}: {e:?}"));
+}
+
+/// Creates a symmetric KMS key (`ENCRYPT_DECRYPT`) and returns its ARN.
+///
+/// # Panics
+/// When the key cannot be created.
+pub async fn create_kms_key(client: &aws_sdk_kms::Client, description: &str) -> String {
+    let out = client
+        .create_key()
+        .description(description)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create KMS key {description}: {e:?}"));
+    out.key_metadata()
+        .and_then(|m| m.arn())
+        .unwrap_or_else(|| panic!("CreateKey answered without a key ARN: {out:?}"))
+        .to_string()
 }
 
 /// Creates an S3 bucket (us-east-1, so no location constraint). Use [`s3_client`].

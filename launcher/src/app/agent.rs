@@ -1,54 +1,34 @@
-//! The HTTP router: one `fn app(state) -> Router`, served by `lambda_http`
-//! in Lambda and by a plain tokio listener in `launcher serve`; tests call it
-//! with `oneshot`. Handlers decode, call `launcher_core::Service`, encode.
-//!
-//! Errors are JSON: `{"error": {"code", "message", "field"}}`.
+//! The agent surface's handlers: each identifies the caller first (`401`
+//! before the body is read), decodes, calls `launcher_core::Service`,
+//! encodes.
 
+use super::errors::{service_error, unauthenticated};
+use super::{ApiError, AppState, MAX_BODY_BYTES};
 use crate::settings::AuthMode;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use launcher_core::Submitted;
 use launcher_core::agents::Caller;
-use launcher_core::ports::Clock;
 use launcher_core::request::{
     Action, AuthTokenRequest, Lifecycle, LifecycleRequest, RunRequest, ShellTokenRequest,
 };
-use launcher_core::{Resolution, Service, ServiceError, Submitted};
 use serde_json::json;
-use shared_core::webhook::{self, Callback, Decision};
 use std::sync::Arc;
 
-/// Largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Header an agent sends to make an auto-approved ask safe to retry.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
+/// Longest accepted `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
-/// Everything a handler needs; built once in `main`.
-pub struct AppState {
-    pub service: Service,
-    pub auth: AuthMode,
-    /// The Contro1 webhook secret (never logged).
-    pub webhook_secret: Vec<u8>,
-    pub webhook_window_seconds: u64,
-    pub clock: Arc<dyn Clock>,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("service", &self.service)
-            .field("auth", &self.auth)
-            .field("webhook_secret", &"<redacted>")
-            .finish_non_exhaustive()
-    }
-}
-
-/// The launcher's routes.
-pub fn app(state: Arc<AppState>) -> Router {
+/// The agent routes (no callback, no fallback).
+pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/healthz", get(healthz))
+        .route("/healthz", super::healthz_route())
         .route("/microvms/run-request", post(run_request))
         .route(
             "/microvms/{id}/auth-token-request",
@@ -61,44 +41,46 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/microvms/{id}/suspend", post(suspend))
         .route("/microvms/{id}/resume", post(resume))
         .route("/microvms/{id}/terminate", post(terminate))
-        .route("/contro1/callback", post(callback))
         .route("/requests/{request_id}", get(get_request))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such route", None) })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
 }
 
-/// A JSON error, small enough to pass around before it becomes a response.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    pub field: Option<String>,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        error(self.status, self.code, &self.message, self.field.as_deref())
+/// The caller as the platform identified it, or the `401` answer when
+/// nothing identifies it (no IAM principal, no bearer token, or a bearer
+/// token nobody holds): decided before the body is read.
+#[allow(clippy::result_large_err)]
+fn identify<B>(state: &AppState, req: &Request<B>) -> Result<(Caller, Option<String>), Response> {
+    let caller = caller_from_parts(state.auth, req.headers(), req.extensions());
+    let known = match &caller {
+        Caller::Anonymous => false,
+        Caller::Bearer { .. } => state.service.config().agents.resolve(&caller).is_some(),
+        Caller::Iam { .. } => true,
+    };
+    if !known {
+        return Err(unauthenticated());
     }
-}
-
-/// A JSON error answer.
-pub fn error(status: StatusCode, code: &str, message: &str, field: Option<&str>) -> Response {
-    (
-        status,
-        axum::Json(json!({"error": {"code": code, "message": message, "field": field}})),
-    )
-        .into_response()
-}
-
-async fn healthz() -> Response {
-    axum::Json(json!({"status": "ok"})).into_response()
-}
-
-/// The caller as the platform identified it.
-fn caller<B>(state: &AppState, req: &Request<B>) -> Caller {
-    caller_from_parts(state.auth, req.headers(), req.extensions())
+    let key = match req.headers().get(IDEMPOTENCY_KEY_HEADER) {
+        None => None,
+        Some(v) => match v.to_str() {
+            Ok(k)
+                if !k.is_empty()
+                    && k.len() <= MAX_IDEMPOTENCY_KEY_LEN
+                    && k.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                Some(k.to_string())
+            }
+            _ => {
+                return Err(super::error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_header",
+                    &format!(
+                        "{IDEMPOTENCY_KEY_HEADER} must be 1..={MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
+                    ),
+                    Some(IDEMPOTENCY_KEY_HEADER),
+                ));
+            }
+        },
+    };
+    Ok((caller, key))
 }
 
 /// In Lambda: the IAM principal of the Function URL request context (never
@@ -134,7 +116,7 @@ pub fn caller_from_parts(
     }
 }
 
-fn body_error(r: &BytesRejection) -> ApiError {
+pub(super) fn body_error(r: &BytesRejection) -> ApiError {
     let status = r.status();
     let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
         format!("request body is larger than {MAX_BODY_BYTES} bytes")
@@ -180,13 +162,22 @@ fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-async fn submit(state: &AppState, caller: Caller, action: Action) -> Response {
-    match state.service.submit(&caller, action).await {
+async fn submit(
+    state: &AppState,
+    (caller, key): (Caller, Option<String>),
+    action: Action,
+) -> Response {
+    match state
+        .service
+        .submit_with_key(&caller, action, key.as_deref())
+        .await
+    {
         Ok(Submitted::Executed {
             request_id,
             decision,
             result,
             token,
+            replayed,
         }) => {
             let mut body = json!({
                 "status": "executed",
@@ -194,6 +185,9 @@ async fn submit(state: &AppState, caller: Caller, action: Action) -> Response {
                 "decision": decision,
                 "result": result,
             });
+            if replayed {
+                body["replayed"] = json!(true);
+            }
             if let Some(t) = token {
                 body["token"] = json!(t.expose());
             }
@@ -229,48 +223,14 @@ async fn submit(state: &AppState, caller: Caller, action: Action) -> Response {
     }
 }
 
-/// Map a use-case error to its HTTP answer.
-pub fn service_error(e: &ServiceError) -> Response {
-    let msg = e.to_string();
-    match e {
-        ServiceError::Invalid(f) => error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            &msg,
-            Some(&f.field),
-        ),
-        ServiceError::Spoofed { .. } => error(
-            StatusCode::FORBIDDEN,
-            "agent_mismatch",
-            &msg,
-            Some("agent_id"),
-        ),
-        ServiceError::NotFound { .. } => error(StatusCode::NOT_FOUND, "not_found", &msg, None),
-        ServiceError::UnknownCaller => error(StatusCode::FORBIDDEN, "unknown_caller", &msg, None),
-        ServiceError::Approvals(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "contro1_unavailable",
-            &format!("{msg}; nothing was done (fail closed)"),
-            None,
-        ),
-        ServiceError::Store(_) | ServiceError::Ledger(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_unavailable",
-            &format!("{msg}; nothing was done (fail closed)"),
-            None,
-        ),
-        ServiceError::Aws(_) => error(StatusCode::BAD_GATEWAY, "aws_error", &msg, None),
-        ServiceError::Unrecorded { .. } | ServiceError::Internal(_) => {
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", &msg, None)
-        }
-    }
-}
-
 async fn run_request(
     State(state): State<Arc<AppState>>,
     req: Request<axum::body::Body>,
 ) -> Response {
-    let c = caller(&state, &req);
+    let c = match identify(&state, &req) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let body = match read_body(req).await {
         Ok(b) => b,
         Err(r) => return r.into_response(),
@@ -292,7 +252,10 @@ async fn auth_token_request(
     Path(id): Path<String>,
     req: Request<axum::body::Body>,
 ) -> Response {
-    let c = caller(&state, &req);
+    let c = match identify(&state, &req) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let body = match read_body(req).await {
         Ok(b) => b,
         Err(r) => return r.into_response(),
@@ -318,7 +281,10 @@ async fn shell_token_request(
     Path(id): Path<String>,
     req: Request<axum::body::Body>,
 ) -> Response {
-    let c = caller(&state, &req);
+    let c = match identify(&state, &req) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let body = match read_body(req).await {
         Ok(b) => b,
         Err(r) => return r.into_response(),
@@ -345,7 +311,10 @@ async fn lifecycle(
     op: Lifecycle,
     req: Request<axum::body::Body>,
 ) -> Response {
-    let c = caller(state, &req);
+    let c = match identify(state, &req) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let body = match read_body(req).await {
         Ok(b) => b,
         Err(r) => return r.into_response(),
@@ -391,61 +360,15 @@ async fn terminate(
     lifecycle(&state, id, Lifecycle::Terminate, req).await
 }
 
-async fn callback(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => return body_error(&e).into_response(),
-    };
-    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Err(e) = webhook::verify(
-        &state.webhook_secret,
-        h(webhook::SIGNATURE_HEADER),
-        h(webhook::TIMESTAMP_HEADER),
-        &body,
-        state.clock.now(),
-        state.webhook_window_seconds,
-    ) {
-        tracing::warn!(target: "audit", error = %e, "Contro1 callback refused");
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "bad_signature",
-            &e.to_string(),
-            None,
-        );
-    }
-    let cb = match Callback::from_slice(&body) {
-        Ok(cb) => cb,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_callback",
-                &format!("verified callback body is not a Contro1 callback: {e}"),
-                None,
-            );
-        }
-    };
-    let resolution = match cb.decision() {
-        Decision::Approved => Resolution::Approved,
-        Decision::Denied => Resolution::Denied,
-        Decision::Expired => Resolution::Expired,
-        Decision::Cancelled => Resolution::Cancelled,
-    };
-    match state.service.on_callback(&cb.request_id, resolution).await {
-        Ok(outcome) => (StatusCode::OK, axum::Json(outcome)).into_response(),
-        Err(e) => service_error(&e),
-    }
-}
-
 async fn get_request(
     State(state): State<Arc<AppState>>,
     Path(request_id): Path<String>,
     req: Request<axum::body::Body>,
 ) -> Response {
-    let c = caller(&state, &req);
+    let c = match identify(&state, &req) {
+        Ok((c, _)) => c,
+        Err(r) => return r,
+    };
     match state.service.get_request(&c, &request_id).await {
         Ok(view) => {
             let mut body = serde_json::to_value(&view).unwrap_or_default();

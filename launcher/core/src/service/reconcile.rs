@@ -1,0 +1,238 @@
+//! The reconciler: finishes executions a crash or the function's timeout
+//! left `executing` (the item is written before the AWS call, so every
+//! interrupted call leaves one).
+//!
+//! * RunMicrovm is issued again with the same `clientToken` (the request
+//!   id; AWS answers with the MicroVM it already started, or starts the
+//!   approved one), then the ledger is completed and the item `executed`.
+//!   A result kept when only the ledger write failed is used without a call.
+//! * Token and lifecycle calls are never issued again: the item is `failed`
+//!   ("interrupted") and audited; a result kept from AWS is still ledgered.
+//! * An item is taken over with a conditional lease, so concurrent runs act
+//!   once; after `reconcile_max_attempts` take-overs it is failed.
+
+use super::audit::Phase;
+use super::{Service, ServiceError};
+use crate::approval::State;
+use crate::ports::{ExecResult, Finish, MicrovmError, PendingRecord, ReplyTo, Transition};
+use crate::request::Action;
+use serde::Serialize;
+use shared_core::LedgerEntry;
+
+/// What one reconciler run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    /// Stuck items looked at.
+    pub examined: usize,
+    /// Finished `executed`.
+    pub executed: usize,
+    /// Finished `failed`.
+    pub failed: usize,
+    /// Left for a later run (another reconciler holds it, or AWS/the ledger
+    /// did not answer).
+    pub left: usize,
+    /// One line per item that could not be finished.
+    pub errors: Vec<String>,
+}
+
+impl Service {
+    /// Finish every item `executing` for longer than the function can run.
+    pub async fn reconcile(&self) -> Result<ReconcileReport, ServiceError> {
+        let now = self.ports.clock.now();
+        let cutoff = now - self.options.executing_timeout_seconds;
+        let ids = self
+            .ports
+            .store
+            .stuck(cutoff, self.options.reconcile_batch)
+            .await?;
+        let mut report = ReconcileReport::default();
+        for id in ids {
+            report.examined += 1;
+            match self.reconcile_one(&id, now, cutoff).await {
+                Ok(Some(State::Executed)) => report.executed += 1,
+                Ok(Some(_)) => report.failed += 1,
+                Ok(None) => report.left += 1,
+                Err(e) => {
+                    report.left += 1;
+                    tracing::error!(target: "audit", contro1_request_id = %id, error = %e, "reconciler could not finish a stuck execution");
+                    report.errors.push(format!("{id}: {e}"));
+                }
+            }
+        }
+        tracing::info!(target: "audit", examined = report.examined, executed = report.executed, failed = report.failed, left = report.left, "reconciler run");
+        Ok(report)
+    }
+
+    async fn reconcile_one(
+        &self,
+        id: &str,
+        now: i64,
+        cutoff: i64,
+    ) -> Result<Option<State>, ServiceError> {
+        let Some(rec) = self.ports.store.get(id).await? else {
+            return Ok(None);
+        };
+        let Some(since) = rec
+            .executing_since
+            .filter(|s| rec.state == State::Executing && *s < cutoff)
+        else {
+            return Ok(None);
+        };
+        if !self.ports.store.lease(id, since, now).await? {
+            return Ok(None);
+        }
+        let finish = if rec.reconcile_attempts >= self.options.reconcile_max_attempts {
+            Finish::failed(format!(
+                "interrupted, and not reconciled after {} attempts",
+                rec.reconcile_attempts
+            ))
+        } else {
+            match self.reconcile_call(&rec).await? {
+                Some(f) => f,
+                None => return Ok(None),
+            }
+        };
+        let state = finish.state;
+        let mut done =
+            self.decision_event(&rec.agent_id, &rec.action, &rec.decision, Phase::Executed);
+        done.in_reply_to = Some(ReplyTo::Request(rec.request_id.clone()));
+        done.outcome = if state == State::Executed {
+            "success"
+        } else {
+            "failure"
+        };
+        done.metadata["reconciled"] = serde_json::json!(true);
+        if let Some(r) = &finish.result {
+            done.microvm_id = r.microvm_id.clone().or(done.microvm_id);
+            done.metadata["aws_request_id"] = serde_json::json!(r.aws_request_id);
+        }
+        if let Some(e) = &finish.error {
+            done.metadata["error"] = serde_json::json!(e);
+        }
+        if let Transition::LostRace { .. } = self.ports.store.finish(id, finish).await? {
+            return Ok(None);
+        }
+        self.audit(done).await;
+        Ok(Some(state))
+    }
+
+    /// How a stuck item ends; `None` to leave it for a later run.
+    async fn reconcile_call(&self, rec: &PendingRecord) -> Result<Option<Finish>, ServiceError> {
+        if !matches!(rec.action, Action::Run(_)) {
+            if let Some(result) = &rec.result {
+                self.ports
+                    .ledger
+                    .record(
+                        &self.entry_for(rec, result, "succeeded"),
+                        &result.attempt_request_ids,
+                    )
+                    .await?;
+            }
+            return Ok(Some(Finish::failed(format!(
+                "{} was interrupted before its result was recorded; it is not issued again: ask again",
+                rec.action.op()
+            ))));
+        }
+        if let Some(result) = rec.result.as_ref().filter(|r| r.microvm_id.is_some()) {
+            // AWS answered before; only the ledger is missing.
+            self.ports
+                .ledger
+                .record(
+                    &self.entry_for(rec, result, "succeeded"),
+                    &result.attempt_request_ids,
+                )
+                .await?;
+            return Ok(Some(Finish {
+                state: State::Executed,
+                result: Some(result.clone()),
+                error: None,
+                token: None,
+            }));
+        }
+        if self
+            .config
+            .agents
+            .get(&rec.agent_id)
+            .is_none_or(|a| !a.enabled)
+        {
+            return Ok(Some(Finish::failed(format!(
+                "interrupted, and agent `{}` is no longer registered and enabled",
+                rec.agent_id
+            ))));
+        }
+        let call = self.run_call(&rec.request_id, &rec.agent_id, &rec.action)?;
+        match self.ports.microvms.run(&call).await {
+            Ok(out) => {
+                let result = ExecResult {
+                    operation: rec.action.op().as_str().to_string(),
+                    microvm_id: Some(out.microvm_id),
+                    aws_request_id: out.aws_request_id,
+                    state: Some(out.state),
+                    endpoint: out.endpoint,
+                    token_expires_in_minutes: None,
+                    attempt_request_ids: out.attempt_request_ids,
+                };
+                self.ports
+                    .ledger
+                    .record(
+                        &self.entry_for(rec, &result, "succeeded"),
+                        &result.attempt_request_ids,
+                    )
+                    .await?;
+                Ok(Some(Finish {
+                    state: State::Executed,
+                    result: Some(result),
+                    error: None,
+                    token: None,
+                }))
+            }
+            Err(e @ MicrovmError::Rejected { .. }) => {
+                let failed = ExecResult {
+                    operation: rec.action.op().as_str().to_string(),
+                    aws_request_id: e.aws_request_id().map(str::to_string),
+                    ..Default::default()
+                };
+                if let Err(le) = self
+                    .ports
+                    .ledger
+                    .record(
+                        &self.entry_for(rec, &failed, "failed"),
+                        e.attempt_request_ids(),
+                    )
+                    .await
+                {
+                    tracing::error!(target: "audit", error = %le, "failed reconciler call not recorded in the ledger");
+                }
+                Ok(Some(Finish::failed(e.public_message())))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The ledger entry of a stored action and a result.
+    fn entry_for(&self, rec: &PendingRecord, result: &ExecResult, outcome: &str) -> LedgerEntry {
+        let (image_arn, execution_role_arn) = match &rec.action {
+            Action::Run(r) => (
+                Some(r.image_arn.clone()),
+                Some(r.execution_role_arn.clone()),
+            ),
+            _ => (None, None),
+        };
+        LedgerEntry {
+            contro1_request_id: rec.request_id.clone(),
+            operation: rec.action.op().as_str().to_string(),
+            microvm_id: result
+                .microvm_id
+                .clone()
+                .or_else(|| rec.action.target().map(str::to_string)),
+            aws_request_id: result.aws_request_id.clone(),
+            agent_id: rec.agent_id.clone(),
+            owner: rec.owner.clone(),
+            correlation_id: rec.action.common().correlation_id.map(str::to_string),
+            image_arn,
+            execution_role_arn,
+            outcome: outcome.to_string(),
+            time_epoch: self.ports.clock.now(),
+        }
+    }
+}
