@@ -22,9 +22,9 @@ use detector_core::{
     Classifier, ClassifierConfig, ResourceRef, ScanEvent, ScanOptions, Scanner, TamperConfig,
 };
 use serde_json::{Value, json};
-use shared_core::RoleRef;
+use shared_core::{Event, RoleRef};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -171,7 +171,7 @@ fn child(mode: &str) {
                 for f in &files {
                     scanner
                         .scan_reader_pipelined(File::open(f).unwrap(), f, |ev| match ev {
-                            ScanEvent::Finding(f) if f.event == "aws.microvm.bypass.detected" => {
+                            ScanEvent::Finding(f) if f.event == Event::BypassDetected => {
                                 bypass += 1;
                             }
                             ScanEvent::Finding(_) => tampered += 1,
@@ -231,9 +231,14 @@ fn median(runs: &[Value], key: &str) -> f64 {
 
 /// Alternate raw and scan runs; print the medians and the ratios.
 fn compare(c: &Corpus, runs: usize) {
+    let slug: String = c
+        .label
+        .chars()
+        .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '-' })
+        .collect();
     let list = workspace()
         .join("target/bench-data")
-        .join(format!("files-{}.txt", c.label.replace(' ', "-")));
+        .join(format!("files-{slug}.txt"));
     let text: String = c
         .files
         .iter()
