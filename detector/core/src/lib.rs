@@ -14,12 +14,15 @@
 //! - [`notification`]: the Lambda trigger shapes (S3, SQS, SNS, EventBridge).
 //! - [`scan`]: [`Scanner`], which puts them together with counting and
 //!   de-duplication.
+//! - [`parallel`]: several inputs read at once, merged in input order.
 #![forbid(unsafe_code)]
 
 pub mod classify;
 pub mod evidence;
 pub mod finding;
 pub mod notification;
+pub mod parallel;
+mod prefilter;
 pub mod reader;
 pub mod record;
 pub mod scan;
