@@ -1,5 +1,7 @@
 //! Benchmark of `detector scan`'s engine against single-thread gzip
-//! decompression of the same files, both measured in the same run.
+//! decompression of the same files, both measured in the same run. The scan
+//! reads the files as `detector scan DIR` does: several at once
+//! (`Scanner::scan_inputs`, one thread per core), merged in input order.
 //!
 //!     cargo bench -p detector --bench scan
 //!     BENCH_RUNS=3 BENCH_RECORDS=50000 cargo bench -p detector --bench scan   # quicker
@@ -18,13 +20,14 @@
 //! before and after: the machine may be shared.
 #![forbid(unsafe_code)]
 
+use detector_core::parallel::{self, Delivery, Input, Job};
 use detector_core::{
     Classifier, ClassifierConfig, ResourceRef, ScanEvent, ScanOptions, Scanner, TamperConfig,
 };
 use serde_json::{Value, json};
 use shared_core::{Event, RoleRef};
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -167,19 +170,39 @@ fn child(mode: &str) {
                     &std::env::var("BENCH_ROLE").unwrap(),
                     &std::env::var("BENCH_SESSION").unwrap(),
                 );
-                let mut scanner = Scanner::new(Classifier::new(cfg), ScanOptions::default());
-                for f in &files {
-                    scanner
-                        .scan_reader_pipelined(File::open(f).unwrap(), f, |ev| match ev {
-                            ScanEvent::Finding(f) if f.event == Event::BypassDetected => {
+                let opts = ScanOptions::default();
+                let threads = parallel::threads_for(&opts);
+                let mut scanner = Scanner::new(Classifier::new(cfg), opts);
+                // As `detector scan` reads a directory: every input opened
+                // by the thread that reads it, results merged in order.
+                scanner.scan_inputs::<()>(
+                    threads,
+                    |emit| {
+                        for f in &files {
+                            emit(Job::Input(Input {
+                                source: f.to_string(),
+                                open: Box::new(move || {
+                                    File::open(f)
+                                        .map(|f| Box::new(f) as Box<dyn Read + Send>)
+                                        .map_err(|e| e.to_string())
+                                }),
+                                size: std::fs::metadata(f).ok().map(|m| m.len()),
+                            }));
+                        }
+                    },
+                    |d| match d {
+                        Delivery::Event(ScanEvent::Finding(f)) => {
+                            if f.event == Event::BypassDetected {
                                 bypass += 1;
+                            } else {
+                                tampered += 1;
                             }
-                            ScanEvent::Finding(_) => tampered += 1,
-                            ScanEvent::RecordError(e) => panic!("{e}"),
-                            ScanEvent::Managed(_) => {}
-                        })
-                        .unwrap();
-                }
+                        }
+                        Delivery::Event(ScanEvent::RecordError(e)) => panic!("{e}"),
+                        Delivery::Done { result: Err(e), .. } => panic!("{e}"),
+                        _ => {}
+                    },
+                );
                 bytes += scanner.stats().bytes;
                 records += scanner.stats().records;
             }
