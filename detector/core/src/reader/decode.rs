@@ -26,26 +26,33 @@ pub(super) struct RawInput<R> {
     state: RawState,
 }
 
+/// One read from the raw input, counted; a failure of the input itself is
+/// noted.
+fn read_counted(inner: &mut impl Read, state: &RawState, out: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match inner.read(out) {
+            Ok(n) => {
+                state.count.fetch_add(n as u64, Ordering::Relaxed);
+                return Ok(n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                state.failed.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+    }
+}
+
 impl<R: Read> RawInput<R> {
     /// Read more into the buffer, after what it holds. `Ok(0)` at the end.
     fn read_more(&mut self) -> io::Result<usize> {
         if self.pos == self.filled {
             (self.pos, self.filled) = (0, 0);
         }
-        loop {
-            match self.inner.read(&mut self.buf[self.filled..]) {
-                Ok(n) => {
-                    self.filled += n;
-                    self.state.count.fetch_add(n as u64, Ordering::Relaxed);
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.state.failed.store(true, Ordering::Relaxed);
-                    return Err(e);
-                }
-            }
-        }
+        let n = read_counted(&mut self.inner, &self.state, &mut self.buf[self.filled..])?;
+        self.filled += n;
+        Ok(n)
     }
 
     /// Bytes pulled from the input and not handed on yet.
@@ -62,19 +69,7 @@ impl<R: Read> Read for RawInput<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if self.pos == self.filled && out.len() >= self.buf.len() {
             // Nothing buffered and a large read: straight into `out`.
-            loop {
-                match self.inner.read(out) {
-                    Ok(n) => {
-                        self.state.count.fetch_add(n as u64, Ordering::Relaxed);
-                        return Ok(n);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        self.state.failed.store(true, Ordering::Relaxed);
-                        return Err(e);
-                    }
-                }
-            }
+            return read_counted(&mut self.inner, &self.state, out);
         }
         let n = {
             let have = io::BufRead::fill_buf(self)?;

@@ -24,7 +24,7 @@ mod blocks;
 mod decode;
 mod splitter;
 
-use decode::{Decoded, Pipe, decode_to_pipe, prepare};
+use decode::{Decoded, Pipe, Prepared, decode_to_pipe, prepare};
 use splitter::Splitter;
 use std::fmt;
 use std::io::{self, Read};
@@ -190,13 +190,19 @@ pub(crate) fn split<R: Read>(
     bufs: &mut Buffers,
 ) -> Result<u64, ReadError> {
     let p = prepare(input, name, std::mem::take(&mut bufs.raw))?;
-    let mut s = Splitter::new(
-        p.decoded,
-        p.state,
-        opts,
-        name,
-        std::mem::take(&mut bufs.split),
-    );
+    split_here(p, name, opts, sink, bufs)
+}
+
+/// Split a prepared input on this thread.
+fn split_here<R: Read>(
+    p: Prepared<R>,
+    name: &str,
+    opts: &ScanOptions,
+    sink: &mut dyn Sink,
+    bufs: &mut Buffers,
+) -> Result<u64, ReadError> {
+    let split_buf = std::mem::take(&mut bufs.split);
+    let mut s = Splitter::new(p.decoded, p.state, opts, name, split_buf);
     let r = s.run(sink);
     let bytes = s.bytes_read();
     (bufs.split, bufs.raw) = s.into_bufs();
@@ -216,17 +222,7 @@ pub(crate) fn split_pipelined<R: Read + Send>(
 ) -> Result<u64, ReadError> {
     let p = prepare(input, name, std::mem::take(&mut bufs.raw))?;
     if !p.state.is_gzip {
-        let mut s = Splitter::new(
-            p.decoded,
-            p.state,
-            opts,
-            name,
-            std::mem::take(&mut bufs.split),
-        );
-        let r = s.run(sink);
-        let bytes = s.bytes_read();
-        (bufs.split, bufs.raw) = s.into_bufs();
-        return r.map(|()| bytes);
+        return split_here(p, name, opts, sink, bufs);
     }
     let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(2);
     let (back_tx, back_rx) = sync_channel::<Vec<u8>>(4);
