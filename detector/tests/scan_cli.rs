@@ -615,3 +615,55 @@ fn every_format_writes_one_entry_per_finding() {
         "no colour when stdout is not a terminal"
     );
 }
+
+/// Files that take longer to read come first, so that with several read at
+/// once the later ones finish earlier: the output still follows the inputs'
+/// order (then the records'), and of two files holding the same eventID the
+/// first in that order reports it, as a serial scan does.
+#[test]
+fn findings_come_out_in_input_order_whatever_order_the_inputs_finish_in() {
+    let dir = temp_dir("order");
+    let bypass = |id: &str| {
+        format!(
+            r#"{{"eventID":"{id}","eventSource":"lambda.amazonaws.com","eventName":"RunMicrovm","userIdentity":{{"type":"Root","arn":"arn:aws:iam::111122223333:root"}}}}"#
+        )
+    };
+    let filler = |i: usize, k: usize| {
+        format!(
+            r#"{{"eventID":"o{i}-{k}","eventSource":"s3.amazonaws.com","eventName":"GetObject","requestParameters":{{"bucketName":"b","key":"k}}{{\"["}}}}"#
+        )
+    };
+    let mut want = Vec::new();
+    for i in 0..24 {
+        let name = format!("f{i:02}.json");
+        let n = (24 - i) * 300;
+        let mut records: Vec<String> = (0..n / 2).map(|k| filler(i, k)).collect();
+        // Files 2k and 2k+1 share an eventID: file 2k reports it.
+        let shared = format!("shared-{}", i / 2);
+        for id in [format!("a-{i}"), shared.clone(), format!("b-{i}")] {
+            records.push(bypass(&id));
+            if id != shared || i % 2 == 0 {
+                want.push(format!("{name} {id}"));
+            }
+        }
+        records.extend((n / 2..n).map(|k| filler(i, k)));
+        records.push(bypass(&format!("c-{i}")));
+        want.push(format!("{name} c-{i}"));
+        let text = format!(r#"{{"Records":[{}]}}"#, records.join(","));
+        std::fs::write(dir.join(&name), text).unwrap();
+    }
+    let out = scan(&["--launcher-role-arn", ROLE, dir.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let got: Vec<String> = stdout_findings(&out)
+        .iter()
+        .map(|f| {
+            let source = Path::new(f["source"].as_str().unwrap());
+            let name = source.file_name().unwrap().to_string_lossy();
+            format!("{name} {}", f["event_id"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert!(err.contains("skipped: 12 duplicate events"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}

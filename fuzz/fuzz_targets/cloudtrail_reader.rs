@@ -8,13 +8,22 @@
 //!   of the piecewise read's);
 //! - `scan_reader_pipelined` gives the same outcome as `scan_reader`;
 //! - with tiny record/input caps the caps are enforced without a panic;
+//! - the bytes cut into two or three inputs read with `scan_inputs` (two
+//!   threads) give exactly what reading them one after another gives:
+//!   events, input ends and counts;
 //! - oracle: bytes that `serde_json` reads as an array of objects are read
-//!   without an input error, one record per element.
+//!   without an input error, one record per element, and (when no record
+//!   is unreadable) report exactly the findings and managed calls the full
+//!   parse does: each record classified from its parsed value, with no
+//!   structural skip or prefilter.
 #![no_main]
 
 use detector_core::ScanOptions;
 use libfuzzer_sys::fuzz_target;
-use microvm_fuzz::{Chunked, scan_checked, scan_checked_with, tiny_limits};
+use microvm_fuzz::{
+    Chunked, pieces, scan_checked, scan_checked_with, scan_in_parallel, scan_serially,
+    scan_values, tiny_limits,
+};
 
 fuzz_target!(|data: &[u8]| {
     let whole = scan_checked(data, ScanOptions::default());
@@ -45,6 +54,13 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(whole, piped, "the pipelined reader changed the outcome");
     }
 
+    let inputs = pieces(data);
+    assert_eq!(
+        scan_in_parallel(&inputs, 2),
+        scan_serially(&inputs),
+        "reading the pieces in parallel changed the outcome"
+    );
+
     let capped = scan_checked(Chunked::new(data, seed, 64), tiny_limits());
     if let Err(e) = &capped.result
         && e.contains("larger than the maximum")
@@ -67,5 +83,13 @@ fuzz_target!(|data: &[u8]| {
             )
         });
         assert_eq!(report.records, items.len() as u64, "{:?}", whole.stats);
+        if whole.stats.record_errors == 0
+            && let Some(full) = scan_values(&items)
+        {
+            assert_eq!(
+                whole.events, full,
+                "the streamed scan and the full parse report different things"
+            );
+        }
     }
 });

@@ -4,9 +4,11 @@
 //! stays a few lines and the invariants are written once.
 #![forbid(unsafe_code)]
 
+use detector_core::parallel::{Delivery, Input, Job};
+use detector_core::targets::FunctionRef;
 use detector_core::{
-    Classifier, ClassifierConfig, InputReport, ReadError, ScanEvent, ScanOptions, ScanStats,
-    Scanner,
+    Classifier, ClassifierConfig, InputReport, ReadError, ResourceRef, ScanEvent, ScanOptions,
+    ScanStats, Scanner, TamperConfig,
 };
 use shared_core::RoleRef;
 use std::collections::HashSet;
@@ -20,10 +22,18 @@ pub const SOURCE: &str = "fuzz-input.json";
 pub const LAUNCHER_ROLE: &str = "arn:aws:iam::111122223333:role/Contro1MicrovmLauncher";
 pub const LAUNCHER_SESSION: &str = "contro1-microvm-launcher";
 
+/// A bucket the tamper rules protect, so that their needles are in play.
+pub const PROTECTED_BUCKET: &str = "microvm-gov-trail";
+
 pub fn classifier() -> Classifier {
     Classifier::new(ClassifierConfig {
         launcher_roles: vec![RoleRef::from_role_arn(LAUNCHER_ROLE).expect("valid role ARN")],
         launcher_session_names: vec![LAUNCHER_SESSION.to_string()],
+        tamper: TamperConfig {
+            launcher_functions: vec![FunctionRef::parse(LAUNCHER_SESSION).expect("valid name")],
+            protected_resources: vec![ResourceRef::parse(PROTECTED_BUCKET).expect("valid name")],
+            ..TamperConfig::default()
+        },
         ..ClassifierConfig::default()
     })
 }
@@ -203,4 +213,73 @@ pub fn tiny_limits() -> ScanOptions {
         max_record_bytes: 300,
         max_input_bytes: 3000,
     }
+}
+
+/// The events and input ends of a multi-input scan, in order, and its counts.
+type Delivered = (Vec<String>, ScanStats);
+
+/// `data` cut into two or three inputs, at places that depend on the data.
+pub fn pieces(data: &[u8]) -> Vec<&[u8]> {
+    let n = data.len();
+    let a = n * usize::from(data.first().copied().unwrap_or(0) % 4 + 1) / 8;
+    let b = (a + n / 3).min(n);
+    if data.len() % 2 == 0 {
+        vec![&data[..a], &data[a..]]
+    } else {
+        vec![&data[..a], &data[a..b], &data[b..]]
+    }
+}
+
+/// Read `inputs` one after another with `scan_reader`.
+pub fn scan_serially(inputs: &[&[u8]]) -> Delivered {
+    let mut scanner = Scanner::new(classifier(), ScanOptions::default());
+    let mut out = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let source = format!("{SOURCE}#{i}");
+        let result = scanner.scan_reader(*input, &source, |ev| out.push(format!("{ev:?}")));
+        out.push(format!("done {source}: {:?}", result.map_err(|e| e.to_string())));
+    }
+    (out, scanner.stats().clone())
+}
+
+/// Read `inputs` with `Scanner::scan_inputs`, `threads` at a time.
+pub fn scan_in_parallel(inputs: &[&[u8]], threads: usize) -> Delivered {
+    let mut scanner = Scanner::new(classifier(), ScanOptions::default());
+    let mut out = Vec::new();
+    scanner.scan_inputs::<()>(
+        threads,
+        |emit| {
+            for (i, input) in inputs.iter().enumerate() {
+                let input: &[u8] = input;
+                emit(Job::Input(Input {
+                    source: format!("{SOURCE}#{i}"),
+                    open: Box::new(move || Ok(Box::new(input) as Box<dyn Read + Send>)),
+                    // The first alone in its batch, the others together.
+                    size: Some(if i == 0 { u64::MAX } else { input.len() as u64 }),
+                }));
+            }
+        },
+        |d| match d {
+            Delivery::Event(ev) => out.push(format!("{ev:?}")),
+            Delivery::Done { source, result } => {
+                out.push(format!("done {source}: {:?}", result.map_err(|e| e.to_string())));
+            }
+            Delivery::Note(()) => {}
+        },
+    );
+    (out, scanner.stats().clone())
+}
+
+/// The full parse: each record of `items` classified from its parsed
+/// value, with no splitter, skip or prefilter. `None` when a record is
+/// unreadable that way.
+pub fn scan_values(items: &[serde_json::Value]) -> Option<Vec<String>> {
+    let mut scanner = Scanner::new(classifier(), ScanOptions::default());
+    let mut events = Vec::new();
+    for item in items {
+        scanner
+            .scan_value(item, SOURCE, |ev| events.push(format!("{ev:?}")))
+            .ok()?;
+    }
+    Some(events)
 }

@@ -15,6 +15,7 @@
 //! - [`notification`]: the Lambda trigger shapes (S3, SQS, SNS, EventBridge).
 //! - [`scan`]: [`Scanner`], which puts them together with counting and
 //!   de-duplication.
+//! - [`parallel`]: several inputs read at once, merged in input order.
 #![forbid(unsafe_code)]
 
 pub mod classify;
@@ -22,6 +23,8 @@ pub mod encode;
 pub mod evidence;
 pub mod finding;
 pub mod notification;
+pub mod parallel;
+mod prefilter;
 pub mod reader;
 pub mod record;
 pub mod scan;

@@ -3,13 +3,13 @@
 //! detector Lambda both need.
 
 use crate::classify::tamper::trail::EVENTS as TRAIL_CHANGE_EVENTS;
-use crate::classify::{
-    Classification, Classifier, ClassifierConfig, Exemption, GovernedCall, Kind, kind_of,
-};
+use crate::classify::{Classification, Classifier, Exemption, GovernedCall, Kind, kind_of};
 use crate::finding::{Finding, Rule};
-use crate::reader::{RawItem, ReadError, RecordError, ScanOptions, Sink, split, split_pipelined};
+use crate::prefilter::Prefilter;
+use crate::reader::{
+    Buffers, RawItem, ReadError, RecordError, ScanOptions, Sink, split, split_pipelined,
+};
 use crate::record::{Field, Record};
-use aho_corasick::AhoCorasick;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -54,6 +54,49 @@ pub struct ScanStats {
 }
 
 impl ScanStats {
+    /// Add the counts of `other` (an input read on another thread) to these.
+    pub(crate) fn add(&mut self, other: &ScanStats) {
+        // Destructured, so that a counter added later cannot be forgotten here.
+        let ScanStats {
+            files,
+            records,
+            bytes,
+            governed,
+            managed,
+            control_plane,
+            not_governed,
+            findings,
+            changes_by_deployment,
+            changes_by_aws_service,
+            selector_changes_keeping_coverage,
+            duplicates,
+            trail_changes,
+            skipped_digest_files,
+            skipped_insight_records,
+            input_errors,
+            record_errors,
+        } = other;
+        self.files += files;
+        self.records += records;
+        self.bytes += bytes;
+        self.governed += governed;
+        self.managed += managed;
+        self.control_plane += control_plane;
+        self.not_governed += not_governed;
+        for (rule, n) in findings {
+            *self.findings.entry(*rule).or_default() += n;
+        }
+        self.changes_by_deployment += changes_by_deployment;
+        self.changes_by_aws_service += changes_by_aws_service;
+        self.selector_changes_keeping_coverage += selector_changes_keeping_coverage;
+        self.duplicates += duplicates;
+        self.trail_changes += trail_changes;
+        self.skipped_digest_files += skipped_digest_files;
+        self.skipped_insight_records += skipped_insight_records;
+        self.input_errors += input_errors;
+        self.record_errors += record_errors;
+    }
+
     pub fn total_findings(&self) -> u64 {
         self.findings.values().sum()
     }
@@ -82,80 +125,6 @@ pub struct InputReport {
     pub bytes: u64,
     /// The input was a CloudTrail digest file (skipped).
     pub digest: bool,
-}
-
-/// Cheap test run on every record's bytes before any parsing: a record
-/// that contains none of these needles cannot match any rule, so it is not
-/// parsed at all.
-///
-/// - `Microvm` (governed calls), `AwsCloudTrailInsight` (Insight records are
-///   counted), and the JSON escapes `\u` and `\/` (a name written with
-///   escapes would hide from the other needles);
-/// - `cloudtrail.amazonaws.com` together with a trail-change operation name
-///   (half of a busy trail is CloudTrail's own S3 deliveries, which name the
-///   service but never these operations);
-/// - every configured name a tamper rule matches on: the launcher roles,
-///   the launcher and detector functions, the protected resources and the
-///   ledger tables. A record can only name one of them if its bytes hold it.
-struct Prefilter {
-    ac: AhoCorasick,
-    /// Patterns `0..any` alone make a record a candidate.
-    any: usize,
-    /// Pattern `any` is `cloudtrail.amazonaws.com`; the rest are trail-change names.
-    cloudtrail: usize,
-}
-
-impl Prefilter {
-    fn new(cfg: &ClassifierConfig) -> Prefilter {
-        let mut any: Vec<String> = ["Microvm", "AwsCloudTrailInsight", "\\u", "\\/"]
-            .map(str::to_string)
-            .to_vec();
-        let t = &cfg.tamper;
-        any.extend(cfg.launcher_roles.iter().map(|r| r.name.clone()));
-        any.extend(
-            t.launcher_functions
-                .iter()
-                .chain(&t.detector_functions)
-                .map(|f| f.name.clone()),
-        );
-        any.extend(
-            t.protected_resources
-                .iter()
-                .chain(&t.ledger_tables)
-                .map(|r| r.needle().to_string()),
-        );
-        any.retain(|n| !n.is_empty());
-        any.sort();
-        any.dedup();
-        let n_any = any.len();
-        let mut patterns = any;
-        patterns.push("cloudtrail.amazonaws.com".to_string());
-        patterns.extend(TRAIL_CHANGE_EVENTS.iter().map(|s| s.to_string()));
-        Prefilter {
-            ac: AhoCorasick::new(&patterns).expect("the prefilter's needles are plain strings"),
-            any: n_any,
-            cloudtrail: n_any,
-        }
-    }
-
-    fn candidate(&self, record: &[u8]) -> bool {
-        let (mut service, mut operation) = (false, false);
-        for m in self.ac.find_overlapping_iter(record) {
-            let p = m.pattern().as_usize();
-            if p < self.any {
-                return true;
-            }
-            if p == self.cloudtrail {
-                service = true;
-            } else {
-                operation = true;
-            }
-            if service && operation {
-                return true;
-            }
-        }
-        false
-    }
 }
 
 /// Scans inputs with one classifier, de-duplicating the records any rule
@@ -191,6 +160,8 @@ pub struct Scanner {
     prefilter: Prefilter,
     seen: HashSet<String>,
     stats: ScanStats,
+    /// The reader's buffers, kept from one input to the next.
+    buf: Buffers,
 }
 
 impl std::fmt::Debug for Scanner {
@@ -210,55 +181,133 @@ struct LookupEvent<'a> {
     cloudtrail_event: Field<'a>,
 }
 
-struct ScanSink<'s, F> {
+/// Where a [`ScanSink`] sends what it found: straight to the caller, with
+/// de-duplication against everything scanned so far ([`Immediate`]), or to
+/// the thread that merges parallel inputs in order ([`crate::parallel`]).
+pub(crate) trait Commit {
+    /// A managed call or finding, not yet de-duplicated.
+    fn report(&mut self, pending: Pending, stats: &mut ScanStats);
+    /// A record that could not be read (already counted).
+    fn record_error(&mut self, err: ReadError);
+}
+
+/// A managed call or finding before de-duplication by `eventID`: it is
+/// reported, and counted, only the first time its `eventID` is seen.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    event_id: Option<String>,
+    /// A governed MicroVM call (else a change to the control plane).
+    governed: bool,
+    /// [`ScanEvent::Finding`] or [`ScanEvent::Managed`].
+    event: ScanEvent,
+}
+
+/// Count `pending` and hand it on, unless its `eventID` was seen before (in
+/// any input read earlier, or earlier in this one).
+pub(crate) fn commit(
+    pending: Pending,
+    seen: &mut HashSet<String>,
+    stats: &mut ScanStats,
+    on_event: &mut dyn FnMut(ScanEvent),
+) {
+    if let Some(id) = pending.event_id
+        && !seen.insert(id)
+    {
+        stats.duplicates += 1;
+        return;
+    }
+    match &pending.event {
+        ScanEvent::Managed(_) => {
+            stats.governed += 1;
+            stats.managed += 1;
+        }
+        ScanEvent::Finding(f) => {
+            if pending.governed {
+                stats.governed += 1;
+            } else {
+                stats.control_plane += 1;
+            }
+            *stats.findings.entry(f.rule).or_default() += 1;
+        }
+        ScanEvent::RecordError(_) => {}
+    }
+    on_event(pending.event);
+}
+
+/// De-duplicates at once against the scanner's own set (serial scans).
+pub(crate) struct Immediate<'s, F> {
+    pub seen: &'s mut HashSet<String>,
+    pub on_event: F,
+}
+
+impl<F: FnMut(ScanEvent)> Commit for Immediate<'_, F> {
+    fn report(&mut self, pending: Pending, stats: &mut ScanStats) {
+        commit(pending, self.seen, stats, &mut self.on_event);
+    }
+    fn record_error(&mut self, err: ReadError) {
+        (self.on_event)(ScanEvent::RecordError(err));
+    }
+}
+
+/// What reading one input needs from a scanner, shared by every thread that
+/// reads inputs.
+#[derive(Clone, Copy)]
+pub(crate) struct Parts<'s> {
+    pub classifier: &'s Classifier,
+    pub prefilter: &'s Prefilter,
+    pub opts: &'s ScanOptions,
+}
+
+pub(crate) struct ScanSink<'s, C> {
     classifier: &'s Classifier,
     prefilter: &'s Prefilter,
-    seen: &'s mut HashSet<String>,
     stats: &'s mut ScanStats,
     report: InputReport,
     source: &'s str,
-    on_event: F,
+    commit: C,
 }
 
-impl<F: FnMut(ScanEvent)> ScanSink<'_, F> {
-    fn record(&mut self, bytes: &[u8], prefiltered: bool) -> Result<(), RecordError> {
+impl<C: Commit> ScanSink<'_, C> {
+    /// `escapes`: whether the record holds a `\\u` or `\\/` escape, when
+    /// the reader could tell; `None` parses it whatever it holds.
+    fn record(&mut self, bytes: &[u8], escapes: Option<bool>) -> Result<(), RecordError> {
         self.stats.records += 1;
         self.report.records += 1;
-        if prefiltered && !self.prefilter.candidate(bytes) {
+        if let Some(escapes) = escapes
+            && !self.prefilter.candidate(bytes, escapes)
+        {
             self.stats.not_governed += 1;
             return Ok(());
         }
         let record = Record::from_slice(bytes).map_err(RecordError::Json)?;
-        classify_into(
-            self.classifier,
-            &record,
-            self.source,
-            self.seen,
-            self.stats,
-            &mut self.on_event,
-            || serde_json::from_slice(bytes).map(Cow::Owned),
-        )
+        let pending = classify_record(self.classifier, &record, self.source, self.stats, || {
+            serde_json::from_slice(bytes).map(Cow::Owned)
+        })?;
+        if let Some(p) = pending {
+            self.commit.report(p, self.stats);
+        }
+        Ok(())
     }
 }
 
+/// Classify one record, counting everything that does not depend on
+/// de-duplication; a managed call or finding comes back as [`Pending`].
 /// Shared by streamed records and single JSON values. `whole` gives the
 /// record as a JSON value when a tamper rule must look into it.
-fn classify_into<'w>(
+fn classify_record<'w>(
     classifier: &Classifier,
     record: &Record<'_>,
     source: &str,
-    seen: &mut HashSet<String>,
     stats: &mut ScanStats,
-    on_event: &mut dyn FnMut(ScanEvent),
     whole: impl FnOnce() -> Result<Cow<'w, serde_json::Value>, serde_json::Error>,
-) -> Result<(), RecordError> {
+) -> Result<Option<Pending>, RecordError> {
     let kind = kind_of(record, classifier.config());
     record
         .check_types(kind != Kind::Other)
         .map_err(RecordError::FieldType)?;
     if record.is_insight() {
         stats.skipped_insight_records += 1;
-        return Ok(());
+        return Ok(None);
     }
     if kind == Kind::Management
         && record.event_source.as_str() == Some("cloudtrail.amazonaws.com")
@@ -273,31 +322,22 @@ fn classify_into<'w>(
         .map_err(RecordError::Json)?;
     // A record that yields a finding or a managed call is reported once per
     // eventID, whatever file or path delivers it again.
-    let mut first_time = || {
-        record
-            .event_id
-            .as_str()
-            .is_none_or(|id| seen.insert(id.to_string()))
-    };
-    match classification {
-        Classification::NotGoverned => stats.not_governed += 1,
-        Classification::Managed(_) | Classification::Finding(_) if !first_time() => {
-            stats.duplicates += 1;
+    let event_id = || record.event_id.as_str().map(str::to_string);
+    Ok(match classification {
+        Classification::NotGoverned => {
+            stats.not_governed += 1;
+            None
         }
-        Classification::Managed(call) => {
-            stats.governed += 1;
-            stats.managed += 1;
-            on_event(ScanEvent::Managed(call));
-        }
-        Classification::Finding(finding) => {
-            if matches!(kind, Kind::Governed(_)) {
-                stats.governed += 1;
-            } else {
-                stats.control_plane += 1;
-            }
-            *stats.findings.entry(finding.rule).or_default() += 1;
-            on_event(ScanEvent::Finding(finding));
-        }
+        Classification::Managed(call) => Some(Pending {
+            event_id: event_id(),
+            governed: true,
+            event: ScanEvent::Managed(call),
+        }),
+        Classification::Finding(finding) => Some(Pending {
+            event_id: event_id(),
+            governed: matches!(kind, Kind::Governed(_)),
+            event: ScanEvent::Finding(finding),
+        }),
         Classification::Exempt { why, .. } => {
             stats.control_plane += 1;
             match why {
@@ -305,15 +345,15 @@ fn classify_into<'w>(
                 Exemption::AwsService => stats.changes_by_aws_service += 1,
                 Exemption::CoverageKept => stats.selector_changes_keeping_coverage += 1,
             }
+            None
         }
-    }
-    Ok(())
+    })
 }
 
-impl<F: FnMut(ScanEvent)> Sink for ScanSink<'_, F> {
+impl<C: Commit> Sink for ScanSink<'_, C> {
     fn item(&mut self, item: RawItem<'_>) -> Result<(), RecordError> {
         match item {
-            RawItem::Record(bytes) => self.record(bytes, true),
+            RawItem::Record { bytes, escapes } => self.record(bytes, Some(escapes)),
             RawItem::LookupEvent(bytes) => {
                 let ev: LookupEvent<'_> =
                     serde_json::from_slice(bytes).map_err(RecordError::Json)?;
@@ -323,7 +363,7 @@ impl<F: FnMut(ScanEvent)> Sink for ScanSink<'_, F> {
                     Field::Missing | Field::Null => return Err(RecordError::NoCloudTrailEvent),
                 };
                 // Positions in a serde error are inside the string: say so.
-                self.record(inner.as_bytes(), false).map_err(|e| match e {
+                self.record(inner.as_bytes(), None).map_err(|e| match e {
                     RecordError::Json(e) => RecordError::CloudTrailEventJson(e),
                     other => other,
                 })
@@ -339,7 +379,7 @@ impl<F: FnMut(ScanEvent)> Sink for ScanSink<'_, F> {
     fn record_error(&mut self, err: ReadError) {
         self.stats.record_errors += 1;
         self.report.record_errors += 1;
-        (self.on_event)(ScanEvent::RecordError(err));
+        self.commit.record_error(err);
     }
 }
 
@@ -352,6 +392,7 @@ impl Scanner {
             prefilter,
             seen: HashSet::new(),
             stats: ScanStats::default(),
+            buf: Buffers::default(),
         }
     }
 
@@ -374,8 +415,8 @@ impl Scanner {
         source: &str,
         on_event: impl FnMut(ScanEvent),
     ) -> Result<InputReport, ReadError> {
-        self.scan_with(source, on_event, |name, opts, sink| {
-            split(input, name, opts, sink)
+        self.scan_with(source, on_event, |name, opts, sink, buf| {
+            split(input, name, opts, sink, buf)
         })
     }
 
@@ -389,8 +430,8 @@ impl Scanner {
         source: &str,
         on_event: impl FnMut(ScanEvent),
     ) -> Result<InputReport, ReadError> {
-        self.scan_with(source, on_event, |name, opts, sink| {
-            split_pipelined(input, name, opts, sink)
+        self.scan_with(source, on_event, |name, opts, sink, buf| {
+            split_pipelined(input, name, opts, sink, buf)
         })
     }
 
@@ -398,30 +439,47 @@ impl Scanner {
         &mut self,
         source: &str,
         on_event: impl FnMut(ScanEvent),
-        split_fn: impl FnOnce(&str, &ScanOptions, &mut dyn Sink) -> Result<u64, ReadError>,
+        split_fn: impl FnOnce(&str, &ScanOptions, &mut dyn Sink, &mut Buffers) -> Result<u64, ReadError>,
     ) -> Result<InputReport, ReadError> {
-        let mut sink = ScanSink {
+        let parts = Parts {
             classifier: &self.classifier,
             prefilter: &self.prefilter,
+            opts: &self.opts,
+        };
+        let commit = Immediate {
             seen: &mut self.seen,
-            stats: &mut self.stats,
-            report: InputReport::default(),
-            source,
             on_event,
         };
-        match split_fn(source, &self.opts, &mut sink) {
-            Ok(bytes) => {
-                let mut report = sink.report;
-                report.bytes = bytes;
-                self.stats.files += 1;
-                self.stats.bytes += bytes;
-                Ok(report)
-            }
-            Err(e) => {
-                self.stats.input_errors += 1;
-                Err(e)
-            }
-        }
+        let buf = &mut self.buf;
+        read_input(
+            parts,
+            &mut self.stats,
+            source,
+            commit,
+            |name, opts, sink| split_fn(name, opts, sink, buf),
+        )
+    }
+
+    /// The parts every thread reading an input shares; the state the thread
+    /// merging their results updates; this thread's reader buffer.
+    pub(crate) fn split_parts(
+        &mut self,
+    ) -> (
+        Parts<'_>,
+        &mut HashSet<String>,
+        &mut ScanStats,
+        &mut Buffers,
+    ) {
+        (
+            Parts {
+                classifier: &self.classifier,
+                prefilter: &self.prefilter,
+                opts: &self.opts,
+            },
+            &mut self.seen,
+            &mut self.stats,
+            &mut self.buf,
+        )
     }
 
     /// Classify one record given as a JSON value (an EventBridge `detail`),
@@ -435,19 +493,54 @@ impl Scanner {
         self.stats.records += 1;
         let r = Record::from_value(record).map_err(RecordError::Json);
         let res = r.and_then(|r| {
-            classify_into(
-                &self.classifier,
-                &r,
-                source,
-                &mut self.seen,
-                &mut self.stats,
-                &mut on_event,
-                || Ok(Cow::Borrowed(record)),
-            )
+            classify_record(&self.classifier, &r, source, &mut self.stats, || {
+                Ok(Cow::Borrowed(record))
+            })
         });
-        if res.is_err() {
-            self.stats.record_errors += 1;
+        match res {
+            Ok(pending) => {
+                if let Some(p) = pending {
+                    commit(p, &mut self.seen, &mut self.stats, &mut on_event);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.stats.record_errors += 1;
+                Err(e)
+            }
         }
-        res
+    }
+}
+
+/// Read one input to its end through `split_fn`, counting into `stats` and
+/// handing what it finds to `commit`. An input that cannot be read to the
+/// end is counted in `input_errors`.
+pub(crate) fn read_input<C: Commit>(
+    parts: Parts<'_>,
+    stats: &mut ScanStats,
+    source: &str,
+    commit: C,
+    split_fn: impl FnOnce(&str, &ScanOptions, &mut dyn Sink) -> Result<u64, ReadError>,
+) -> Result<InputReport, ReadError> {
+    let mut sink = ScanSink {
+        classifier: parts.classifier,
+        prefilter: parts.prefilter,
+        stats,
+        report: InputReport::default(),
+        source,
+        commit,
+    };
+    match split_fn(source, parts.opts, &mut sink) {
+        Ok(bytes) => {
+            let mut report = sink.report;
+            report.bytes = bytes;
+            sink.stats.files += 1;
+            sink.stats.bytes += bytes;
+            Ok(report)
+        }
+        Err(e) => {
+            sink.stats.input_errors += 1;
+            Err(e)
+        }
     }
 }

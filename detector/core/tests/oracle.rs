@@ -1,13 +1,20 @@
 //! A slow, obvious oracle checked against the fast path: the whole input is
 //! parsed into one `serde_json::Value`, the shape is recognised by looking at
 //! it, and the bypass rules and a subset of the tamper rules are applied with
-//! JSON pointers. The streaming scanner (byte-level splitter, prefilter,
-//! borrowed struct, tamper rules on the parsed value) must agree on every
-//! generated input: findings, managed calls and counts.
+//! JSON pointers. The streaming scanner (byte-level splitter and structural
+//! skip, prefilter, borrowed struct, tamper rules on the parsed value) must
+//! agree on every generated input: findings, managed calls and counts. The
+//! inputs spell names with `\u` and `\/` escapes (keys included) and use
+//! odd whitespace, where a byte-level skip could go wrong.
+//!
+//! Reading several inputs at once must give exactly what reading them one
+//! after another gives: events in the same order, the same counts.
 
+use detector_core::parallel::{Delivery, Input, Job};
 use detector_core::targets::FunctionRef;
 use detector_core::{
-    Classifier, ClassifierConfig, ResourceRef, ScanEvent, ScanOptions, Scanner, TamperConfig,
+    Classifier, ClassifierConfig, InputReport, ResourceRef, ScanEvent, ScanOptions, Scanner,
+    TamperConfig,
 };
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -299,8 +306,8 @@ fn fast(bytes: &[u8]) -> Report {
     single
 }
 
-fn fast_with(bytes: &[u8], pipelined: bool) -> Report {
-    let cfg = ClassifierConfig {
+fn config() -> ClassifierConfig {
+    ClassifierConfig {
         launcher_roles: vec![RoleRef::from_role_arn(LAUNCHER).unwrap()],
         launcher_session_names: vec![SESSION.into()],
         tamper: TamperConfig {
@@ -310,8 +317,11 @@ fn fast_with(bytes: &[u8], pipelined: bool) -> Report {
             ..TamperConfig::default()
         },
         ..ClassifierConfig::default()
-    };
-    let mut scanner = Scanner::new(Classifier::new(cfg), ScanOptions::default());
+    }
+}
+
+fn fast_with(bytes: &[u8], pipelined: bool) -> Report {
+    let mut scanner = Scanner::new(Classifier::new(config()), ScanOptions::default());
     let mut report = Report::default();
     let on_event = |ev| match ev {
         ScanEvent::Finding(f) => {
@@ -467,17 +477,45 @@ enum Shape {
     EventBridge,
 }
 
-fn encode(shape: Shape, records: &[Value], pretty: bool, escape: bool, gz: bool) -> Vec<u8> {
+/// Whitespace between tokens.
+#[derive(Debug, Clone, Copy)]
+enum Layout {
+    Compact,
+    Pretty,
+    /// Tabs and spaces for indentation, CR LF line ends.
+    Odd,
+}
+
+fn layout() -> impl Strategy<Value = Layout> {
+    prop_oneof![
+        Just(Layout::Compact),
+        Just(Layout::Pretty),
+        Just(Layout::Odd)
+    ]
+}
+
+fn encode(shape: Shape, records: &[Value], layout: Layout, escape: bool, gz: bool) -> Vec<u8> {
     let ser = |v: &Value| {
-        let t = if pretty {
-            serde_json::to_string_pretty(v).unwrap()
-        } else {
-            v.to_string()
+        let t = match layout {
+            Layout::Compact => v.to_string(),
+            Layout::Pretty => serde_json::to_string_pretty(v).unwrap(),
+            Layout::Odd => {
+                let mut out = Vec::new();
+                let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t ");
+                let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+                serde::Serialize::serialize(v, &mut ser).unwrap();
+                // A raw newline is never inside a JSON string.
+                String::from_utf8(out).unwrap().replace('\n', "\r\n")
+            }
         };
-        // JSON unicode escapes where a prefilter would look for plain text
+        // Escapes where a byte-level test would look for plain text: names
+        // in values and keys, and every slash (there is none outside
+        // strings).
         if escape {
             t.replace("Microvm", "\\u004dicrovm")
                 .replace("gov-", "\\u0067ov-")
+                .replace("\"eventName\"", "\"event\\u004eame\"")
+                .replace('/', "\\/")
         } else {
             t
         }
@@ -505,19 +543,143 @@ fn encode(shape: Shape, records: &[Value], pretty: bool, escape: bool, gz: bool)
     }
 }
 
+fn shape() -> impl Strategy<Value = Shape> {
+    prop_oneof![
+        Just(Shape::Records),
+        Just(Shape::RecordsWithExtraKeys),
+        Just(Shape::BareArray),
+        Just(Shape::JsonLines),
+        Just(Shape::LookupEvents),
+        Just(Shape::EventBridge)
+    ]
+}
+
+/// One input of a multi-input scan.
+#[derive(Debug, Clone)]
+enum Generated {
+    Good(Vec<u8>),
+    /// Cut off half way: an input error (gzip) or a syntax error.
+    Cut(Vec<u8>),
+    /// Cannot be opened.
+    Missing,
+}
+
+prop_compose! {
+    fn generated()(
+        records in prop::collection::vec(record(), 0..12),
+        shape in shape(),
+        layout in layout(),
+        escape in prop::bool::weighted(0.2),
+        gz in any::<bool>(),
+        what in 0u8..10,
+    ) -> Generated {
+        let bytes = encode(shape, &records, layout, escape, gz);
+        match what {
+            0 => Generated::Missing,
+            1 => Generated::Cut(bytes[..bytes.len() / 2].to_vec()),
+            _ => Generated::Good(bytes),
+        }
+    }
+}
+
+/// Everything a scan of several inputs hands back, in order.
+fn line(ev: &ScanEvent) -> String {
+    format!("{ev:?}")
+}
+
+fn done(source: &str, result: &Result<InputReport, String>) -> String {
+    format!("done {source}: {result:?}")
+}
+
+/// Read the inputs one after another with `scan_reader`.
+fn serial(inputs: &[Generated]) -> (Vec<String>, detector_core::ScanStats) {
+    let mut scanner = Scanner::new(Classifier::new(config()), ScanOptions::default());
+    let mut out = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let source = format!("input-{i}");
+        if i % 3 == 1 {
+            out.push(format!("note {i}"));
+        }
+        let result = match input {
+            Generated::Missing => Err("no such input".to_string()),
+            Generated::Good(bytes) | Generated::Cut(bytes) => scanner
+                .scan_reader(&bytes[..], &source, |ev| out.push(line(&ev)))
+                .map_err(|e| e.to_string()),
+        };
+        out.push(done(&source, &result));
+    }
+    (out, scanner.stats().clone())
+}
+
+/// Read the same inputs with `scan_inputs`, `threads` at a time.
+fn parallel(inputs: &[Generated], threads: usize) -> (Vec<String>, detector_core::ScanStats) {
+    let mut scanner = Scanner::new(Classifier::new(config()), ScanOptions::default());
+    let mut out = Vec::new();
+    scanner.scan_inputs(
+        threads,
+        |emit| {
+            for (i, input) in inputs.iter().enumerate() {
+                if i % 3 == 1 {
+                    emit(Job::Note(i));
+                }
+                let source = format!("input-{i}");
+                // Sizes that batch some inputs together and not others.
+                let size = match input {
+                    Generated::Missing => None,
+                    Generated::Good(b) | Generated::Cut(b) => {
+                        Some(b.len() as u64 * (i as u64 % 3) * 50_000)
+                    }
+                };
+                emit(Job::Input(Input {
+                    source,
+                    open: Box::new(move || match input {
+                        Generated::Missing => Err("no such input".to_string()),
+                        Generated::Good(bytes) | Generated::Cut(bytes) => {
+                            Ok(Box::new(&bytes[..]) as Box<dyn std::io::Read + Send>)
+                        }
+                    }),
+                    size,
+                }));
+            }
+        },
+        |d| match d {
+            Delivery::Event(ev) => out.push(line(&ev)),
+            Delivery::Done { source, result } => {
+                out.push(done(&source, &result.map_err(|e| e.to_string())));
+            }
+            Delivery::Note(i) => out.push(format!("note {i}")),
+        },
+    );
+    (out, scanner.stats().clone())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn reading_inputs_in_parallel_gives_what_reading_them_one_after_another_gives(
+        inputs in prop::collection::vec(generated(), 1..7),
+        threads in 1usize..5,
+    ) {
+        let (want, want_stats) = serial(&inputs);
+        let (got, got_stats) = parallel(&inputs, threads);
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(got_stats, want_stats);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn fast_path_equals_the_whole_file_oracle(
         records in prop::collection::vec(record(), 1..25),
-        shape in prop_oneof![Just(Shape::Records), Just(Shape::RecordsWithExtraKeys), Just(Shape::BareArray),
-                             Just(Shape::JsonLines), Just(Shape::LookupEvents), Just(Shape::EventBridge)],
-        pretty in any::<bool>(),
+        shape in shape(),
+        layout in layout(),
         escape in prop::bool::weighted(0.2),
         gz in any::<bool>(),
     ) {
-        let bytes = encode(shape, &records, pretty, escape, gz);
+        let bytes = encode(shape, &records, layout, escape, gz);
         let want = oracle(&bytes);
         let got = fast(&bytes);
         prop_assert_eq!(got, want);
@@ -536,7 +698,7 @@ fn the_oracle_itself_sees_findings_in_generated_shapes() {
         Shape::LookupEvents,
         Shape::EventBridge,
     ] {
-        let bytes = encode(shape, std::slice::from_ref(&r), false, true, true);
+        let bytes = encode(shape, std::slice::from_ref(&r), Layout::Compact, true, true);
         assert_eq!(oracle(&bytes).findings.len(), 1, "{shape:?}");
         assert_eq!(fast(&bytes).findings.len(), 1, "{shape:?}");
     }

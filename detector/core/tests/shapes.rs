@@ -186,6 +186,32 @@ fn unicode_escaped_event_names_are_not_missed_by_the_prefilter() {
 }
 
 #[test]
+fn escaped_keys_and_slashes_are_not_missed_by_the_structural_skip() {
+    // The key itself spelt with an escape, and braces in strings around it.
+    let doc = r#"{"Records":[{"k":"}{","event\u004eame":"Run\u004dicrovm","eventID":"b1","eventSource":"lambda.amazonaws.com","userIdentity":{"type":"Root"}},
+        {"eventID":"b2","eventSource":"lambda.amazonaws.com","eventName":"TerminateMicrovm","userIdentity":{"type":"Root"},"x":"\\\"}"}]}"#;
+    check(doc.as_bytes(), &["b1", "b2"], 2);
+    // The launcher's role named with escaped slashes is still the launcher.
+    let launcher = r#"{"Records":[{"eventID":"m1","eventSource":"lambda.amazonaws.com","eventName":"TerminateMicrovm","requestID":"r1",
+        "userIdentity":{"type":"AssumedRole","arn":"arn:aws:sts::111122223333:assumed-role\/microvm-launcher\/s",
+        "sessionContext":{"sessionIssuer":{"arn":"arn:aws:iam::111122223333:role\/microvm-launcher"}}}}]}"#;
+    let stats = check(launcher.as_bytes(), &[], 1);
+    assert_eq!(stats.managed, 1);
+}
+
+#[test]
+fn odd_whitespace_between_and_inside_records_is_read() {
+    let doc = format!(
+        "{{\r\n\t\"Records\" :\t[ \r\n {} \t,\r\n\t{} ]\n}}",
+        serde_json::to_string_pretty(&bypass("b1"))
+            .unwrap()
+            .replace('\n', "\r\n\t"),
+        other("o1")
+    );
+    check(doc.as_bytes(), &["b1"], 2);
+}
+
+#[test]
 fn a_byte_order_mark_is_accepted() {
     let mut doc = vec![0xEF, 0xBB, 0xBF];
     doc.extend(records_doc());
@@ -390,4 +416,69 @@ fn pipelined_scan_gives_the_same_findings_counts_and_errors() {
         assert_eq!(a.stats(), b.stats());
         assert_eq!(ra.map_err(|e| e.to_string()), rb.map_err(|e| e.to_string()));
     }
+}
+
+/// Inputs read in parallel, the first much longer than the second: the
+/// second finishes first, but the first holds the first occurrence of a
+/// shared eventID and reports it, and findings come in input order.
+#[test]
+fn in_parallel_the_first_occurrence_in_input_order_wins_whichever_input_ends_first() {
+    use detector_core::parallel::{Delivery, Input, Job};
+    let mut long = vec![other("o")];
+    long.extend((0..20_000).map(|i| other(&format!("o{i}"))));
+    long.push(bypass("shared"));
+    long.push(bypass("a-last"));
+    let inputs = [
+        gzip(&serde_json::to_vec(&json!({ "Records": long })).unwrap()),
+        serde_json::to_vec(&json!({"Records": [bypass("b-first"), bypass("shared")]})).unwrap(),
+    ];
+    let mut s = scanner();
+    let mut got = Vec::new();
+    s.scan_inputs::<()>(
+        2,
+        |emit| {
+            for (i, bytes) in inputs.iter().enumerate() {
+                let bytes: &[u8] = bytes;
+                emit(Job::Input(Input {
+                    source: format!("input-{i}"),
+                    open: Box::new(move || Ok(Box::new(bytes) as Box<dyn Read + Send>)),
+                    size: Some(1 << 30),
+                }));
+            }
+        },
+        |d| match d {
+            Delivery::Event(ScanEvent::Finding(f)) => {
+                got.push(format!("{} {}", f.source, f.event_id.unwrap()));
+            }
+            Delivery::Done { source, result } => {
+                got.push(format!("done {source} {}", result.is_ok()));
+            }
+            other => panic!("{other:?}"),
+        },
+    );
+    assert_eq!(
+        got,
+        [
+            "input-0 shared",
+            "input-0 a-last",
+            "done input-0 true",
+            "input-1 b-first",
+            "done input-1 true"
+        ]
+    );
+    assert_eq!(s.stats().duplicates, 1);
+    assert_eq!(s.stats().records, 20_005);
+    assert_eq!(s.stats().files, 2);
+}
+
+#[test]
+fn parallel_reading_is_bounded_by_memory_as_well_as_cores() {
+    use detector_core::parallel::{MEMORY_BUDGET, threads_for};
+    let huge = ScanOptions {
+        max_record_bytes: MEMORY_BUDGET,
+        ..ScanOptions::default()
+    };
+    assert_eq!(threads_for(&huge), 1);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    assert!((1..=cores).contains(&threads_for(&ScanOptions::default())));
 }

@@ -5,6 +5,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod inputs;
 pub mod lambda;
 pub mod output;
 pub mod s3;

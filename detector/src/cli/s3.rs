@@ -41,12 +41,13 @@ impl S3Source {
         })
     }
 
-    /// Call `f` with every key under `prefix`, page by page.
+    /// Call `f` with every key under `prefix` and its size when listed, page
+    /// by page.
     pub fn for_each_key(
         &self,
         bucket: &str,
         prefix: &str,
-        mut f: impl FnMut(&str),
+        mut f: impl FnMut(&str, Option<u64>),
     ) -> anyhow::Result<()> {
         let mut token: Option<String> = None;
         loop {
@@ -64,7 +65,7 @@ impl S3Source {
                 .with_context(|| format!("cannot list s3://{bucket}/{prefix}"))?;
             for obj in page.contents() {
                 if let Some(key) = obj.key() {
-                    f(key);
+                    f(key, obj.size().and_then(|n| u64::try_from(n).ok()));
                 }
             }
             match page.next_continuation_token() {

@@ -3,17 +3,17 @@
 //! or a table on stdout, a summary (and progress, on a terminal) on stderr.
 //! Exit 0 when every input was read, 2 when any could not be, 64 on usage.
 
+use super::inputs::{self, Note};
 use super::output::{AsffTarget, Format, Output};
 use super::s3::{S3Source, parse_url};
 use super::{EXIT_BAD_INPUT, EXIT_USAGE};
+use detector_core::parallel::{self, Delivery, InputError};
 use detector_core::{
     Classifier, ClassifierConfig, ResourceRef, ScanEvent, ScanOptions, ScanStats, Scanner,
     TamperConfig,
 };
 use shared_core::RoleRef;
-use std::fs::File;
-use std::io::{self, IsTerminal, Read};
-use std::path::Path;
+use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -126,13 +126,6 @@ pub struct ScanArgs {
     pub paths: Vec<String>,
 }
 
-/// Names read inside a directory or S3 prefix; others are counted as ignored.
-const EXTENSIONS: [&str; 5] = [".json", ".json.gz", ".jsonl", ".ndjson", ".gz"];
-
-fn wanted(name: &str) -> bool {
-    EXTENSIONS.iter().any(|ext| name.ends_with(ext))
-}
-
 /// The classifier configuration from the flags (or env), validated.
 pub fn classifier_config(args: &ScanArgs) -> Result<ClassifierConfig, String> {
     let mut launcher_roles = Vec::new();
@@ -206,8 +199,14 @@ pub fn run(args: &ScanArgs) -> ExitCode {
         max_record_bytes: args.max_record_bytes,
         max_input_bytes: args.max_input_bytes,
     };
+    let s3 = args
+        .paths
+        .iter()
+        .any(|p| p.starts_with("s3://"))
+        .then(|| S3Source::new().map_err(|e| format!("{e:#}")));
+    let threads = parallel::threads_for(&opts);
+    let mut scanner = Scanner::new(Classifier::new(cfg), opts);
     let mut run = Run {
-        scanner: Scanner::new(Classifier::new(cfg), opts),
         out: Output::new(
             args.format,
             AsffTarget {
@@ -218,39 +217,34 @@ pub fn run(args: &ScanArgs) -> ExitCode {
         ),
         ignored: 0,
         bad_inputs: 0,
-        progress: io::stderr().is_terminal().then(Instant::now),
+        progress: io::stderr()
+            .is_terminal()
+            .then(|| (Instant::now(), Progress::default())),
     };
-    let mut s3: Option<S3Source> = None;
-    for path in &args.paths {
-        if path == "-" {
-            run.scan_one(io::stdin(), "-");
-        } else if let Some((bucket, prefix)) = parse_url(path) {
-            if s3.is_none() {
-                match S3Source::new() {
-                    Ok(src) => s3 = Some(src),
-                    Err(e) => {
-                        run.input_failed(path, &format!("{e:#}"));
-                        continue;
-                    }
-                }
-            }
-            if let Some(src) = &s3 {
-                run.scan_s3(src, bucket, prefix);
-            }
-        } else {
-            run.scan_path(Path::new(path), true);
-        }
-    }
-    run.finish()
+    scanner.scan_inputs(
+        threads,
+        |emit| inputs::produce(&args.paths, s3.as_ref(), emit),
+        |d| run.deliver(d),
+    );
+    run.finish(scanner.stats())
 }
 
+/// Counts for the progress line.
+#[derive(Default)]
+struct Progress {
+    files: u64,
+    records: u64,
+    findings: u64,
+}
+
+/// What the scan hands back, in input order: findings to stdout, errors and
+/// the summary to stderr.
 struct Run {
-    scanner: Scanner,
     out: Output,
     ignored: u64,
     bad_inputs: u64,
-    /// Last progress line, when stderr is a terminal.
-    progress: Option<Instant>,
+    /// Last progress line and its counts, when stderr is a terminal.
+    progress: Option<(Instant, Progress)>,
 }
 
 impl Run {
@@ -259,108 +253,59 @@ impl Run {
         eprintln!("error: {input}: {what}");
     }
 
-    fn scan_one(&mut self, reader: impl Read + Send, source: &str) {
-        let out = &mut self.out;
-        let result = self
-            .scanner
-            .scan_reader_pipelined(reader, source, |ev| match ev {
-                ScanEvent::Finding(f) => out.finding(f),
-                ScanEvent::RecordError(e) => eprintln!("error: {e}"),
-                ScanEvent::Managed(_) => {}
-            });
-        match result {
-            Ok(report) if report.record_errors > 0 => self.bad_inputs += 1,
-            Ok(_) => {}
-            Err(e) => {
-                self.bad_inputs += 1;
-                eprintln!("error: {e}");
+    fn deliver(&mut self, d: Delivery<Note>) {
+        match d {
+            Delivery::Event(ScanEvent::Finding(f)) => {
+                if let Some((_, p)) = &mut self.progress {
+                    p.findings += 1;
+                }
+                self.out.finding(f);
             }
+            Delivery::Event(ScanEvent::RecordError(e)) => eprintln!("error: {e}"),
+            Delivery::Event(ScanEvent::Managed(_)) => {}
+            Delivery::Done { source, result } => {
+                match result {
+                    Ok(report) => {
+                        if report.record_errors > 0 {
+                            self.bad_inputs += 1;
+                        }
+                        if let Some((_, p)) = &mut self.progress {
+                            p.files += 1;
+                            p.records += report.records;
+                        }
+                    }
+                    Err(InputError::Open(what)) => self.input_failed(&source, &what),
+                    Err(InputError::Read(e)) => {
+                        self.bad_inputs += 1;
+                        eprintln!("error: {e}");
+                    }
+                }
+                self.tick();
+            }
+            Delivery::Note(Note::Failed { input, message }) => self.input_failed(&input, &message),
+            Delivery::Note(Note::Ignored) => self.ignored += 1,
+            Delivery::Note(Note::Warning(w)) => eprintln!("detector scan: warning: {w}"),
         }
-        self.tick();
     }
 
     fn tick(&mut self) {
-        if let Some(last) = self.progress
+        if let Some((last, p)) = &mut self.progress
             && last.elapsed() > Duration::from_millis(250)
         {
-            let s = self.scanner.stats();
             eprint!(
                 "\r\x1b[Kscanning: {} files, {} records, {} findings",
-                s.files,
-                s.records,
-                s.total_findings()
+                p.files, p.records, p.findings
             );
-            self.progress = Some(Instant::now());
+            *last = Instant::now();
         }
     }
 
-    /// A path named on the command line (`named`) is always read; inside a
-    /// directory only the wanted extensions are.
-    fn scan_path(&mut self, path: &Path, named: bool) {
-        let meta = if named {
-            std::fs::metadata(path)
-        } else {
-            std::fs::symlink_metadata(path)
-        };
-        let meta = match meta {
-            Ok(m) => m,
-            Err(e) => return self.input_failed(&path.display().to_string(), &e.to_string()),
-        };
-        if meta.is_dir() {
-            let mut entries: Vec<_> = match std::fs::read_dir(path) {
-                Ok(rd) => match rd.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>() {
-                    Ok(v) => v,
-                    Err(e) => {
-                        return self.input_failed(&path.display().to_string(), &e.to_string());
-                    }
-                },
-                Err(e) => return self.input_failed(&path.display().to_string(), &e.to_string()),
-            };
-            entries.sort();
-            for entry in entries {
-                self.scan_path(&entry, false);
-            }
-            return;
-        }
-        let name = path.display().to_string();
-        if !named && (!meta.is_file() || !wanted(&name)) {
-            self.ignored += 1;
-            return;
-        }
-        match File::open(path) {
-            Ok(f) => self.scan_one(f, &name),
-            Err(e) => self.input_failed(&name, &e.to_string()),
-        }
-    }
-
-    fn scan_s3(&mut self, src: &S3Source, bucket: &str, prefix: &str) {
-        let mut keys_seen = false;
-        let listed = src.for_each_key(bucket, prefix, |key| {
-            keys_seen = true;
-            let url = format!("s3://{bucket}/{key}");
-            if key != prefix && !wanted(key) {
-                self.ignored += 1;
-                return;
-            }
-            match src.open(bucket, key) {
-                Ok(body) => self.scan_one(body, &url),
-                Err(e) => self.input_failed(&url, &format!("{e:#}")),
-            }
-        });
-        if let Err(e) = listed {
-            self.input_failed(&format!("s3://{bucket}/{prefix}"), &format!("{e:#}"));
-        } else if !keys_seen {
-            eprintln!("detector scan: warning: no objects under s3://{bucket}/{prefix}");
-        }
-    }
-
-    fn finish(mut self) -> ExitCode {
+    fn finish(mut self, stats: &ScanStats) -> ExitCode {
         if self.progress.is_some() {
             eprint!("\r\x1b[K");
         }
         let write_result = self.out.finish();
-        let stats = self.scanner.stats().clone();
-        eprint!("{}", summary(&stats, self.ignored, self.bad_inputs));
+        eprint!("{}", summary(stats, self.ignored, self.bad_inputs));
         if let Err(e) = write_result {
             eprintln!("error: writing findings to stdout: {e}");
             return ExitCode::from(EXIT_BAD_INPUT);
