@@ -21,8 +21,8 @@
 use detector_core::ScanOptions;
 use libfuzzer_sys::fuzz_target;
 use microvm_fuzz::{
-    Chunked, pieces, scan_checked, scan_checked_with, scan_in_parallel, scan_serially,
-    scan_values, tiny_limits,
+    Chunked, scan_checked, scan_checked_with, scan_in_parallel, scan_serially, scan_values,
+    tiny_limits,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -54,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(whole, piped, "the pipelined reader changed the outcome");
     }
 
-    let inputs = pieces(data);
+    let inputs = microvm_fuzz::pieces(data);
     assert_eq!(
         scan_in_parallel(&inputs, 2),
         scan_serially(&inputs),

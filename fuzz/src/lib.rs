@@ -165,9 +165,8 @@ fn check_stats(s: &ScanStats, c: &Counts, result: &Result<InputReport, ReadError
     assert_eq!(s.total_findings(), c.findings, "{s:?}");
     assert_eq!(s.managed, c.managed, "{s:?}");
     assert_eq!(s.record_errors, c.record_errors, "{s:?}");
-    let exempt = s.changes_by_deployment
-        + s.changes_by_aws_service
-        + s.selector_changes_keeping_coverage;
+    let exempt =
+        s.changes_by_deployment + s.changes_by_aws_service + s.selector_changes_keeping_coverage;
     assert_eq!(
         s.governed + s.control_plane,
         s.managed + s.total_findings() + exempt,
@@ -179,11 +178,8 @@ fn check_stats(s: &ScanStats, c: &Counts, result: &Result<InputReport, ReadError
     );
     // Every counted record ends in exactly one bucket, or as a record error
     // (lookup-events entries can fail before they are counted as records).
-    let classified = s.governed
-        + s.control_plane
-        + s.not_governed
-        + s.duplicates
-        + s.skipped_insight_records;
+    let classified =
+        s.governed + s.control_plane + s.not_governed + s.duplicates + s.skipped_insight_records;
     assert!(classified <= s.records, "{s:?}");
     assert!(s.records - classified <= s.record_errors, "{s:?}");
     if let Ok(report) = result {
@@ -237,7 +233,10 @@ pub fn scan_serially(inputs: &[&[u8]]) -> Delivered {
     for (i, input) in inputs.iter().enumerate() {
         let source = format!("{SOURCE}#{i}");
         let result = scanner.scan_reader(*input, &source, |ev| out.push(format!("{ev:?}")));
-        out.push(format!("done {source}: {:?}", result.map_err(|e| e.to_string())));
+        out.push(format!(
+            "done {source}: {:?}",
+            result.map_err(|e| e.to_string())
+        ));
     }
     (out, scanner.stats().clone())
 }
@@ -262,7 +261,10 @@ pub fn scan_in_parallel(inputs: &[&[u8]], threads: usize) -> Delivered {
         |d| match d {
             Delivery::Event(ev) => out.push(format!("{ev:?}")),
             Delivery::Done { source, result } => {
-                out.push(format!("done {source}: {:?}", result.map_err(|e| e.to_string())));
+                out.push(format!(
+                    "done {source}: {:?}",
+                    result.map_err(|e| e.to_string())
+                ));
             }
             Delivery::Note(()) => {}
         },
