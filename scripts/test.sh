@@ -3,9 +3,10 @@
 # Rust and python3:
 #   1. creates/updates <repo>/.venv with the pinned tools (scripts/requirements-test.txt);
 #   2. runs scripts/infra-check.sh when it exists (template lint, guard rules; infra owns it);
-#   3. starts moto on 127.0.0.1:${MOTO_PORT:-5000} unless one already answers, and stops it
+#   3. checks the detector's Containerfile statically (scripts/check-containerfile.py);
+#   4. starts moto on 127.0.0.1:${MOTO_PORT:-5000} unless one already answers, and stops it
 #      on exit (by PID) only if this script started it;
-#   4. exports MOTO_ENDPOINT and runs every unit, integration and doc test of the workspace,
+#   5. exports MOTO_ENDPOINT and runs every unit, integration and doc test of the workspace,
 #      and builds (does not run) the benchmarks; RUN_BENCHES=1 runs them as well.
 #
 # Extra arguments go to the main `cargo test` call, e.g.
@@ -38,6 +39,9 @@ elif [[ -f "$REPO_ROOT/scripts/infra-check.sh" ]]; then
     bash "$REPO_ROOT/scripts/infra-check.sh"
 fi
 # --- end infra hook ---
+
+step "Containerfile (static checks)"
+python3 "$REPO_ROOT/scripts/check-containerfile.py"
 
 step "moto server"
 STARTED_MOTO=0

@@ -1,10 +1,12 @@
 //! The `detector` command line: one clap `Subcommand` per job. `scan` reads
 //! CloudTrail from files, stdin or S3 and prints bypass findings; the Lambda
-//! jobs (`sweep`, `handle`) slot in beside it as further variants.
+//! jobs (`sweep`, `handle`) slot in beside it as further variants, and
+//! `completions` prints a shell completion script.
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod completions;
 pub mod inputs;
 pub mod lambda;
 pub mod output;
@@ -38,6 +40,9 @@ pub enum Command {
     /// Run the detector Lambda's handler once on an invocation payload (any
     /// trigger shape); see LAMBDA.md.
     Handle(lambda::HandleArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish,
+    /// powershell) on stdout; see docs/install.md.
+    Completions(completions::CompletionsArgs),
 }
 
 /// Parse the command line and run the chosen job.
@@ -61,5 +66,6 @@ pub fn main() -> ExitCode {
         Command::Scan(args) => scan::run(&args),
         Command::Sweep(args) => lambda::exit(lambda::sweep(&args)),
         Command::Handle(args) => lambda::exit(lambda::handle_file(&args)),
+        Command::Completions(args) => completions::run(&args),
     }
 }
