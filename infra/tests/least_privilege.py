@@ -53,12 +53,22 @@ IAM_PREFIX = {
     "sts": "sts",
     "kms": "kms",
     "cloudwatch": "cloudwatch",
+    "securityhub": "securityhub",
+    "organizations": "organizations",
+    "account": "account",
 }
+# Operations IAM authorises under another action's name (AWS Service Authorization Reference:
+# "Actions, resources, and condition keys for Amazon S3 / Amazon SNS / Amazon SQS"; the SNS and
+# SQS pages list PublishBatch and SendMessageBatch under sns:Publish and sqs:SendMessage).
 ACTION_OVERRIDES = {
     ("s3", "list_objects_v2"): "s3:ListBucket",
     ("s3", "list_objects"): "s3:ListBucket",
     ("s3", "head_object"): "s3:GetObject",
     ("s3", "head_bucket"): "s3:ListBucket",
+    ("sns", "publish_batch"): "sns:Publish",
+    ("sqs", "send_message_batch"): "sqs:SendMessage",
+    ("sqs", "delete_message_batch"): "sqs:DeleteMessage",
+    ("sqs", "change_message_visibility_batch"): "sqs:ChangeMessageVisibility",
 }
 
 # (role, "granted-not-called" | "called-not-granted", action, reason)
@@ -74,10 +84,11 @@ ALLOWED: list[tuple[str, str, str, str]] = [
     ("detector", "granted-not-called", "sqs:ReceiveMessage", "the SQS event source mapping polls with the function's role"),
     ("detector", "granted-not-called", "sqs:DeleteMessage", "the SQS event source mapping deletes with the function's role"),
     ("detector", "granted-not-called", "sqs:GetQueueAttributes", "the SQS event source mapping reads the queue with the function's role"),
-    ("detector", "granted-not-called", "sqs:SendMessage", "Lambda's on-failure destination sends with the function's role"),
     ("detector", "granted-not-called", "kms:GenerateDataKey", "SNS encrypts a published alert with the topic's key as the publisher"),
     ("detector", "granted-not-called", "kms:Decrypt",
      "SNS (alert key) and S3 (SSE-KMS trail objects, ExistingTrailKmsKeyArn) use it as the caller"),
+    ("detector", "called-not-granted", "dynamodb:PutItem",
+     "shared/aws ledger: the launcher's ledger write (PutItem); the detector only reads ledgers"),
     ("detector", "called-not-granted", "sts:GetCallerIdentity",
      "GetCallerIdentity needs no IAM permission (AWS STS API reference: it works even when denied)"),
 ]

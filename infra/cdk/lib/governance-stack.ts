@@ -45,6 +45,7 @@ import { Construct } from 'constructs';
 import { GOVERNED_CALLS_PATTERN, tamperEventsPattern } from './event-patterns';
 import { computedTrailBucketName, functionArn, ruleArn } from './names';
 import { PreventionParams, alertKeyPolicy, denyPolicyDocument, tableResourcePolicy, trailBucketChangesStatement } from './prevention';
+import { detectorConditions, detectorParameters } from './detector-settings';
 import { detectorPolicies, lambdaTrust, launcherPolicies, remediationDocument } from './roles';
 
 /** Repository root (infra/cdk/build/lib -> ../../../..; infra/cdk/lib -> ../../..). */
@@ -162,8 +163,13 @@ export class GovernanceStack extends Stack {
     const requiredRole = param('DefaultRequiredRole', { type: 'String', default: 'security' });
     const slaMinutes = param('DefaultSlaMinutes', { type: 'Number', default: 60, minValue: 1 });
     const launcherConfig = param('LauncherConfigPath', { type: 'String', default: '' });
-    const remediation = param('Remediation', { type: 'String', default: 'off', allowedValues: ['off', 'suspend', 'terminate'] });
-    const graceSeconds = param('RemediationGraceSeconds', { type: 'Number', default: 300, minValue: 0 });
+    const remediation = param('Remediation', {
+      type: 'String',
+      default: 'off',
+      allowedValues: ['off', 'dry-run', 'suspend', 'terminate'],
+      description: 'What the sweep does to an unmanaged MicroVM; only suspend and terminate grant Suspend/Terminate.',
+    });
+    const detectorSettings = detectorParameters(param);
     const sweepMinutes = param('SweepIntervalMinutes', { type: 'Number', default: '5', allowedValues: ['2', '5', '10', '15', '30', '60'] });
     const heartbeat = param('HeartbeatMaxSilenceSeconds', { type: 'Number', default: 1800, minValue: 300, maxValue: 86400 });
     const alertEmail = param('AlertEmail', { type: 'String', default: '' });
@@ -195,7 +201,12 @@ export class GovernanceStack extends Stack {
     const createWebhookSecret = cond('CreateWebhookSecret', Fn.conditionEquals(webhookSecretArn.valueAsString, ''));
     const hasEmail = cond('HasAlertEmail', Fn.conditionNot(Fn.conditionEquals(alertEmail.valueAsString, '')));
     const hasConfig = cond('HasLauncherConfig', Fn.conditionNot(Fn.conditionEquals(launcherConfig.valueAsString, '')));
-    const remediationEnabled = cond('RemediationEnabled', Fn.conditionNot(Fn.conditionEquals(remediation.valueAsString, 'off')));
+    // dry-run only reports: no Suspend/Terminate grant.
+    const remediationEnabled = cond('RemediationEnabled', Fn.conditionOr(
+      Fn.conditionEquals(remediation.valueAsString, 'suspend'),
+      Fn.conditionEquals(remediation.valueAsString, 'terminate'),
+    ));
+    detectorConditions(cond);
     const webhookUrlEnabled = cond('WebhookUrlEnabled', Fn.conditionEquals(enableWebhookUrl.valueAsString, 'true'));
     const ifCond = (c: CfnCondition, a: unknown, b: unknown) => Fn.conditionIf(c.logicalId, a, b).toString();
 
@@ -592,7 +603,9 @@ export class GovernanceStack extends Stack {
         // Lambda uses the function name as the session name of its role.
         LAUNCHER_SESSION_NAMES: launcher.fn.functionName,
         REMEDIATION: remediation.valueAsString,
-        REMEDIATION_GRACE_SECONDS: graceSeconds.valueAsString,
+        ...detectorSettings,
+        // The bucket the health check expects the trail to deliver to (the one read here).
+        TRAIL_BUCKETS: trailBucketName,
         LAUNCHER_FUNCTIONS: functionArn('launcher'),
         // Built from the name: a function cannot reference its own ARN.
         DETECTOR_FUNCTIONS: functionArn('detector'),

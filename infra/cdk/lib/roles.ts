@@ -106,6 +106,9 @@ export function launcherPolicies(g: LauncherGrants) {
   ];
 }
 
+/** A statement present only under a template condition (Fn::If with AWS::NoValue). */
+export const onlyIf = (condition: string, statement: object) => Fn.conditionIf(condition, statement, Aws.NO_VALUE);
+
 export interface DetectorGrants {
   trailBucketName: string;
   /** Fn::If [HasTrailKmsKey, statement, AWS::NoValue] */
@@ -138,14 +141,17 @@ export function detectorPolicies(g: DetectorGrants) {
           },
           g.trailKmsStatement,
           { Sid: 'ReadLedger', Effect: 'Allow', Action: 'dynamodb:BatchGetItem', Resource: tableArn('ledger'), Condition: from },
+          // Marks read one or many at a time, one UpdateItem per finding; the heartbeat item.
           {
             Sid: 'Dedupe',
             Effect: 'Allow',
-            Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+            Action: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
             Resource: tableArn('dedupe'),
             Condition: from,
           },
+          // Publish and PublishBatch (IAM authorises PublishBatch as sns:Publish).
           { Sid: 'PublishAlerts', Effect: 'Allow', Action: 'sns:Publish', Resource: g.alertTopicArn, Condition: from },
+          ...detectorOptionalStatements(),
           // SNS encrypts the published message with the topic's key as the publisher.
           { Sid: 'EncryptAlerts', Effect: 'Allow', Action: ['kms:GenerateDataKey', 'kms:Decrypt'], Resource: g.alertKeyArn },
           {
@@ -215,6 +221,53 @@ export function detectorPolicies(g: DetectorGrants) {
         ],
       },
     },
+  ];
+}
+
+/**
+ * The optional destinations and the sweep of other accounts and regions, each present only
+ * under its condition (the parameters' names are the SAM template's).
+ */
+export function detectorOptionalStatements() {
+  const from = fromFunction('detector');
+  return [
+    onlyIf('HasChatTopic', { Sid: 'PublishToChat', Effect: 'Allow', Action: 'sns:Publish', Resource: Fn.ref('ChatTopicArn'), Condition: from }),
+    onlyIf('SecurityHubEnabled', {
+      Sid: 'ImportFindingsIntoSecurityHub',
+      Effect: 'Allow',
+      Action: 'securityhub:BatchImportFindings',
+      Resource: Fn.sub('arn:${AWS::Partition}:securityhub:${AWS::Region}:${AWS::AccountId}:product/${AWS::AccountId}/default'),
+      Condition: from,
+    }),
+    onlyIf('HasEventBus', {
+      Sid: 'PutFindingsOnTheEventBus',
+      Effect: 'Allow',
+      Action: 'events:PutEvents',
+      Resource: Fn.sub('arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}'),
+      Condition: from,
+    }),
+    // The read-only sweep role of every other account, by name.
+    onlyIf('SweepsOtherAccounts', {
+      Sid: 'AssumeTheSweepRole',
+      Effect: 'Allow',
+      Action: 'sts:AssumeRole',
+      Resource: Fn.sub('arn:${AWS::Partition}:iam::*:role/${SweepRoleName}'),
+      Condition: from,
+    }),
+    onlyIf('SweepsOrganization', {
+      Sid: 'ListOrganizationAccounts',
+      Effect: 'Allow',
+      Action: 'organizations:ListAccounts',
+      Resource: '*',
+      Condition: from,
+    }),
+    onlyIf('SweepsEnabledRegions', {
+      Sid: 'ListEnabledRegions',
+      Effect: 'Allow',
+      Action: 'account:ListRegions',
+      Resource: Fn.sub('arn:${AWS::Partition}:account::${AWS::AccountId}:account'),
+      Condition: from,
+    }),
   ];
 }
 
