@@ -44,7 +44,14 @@ import { RustFunction } from 'cargo-lambda-cdk';
 import { Construct } from 'constructs';
 import { GOVERNED_CALLS_PATTERN, tamperEventsPattern } from './event-patterns';
 import { computedTrailBucketName, functionArn, ruleArn } from './names';
-import { PreventionParams, alertKeyPolicy, denyPolicyDocument, tableResourcePolicy, trailBucketChangesStatement } from './prevention';
+import {
+  PreventionParams,
+  alertKeyPolicy,
+  denyPolicyDocument,
+  tableResourcePolicy,
+  tokenKeyPolicy,
+  trailBucketChangesStatement,
+} from './prevention';
 import { detectorConditions, detectorParameters } from './detector-settings';
 import { detectorPolicies, lambdaTrust, launcherPolicies, remediationDocument } from './roles';
 
@@ -72,7 +79,7 @@ function pin(construct: Construct, logicalId: string): CfnResource {
  * same text as the SAM template's IntegrityBaselineParameter.
  */
 const BASELINE_TEMPLATE =
-  '{"schema":1,"functions":[{"kind":"launcher","function_arn":"${LauncherArn}","version_arn":"${LauncherVersionArn}","execution_role_arn":"${LauncherRoleArn}","aliases":{"live":"${LauncherVersion}"${WebhookAlias}},"url_auth_types":{"live":"AWS_IAM"${WebhookUrl}},"reserved_concurrency":${LauncherReservedConcurrency},"event_source_arns":[],"permissions":[${WebhookPermissions}]},{"kind":"detector","function_arn":"${DetectorArn}","version_arn":"${DetectorVersionArn}","execution_role_arn":"${DetectorRoleArn}","aliases":{"live":"${DetectorVersion}"},"url_auth_types":{},"reserved_concurrency":${DetectorReservedConcurrency},"event_source_arns":["${DetectorQueueArn}"],"permissions":[{"principal":"events.amazonaws.com","action":"lambda:InvokeFunction","qualifier":"live","source_arn":"${RuleArnPrefix}-sweep"},{"principal":"events.amazonaws.com","action":"lambda:InvokeFunction","qualifier":"live","source_arn":"${RuleArnPrefix}-governed-calls"},{"principal":"events.amazonaws.com","action":"lambda:InvokeFunction","qualifier":"live","source_arn":"${RuleArnPrefix}-tamper-events"}]}]}';
+  '{"schema":1,"functions":[{"kind":"launcher","function_arn":"${LauncherArn}","version_arn":"${LauncherVersionArn}","execution_role_arn":"${LauncherRoleArn}","aliases":{"live":"${LauncherVersion}"${WebhookAlias}},"url_auth_types":{"live":"AWS_IAM"${WebhookUrl}},"reserved_concurrency":${LauncherReservedConcurrency},"event_source_arns":[],"permissions":[{"principal":"events.amazonaws.com","action":"lambda:InvokeFunction","qualifier":"live","source_arn":"${RuleArnPrefix}-reconciler"}${WebhookPermissions}]},{"kind":"detector","function_arn":"${DetectorArn}","version_arn":"${DetectorVersionArn}","execution_role_arn":"${DetectorRoleArn}","aliases":{"live":"${DetectorVersion}"},"url_auth_types":{},"reserved_concurrency":${DetectorReservedConcurrency},"event_source_arns":["${DetectorQueueArn}"],"permissions":[{"principal":"events.amazonaws.com","action":"lambda:InvokeFunction","qualifier":"live","source_arn":"${RuleArnPrefix}-sweep"},{"principal":"events.amazonaws.com","action":"lambda:InvokeFunction","qualifier":"live","source_arn":"${RuleArnPrefix}-governed-calls"},{"principal":"events.amazonaws.com","action":"lambda:InvokeFunction","qualifier":"live","source_arn":"${RuleArnPrefix}-tamper-events"}]}]}';
 
 const LOG_RETENTION_DAYS = [30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
 const ROLE_ARN_PATTERN = '^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$';
@@ -126,7 +133,12 @@ export class GovernanceStack extends Stack {
       default: '',
       description: 'Optional SNS topic announcing new log files; the detector queue subscribes to it.',
     });
-    const contro1BaseUrl = param('Contro1BaseUrl', { type: 'String', default: 'https://api.contro1.com/api/centcom/v1' });
+    const contro1BaseUrl = param('Contro1BaseUrl', {
+      type: 'String',
+      default: 'https://api.contro1.com/api/centcom/v1',
+      allowedPattern: '^https://[^\\s]+$',
+      description: 'Contro1 API base URL (https only).',
+    });
     const apiKeySecretArn = param('Contro1ApiKeySecretArn', {
       type: 'String',
       default: '',
@@ -140,6 +152,7 @@ export class GovernanceStack extends Stack {
     const publicUrl = param('LauncherPublicUrl', {
       type: 'String',
       default: '',
+      allowedPattern: '^$|^https://[^\\s]+[^/\\s]$',
       description: 'Base URL Contro1 calls back; set it to the Contro1WebhookUrl output after the first deploy.',
     });
     const enableWebhookUrl = param('EnableContro1WebhookUrl', { type: 'String', default: 'true', allowedValues: ['true', 'false'] });
@@ -162,6 +175,9 @@ export class GovernanceStack extends Stack {
     const tokenPorts = param('AllowedTokenPorts', { type: 'String', default: '8080' });
     const requiredRole = param('DefaultRequiredRole', { type: 'String', default: 'security' });
     const slaMinutes = param('DefaultSlaMinutes', { type: 'Number', default: 60, minValue: 1 });
+    const executingTimeout = param('ExecutingTimeoutSeconds', { type: 'Number', default: 960, minValue: 60, maxValue: 86400 });
+    const approvalsPerMinute = param('ApprovalRequestsPerMinute', { type: 'Number', default: 30, minValue: 1, maxValue: 10000 });
+    const tombstoneRetention = param('TombstoneRetentionSeconds', { type: 'Number', default: 2592000, minValue: 86400 });
     const launcherConfig = param('LauncherConfigPath', { type: 'String', default: '' });
     const remediation = param('Remediation', {
       type: 'String',
@@ -220,12 +236,17 @@ export class GovernanceStack extends Stack {
     };
 
     // ------------------------------------------------------------------ data
-    const table = (id: string, name: 'ledger' | 'pending' | 'dedupe', ttl: boolean, retain: boolean, policy: object) => {
+    const table = (id: string, name: 'ledger' | 'pending' | 'dedupe', ttl: boolean, retain: boolean, policy: object,
+                   index?: dynamodb.CfnTable.GlobalSecondaryIndexProperty) => {
       const t = new dynamodb.CfnTable(this, id, {
         tableName: Fn.sub(`\${NamePrefix}-${name}`),
         billingMode: 'PAY_PER_REQUEST',
-        attributeDefinitions: [{ attributeName: 'pk', attributeType: 'S' }],
+        attributeDefinitions: [
+          { attributeName: 'pk', attributeType: 'S' },
+          ...(index ? [{ attributeName: 'executing', attributeType: 'S' }, { attributeName: 'executing_since', attributeType: 'N' }] : []),
+        ],
         keySchema: [{ attributeName: 'pk', keyType: 'HASH' }],
+        globalSecondaryIndexes: index ? [index] : undefined,
         sseSpecification: { sseEnabled: true },
         pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
         timeToLiveSpecification: ttl ? { attributeName: 'expires_at', enabled: true } : undefined,
@@ -238,7 +259,13 @@ export class GovernanceStack extends Stack {
     const ledger = table('LedgerTable', 'ledger', false, true,
       tableResourcePolicy(prevention, 'ledger', 'OnlyTheLauncherWritesTheLedger', 'launcher', 'OnlyTheDeployerChangesTheLedger'));
     const pending = table('PendingTable', 'pending', true, true,
-      tableResourcePolicy(prevention, 'pending', 'OnlyTheLauncherWritesPendingApprovals', 'launcher', 'OnlyTheDeployerChangesPendingApprovals'));
+      tableResourcePolicy(prevention, 'pending', 'OnlyTheLauncherWritesPendingApprovals', 'launcher', 'OnlyTheDeployerChangesPendingApprovals'),
+      // Sparse: only executing items carry `executing`; the reconciler queries it.
+      {
+        indexName: 'executing-index',
+        keySchema: [{ attributeName: 'executing', keyType: 'HASH' }, { attributeName: 'executing_since', keyType: 'RANGE' }],
+        projection: { projectionType: 'KEYS_ONLY' },
+      });
     const dedupe = table('DedupeTable', 'dedupe', true, false,
       tableResourcePolicy(prevention, 'dedupe', 'OnlyTheDetectorWritesDedupeMarks', 'detector', 'OnlyTheDeployerChangesDedupe'));
 
@@ -263,6 +290,14 @@ export class GovernanceStack extends Stack {
       enableKeyRotation: true,
       keyPolicy: alertKeyPolicy(prevention),
     });
+    // Seals the tokens pending approvals hold; only the launcher role may use it.
+    const tokenKey = new kms.CfnKey(this, 'TokenKey', {
+      description: 'Seals the MicroVM auth tokens the launcher holds for pending approvals.',
+      enableKeyRotation: true,
+      keyPolicy: tokenKeyPolicy(prevention),
+    });
+    tokenKey.applyRemovalPolicy(RemovalPolicy.RETAIN);
+    new kms.CfnAlias(this, 'TokenKeyAlias', { aliasName: Fn.sub('alias/${NamePrefix}-tokens'), targetKeyId: tokenKey.ref });
     new kms.CfnAlias(this, 'AlertKeyAlias', { aliasName: Fn.sub('alias/${NamePrefix}-alerts'), targetKeyId: alertKey.ref });
     const alertTopic = new sns.CfnTopic(this, 'AlertTopic', {
       topicName: Fn.sub('${NamePrefix}-alerts'),
@@ -315,7 +350,9 @@ export class GovernanceStack extends Stack {
             Principal: { Service: 'events.amazonaws.com' },
             Action: 'sqs:SendMessage',
             Resource: eventsDlq.attrArn,
-            Condition: { ArnEquals: { 'aws:SourceArn': [ruleArn('sweep'), ruleArn('governed-calls'), ruleArn('tamper-events')] } },
+            Condition: {
+              ArnEquals: { 'aws:SourceArn': [ruleArn('sweep'), ruleArn('governed-calls'), ruleArn('tamper-events'), ruleArn('reconciler')] },
+            },
           },
           denyInsecure(eventsDlq.attrArn),
         ],
@@ -453,6 +490,8 @@ export class GovernanceStack extends Stack {
         allowedNetworkConnectorArns: connectorArns.valueAsList,
         apiKeySecretArn: apiKeyArn,
         webhookSecretArn: webhookArn,
+        tokenKeyArn: tokenKey.attrArn,
+        eventsDlqArn: eventsDlq.attrArn,
       }),
     });
     const logGroup = (id: string, kind: string) => {
@@ -516,6 +555,11 @@ export class GovernanceStack extends Stack {
         ALLOWED_TOKEN_PORTS: tokenPorts.valueAsString,
         DEFAULT_REQUIRED_ROLE: requiredRole.valueAsString,
         DEFAULT_SLA_MINUTES: slaMinutes.valueAsString,
+        TOKEN_KMS_KEY_ID: tokenKey.attrArn,
+        PENDING_EXECUTING_INDEX: 'executing-index',
+        EXECUTING_TIMEOUT_SECONDS: executingTimeout.valueAsString,
+        APPROVAL_REQUESTS_PER_MINUTE: approvalsPerMinute.valueAsString,
+        TOMBSTONE_RETENTION_SECONDS: tombstoneRetention.valueAsString,
       },
     });
     // LAUNCHER_CONFIG only when a path is given (Fn::If with AWS::NoValue drops the key).
@@ -619,6 +663,7 @@ export class GovernanceStack extends Stack {
           ruleArn('sweep'),
           ruleArn('governed-calls'),
           ruleArn('tamper-events'),
+          ruleArn('reconciler'),
           queue.attrArn,
           dlq.attrArn,
           eventsDlq.attrArn,
@@ -631,14 +676,18 @@ export class GovernanceStack extends Stack {
       },
     });
     // EventBridge invokes asynchronously: what still fails after two retries goes to the DLQ.
-    const invokeConfig = new lambda.CfnEventInvokeConfig(this, 'DetectorFunctionEventInvokeConfig', {
-      functionName: detector.fn.functionName,
-      qualifier: 'live',
-      maximumRetryAttempts: 2,
-      maximumEventAgeInSeconds: 3600,
-      destinationConfig: { onFailure: { destination: eventsDlq.attrArn } },
-    });
-    invokeConfig.addDependency(detector.live);
+    const onFailureToDlq = (id: string, f: typeof detector) => {
+      const c = new lambda.CfnEventInvokeConfig(this, `${id}EventInvokeConfig`, {
+        functionName: f.fn.functionName,
+        qualifier: 'live',
+        maximumRetryAttempts: 2,
+        maximumEventAgeInSeconds: 3600,
+        destinationConfig: { onFailure: { destination: eventsDlq.attrArn } },
+      });
+      c.addDependency(f.live);
+    };
+    onFailureToDlq('DetectorFunction', detector);
+    onFailureToDlq('LauncherFunction', launcher);
     new lambda.CfnEventSourceMapping(this, 'DetectorFunctionTrailObjects', {
       eventSourceArn: queue.attrArn,
       functionName: detector.live.ref,
@@ -646,12 +695,12 @@ export class GovernanceStack extends Stack {
       maximumBatchingWindowInSeconds: 5,
       functionResponseTypes: ['ReportBatchItemFailures'],
     });
-    const rule = (id: string, props: events.CfnRuleProps, retries: number, maxAge: number) => {
+    const rule = (id: string, props: events.CfnRuleProps, retries: number, maxAge: number, target = detector) => {
       const r = new events.CfnRule(this, id, {
         ...props,
         targets: [
           {
-            arn: detector.live.ref,
+            arn: target.live.ref,
             id: `${id}LambdaTarget`,
             deadLetterConfig: { arn: eventsDlq.attrArn },
             retryPolicy: { maximumRetryAttempts: retries, maximumEventAgeInSeconds: maxAge },
@@ -660,7 +709,7 @@ export class GovernanceStack extends Stack {
       });
       new lambda.CfnPermission(this, `${id}Permission`, {
         action: 'lambda:InvokeFunction',
-        functionName: detector.live.ref,
+        functionName: target.live.ref,
         principal: 'events.amazonaws.com',
         sourceArn: r.attrArn,
       });
@@ -673,6 +722,12 @@ export class GovernanceStack extends Stack {
     }, 2, 300);
     rule('DetectorFunctionGovernedApiCalls', { name: Fn.sub('${NamePrefix}-governed-calls'), eventPattern: GOVERNED_CALLS_PATTERN }, 20, 3600);
     rule('DetectorFunctionTamperEvents', { name: Fn.sub('${NamePrefix}-tamper-events'), eventPattern: tamperEventsPattern() }, 20, 3600);
+    // The launcher's reconciler: approved calls stuck executing.
+    rule('LauncherFunctionReconciler', {
+      name: Fn.sub('${NamePrefix}-reconciler'),
+      description: "The launcher's reconciler (approved calls stuck executing).",
+      scheduleExpression: 'rate(5 minutes)',
+    }, 2, 300, launcher);
 
     // ------------------------------------------------------------------ integrity baseline
     const detectorVersionNumber = Fn.select(7, Fn.split(':', detector.versionRef));
@@ -690,7 +745,7 @@ export class GovernanceStack extends Stack {
         WebhookUrl: ifCond(webhookUrlEnabled, ',"contro1-webhook":"NONE"', ''),
         WebhookPermissions: ifCond(
           webhookUrlEnabled,
-          '{"principal":"*","action":"lambda:InvokeFunctionUrl","qualifier":"contro1-webhook"},{"principal":"*","action":"lambda:InvokeFunction","qualifier":"contro1-webhook"}',
+          ',{"principal":"*","action":"lambda:InvokeFunctionUrl","qualifier":"contro1-webhook"},{"principal":"*","action":"lambda:InvokeFunction","qualifier":"contro1-webhook"}',
           '',
         ),
         DetectorArn: detector.fn.functionArn,

@@ -26,6 +26,8 @@ export interface LauncherGrants {
   allowedNetworkConnectorArns: string[];
   apiKeySecretArn: string;
   webhookSecretArn: string;
+  tokenKeyArn: string;
+  eventsDlqArn: string;
 }
 
 export function launcherPolicies(g: LauncherGrants) {
@@ -47,6 +49,14 @@ export function launcherPolicies(g: LauncherGrants) {
               'lambda:ResumeMicrovm',
               'lambda:TerminateMicrovm',
             ],
+            Resource: imagesAndVersions(g.allowedImageArns),
+            Condition: from,
+          },
+          // The reconciler looks up MicroVMs the ledger does not settle (allowed images only).
+          {
+            Sid: 'ReconcilerReadsMicrovmsOfAllowedImages',
+            Effect: 'Allow',
+            Action: 'lambda:GetMicrovm',
             Resource: imagesAndVersions(g.allowedImageArns),
             Condition: from,
           },
@@ -80,9 +90,17 @@ export function launcherPolicies(g: LauncherGrants) {
             Condition: from,
           },
           {
+            Sid: 'ReconcilerQueriesExecutingCalls',
+            Effect: 'Allow',
+            Action: 'dynamodb:Query',
+            Resource: Fn.sub('arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${NamePrefix}-pending/index/executing-index'),
+            Condition: from,
+          },
+          // Every item of one governed call in one BatchWriteItem.
+          {
             Sid: 'Ledger',
             Effect: 'Allow',
-            Action: ['dynamodb:PutItem', 'dynamodb:GetItem'],
+            Action: ['dynamodb:PutItem', 'dynamodb:BatchWriteItem', 'dynamodb:GetItem'],
             Resource: tableArn('ledger'),
             Condition: from,
           },
@@ -93,6 +111,9 @@ export function launcherPolicies(g: LauncherGrants) {
             Resource: [g.apiKeySecretArn, g.webhookSecretArn],
             Condition: from,
           },
+          { Sid: 'SealAndOpenTokens', Effect: 'Allow', Action: ['kms:GenerateDataKey', 'kms:Decrypt'], Resource: g.tokenKeyArn, Condition: from },
+          // The reconciler schedule's on-failure destination sends outside the function's environment.
+          { Sid: 'OnFailureDestination', Effect: 'Allow', Action: 'sqs:SendMessage', Resource: g.eventsDlqArn },
           {
             Sid: 'OwnLogGroup',
             Effect: 'Allow',

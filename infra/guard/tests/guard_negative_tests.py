@@ -299,8 +299,12 @@ def no_on_failure_destination(t: dict) -> None:
         if res(t, "DetectorFunction")["Properties"].pop("EventInvokeConfig", None) is None:
             raise NothingToBreak("the detector has no EventInvokeConfig")
     else:
+        # In the CDK form cfn-guard cannot pair a rule's target with its function's invoke
+        # config (they meet only through logical ids), so the rule asks for at least one: every
+        # invoke config goes. The SAM form is checked per function (the detector's alone goes).
         res(t, "DetectorFunctionEventInvokeConfig")
-        del t["Resources"]["DetectorFunctionEventInvokeConfig"]
+        for lid in [k for k, r in t["Resources"].items() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]:
+            del t["Resources"][lid]
 
 
 def function_without_reserved_concurrency(t: dict) -> None:
@@ -368,6 +372,10 @@ CASES = [
     ("trust-without-aws-source-account", "execution_roles_trust_only_lambda_in_this_account", trust_without_source_account),
     ("launcher-grant-without-source-function-arn", "launcher_permissions_work_only_from_the_launcher_function",
      launcher_grant_without_source_function),
+    ("launcher-send-message-beside-a-write-without-source-function-arn", "launcher_permissions_work_only_from_the_launcher_function",
+     add_statement("LauncherRole", {"Effect": "Allow", "Action": ["sqs:SendMessage", "dynamodb:PutItem"], "Resource": "*"})),
+    ("launcher-send-message-to-any-queue", "launcher_permissions_work_only_from_the_launcher_function",
+     add_statement("LauncherRole", {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"})),
     ("launcher-passes-roles-to-any-service", "launcher_passes_roles_only_to_lambda", launcher_passes_roles_to_any_service),
     # the deny policy and the table policies
     ("deny-policy-without-stack-protection", "deny_policy_protects_microvms_and_the_stack",
