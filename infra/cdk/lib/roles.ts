@@ -139,6 +139,14 @@ export interface DetectorGrants {
   apiKeySecretArn: string;
   queueArn: string;
   eventsDlqArn: string;
+  /** The ledger read in this account (single-account stack); none in a security account. */
+  ledgerArn?: string;
+  /** The integrity check of both functions (single-account stack). */
+  integrity: boolean;
+  /** The sweep fan-out queue (security account): queued and consumed. */
+  sweepQueueArn?: string;
+  /** Sweep roles only inside this organization (aws:ResourceOrgID). */
+  organizationId?: string;
 }
 
 export function detectorPolicies(g: DetectorGrants) {
@@ -161,7 +169,7 @@ export function detectorPolicies(g: DetectorGrants) {
             Condition: from,
           },
           g.trailKmsStatement,
-          { Sid: 'ReadLedger', Effect: 'Allow', Action: 'dynamodb:BatchGetItem', Resource: tableArn('ledger'), Condition: from },
+          ...(g.ledgerArn ? [{ Sid: 'ReadLedger', Effect: 'Allow', Action: 'dynamodb:BatchGetItem', Resource: g.ledgerArn, Condition: from }] : []),
           // Marks read one or many at a time, one UpdateItem per finding; the heartbeat item.
           {
             Sid: 'Dedupe',
@@ -172,7 +180,7 @@ export function detectorPolicies(g: DetectorGrants) {
           },
           // Publish and PublishBatch (IAM authorises PublishBatch as sns:Publish).
           { Sid: 'PublishAlerts', Effect: 'Allow', Action: 'sns:Publish', Resource: g.alertTopicArn, Condition: from },
-          ...detectorOptionalStatements(),
+          ...detectorOptionalStatements(g.organizationId),
           // SNS encrypts the published message with the topic's key as the publisher.
           { Sid: 'EncryptAlerts', Effect: 'Allow', Action: ['kms:GenerateDataKey', 'kms:Decrypt'], Resource: g.alertKeyArn },
           {
@@ -190,46 +198,15 @@ export function detectorPolicies(g: DetectorGrants) {
             Resource: g.apiKeySecretArn,
             Condition: from,
           },
-          {
-            Sid: 'IntegrityCheckReadsBothFunctions',
-            Effect: 'Allow',
-            Action: [
-              'lambda:GetFunction',
-              'lambda:ListAliases',
-              'lambda:GetFunctionUrlConfig',
-              'lambda:GetPolicy',
-              'lambda:GetFunctionConcurrency',
-            ],
-            Resource: [
-              functionArn('launcher'),
-              qualifiedFunctionArns('launcher'),
-              functionArn('detector'),
-              qualifiedFunctionArns('detector'),
-            ],
-            Condition: from,
-          },
-          {
-            Sid: 'IntegrityCheckListsEventSourceMappings',
-            Effect: 'Allow',
-            Action: 'lambda:ListEventSourceMappings',
-            // ListEventSourceMappings has no resource type.
-            Resource: '*',
-            Condition: from,
-          },
-          {
-            Sid: 'IntegrityCheckReadsTheBaseline',
-            Effect: 'Allow',
-            Action: 'ssm:GetParameter',
-            Resource: baselineParameterArn(),
-            Condition: from,
-          },
+          ...(g.integrity ? integrityStatements() : []),
+          ...(g.sweepQueueArn ? [{ Sid: 'QueueSweepTargets', Effect: 'Allow', Action: 'sqs:SendMessage', Resource: g.sweepQueueArn, Condition: from }] : []),
           // The event source mapping and the on-failure destination act outside the function's
           // environment (no source function ARN).
           {
             Sid: 'ConsumeQueue',
             Effect: 'Allow',
             Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
-            Resource: g.queueArn,
+            Resource: g.sweepQueueArn ? [g.queueArn, g.sweepQueueArn] : g.queueArn,
           },
           { Sid: 'OnFailureDestination', Effect: 'Allow', Action: 'sqs:SendMessage', Resource: g.eventsDlqArn },
           {
@@ -245,11 +222,51 @@ export function detectorPolicies(g: DetectorGrants) {
   ];
 }
 
+/** The integrity check compares the live functions with the baseline parameter. */
+function integrityStatements() {
+  const from = fromFunction('detector');
+  return [
+    {
+      Sid: 'IntegrityCheckReadsBothFunctions',
+      Effect: 'Allow',
+      Action: [
+        'lambda:GetFunction',
+        'lambda:ListAliases',
+        'lambda:GetFunctionUrlConfig',
+        'lambda:GetPolicy',
+        'lambda:GetFunctionConcurrency',
+      ],
+      Resource: [
+        functionArn('launcher'),
+        qualifiedFunctionArns('launcher'),
+        functionArn('detector'),
+        qualifiedFunctionArns('detector'),
+      ],
+      Condition: from,
+    },
+    {
+      Sid: 'IntegrityCheckListsEventSourceMappings',
+      Effect: 'Allow',
+      Action: 'lambda:ListEventSourceMappings',
+      // ListEventSourceMappings has no resource type.
+      Resource: '*',
+      Condition: from,
+    },
+    {
+      Sid: 'IntegrityCheckReadsTheBaseline',
+      Effect: 'Allow',
+      Action: 'ssm:GetParameter',
+      Resource: baselineParameterArn(),
+      Condition: from,
+    },
+  ];
+}
+
 /**
  * The optional destinations and the sweep of other accounts and regions, each present only
  * under its condition (the parameters' names are the SAM template's).
  */
-export function detectorOptionalStatements() {
+export function detectorOptionalStatements(organizationId?: string) {
   const from = fromFunction('detector');
   return [
     onlyIf('HasChatTopic', { Sid: 'PublishToChat', Effect: 'Allow', Action: 'sns:Publish', Resource: Fn.ref('ChatTopicArn'), Condition: from }),
@@ -273,7 +290,8 @@ export function detectorOptionalStatements() {
       Effect: 'Allow',
       Action: 'sts:AssumeRole',
       Resource: Fn.sub('arn:${AWS::Partition}:iam::*:role/${SweepRoleName}'),
-      Condition: from,
+      // In an organization: only roles of its accounts.
+      Condition: organizationId ? { StringEquals: { 'aws:ResourceOrgID': organizationId }, ...from } : from,
     }),
     onlyIf('SweepsOrganization', {
       Sid: 'ListOrganizationAccounts',
