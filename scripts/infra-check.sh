@@ -17,11 +17,12 @@
 #      committed deny policy, boundary and SCP are what infra/policies/generate.py makes;
 #      the least-privilege check: each role's granted actions against the SDK operations its
 #      function's Rust sources call (allow-listed differences carry a reason);
-#   7. the organization templates (infra/org: member, security, forwarding): cfn-lint, `sam
-#      validate --lint` (the two SAM ones), infra/guard/organization.guard on all three and its
-#      negative tests, their copies of single-account resources against the originals
-#      (org_drift.py), a ledger write across accounts refused on both sides
-#      (cross_account_ledger.py); the least-privilege check above covers their roles too;
+#   7. the organization templates (infra/org: member, security, forwarding) and the CDK app's
+#      stacks for them: cfn-lint on both forms, `sam validate --lint` (the two SAM ones),
+#      infra/guard/organization.guard on both forms and its negative tests on both, parity
+#      (SAM against CDK, in step 6's parity run), their copies of single-account resources
+#      against the originals (org_drift.py), a ledger write across accounts refused on both
+#      sides (cross_account_ledger.py); the least-privilege check above covers their roles;
 #   8. INFRA_BUILD=1 only (slow): `cargo lambda build --release --arm64` for both functions
 #      (x86-64 if the arm64 std cannot be installed here), printing the zip sizes.
 #
@@ -37,6 +38,13 @@ CDK_TEMPLATE="infra/cdk/cdk.out/MicrovmGovernance.template.json"
 GUARD_RULES="infra/guard/microvm-governance.guard"
 ORG_GUARD_RULES="infra/guard/organization.guard"
 ORG_TEMPLATES=(infra/org/member.yaml infra/org/security.yaml infra/org/forwarding.yaml)
+ORG_KINDS=(member security forwarding)
+# The CDK app's organization stacks, in the same order (cdk.out/<stack id>.template.json).
+ORG_CDK_TEMPLATES=(
+    infra/cdk/cdk.out/MicrovmGovernanceMember.template.json
+    infra/cdk/cdk.out/MicrovmGovernanceSecurity.template.json
+    infra/cdk/cdk.out/MicrovmGovernanceForwarding.template.json
+)
 STEPS_OK=0
 
 say() { printf '\n--> infra-check: %s\n' "$*" >&2; }
@@ -129,12 +137,14 @@ if ! (cd "$CDK_DIR" && npx --no-install cdk synth --quiet --no-notices -c skipBu
     tail -n 40 "$synth_log" >&2
     fail "cdk synth (log: $synth_log)"
 fi
-[[ -s "$CDK_TEMPLATE" ]] || fail "cdk synth wrote no $CDK_TEMPLATE"
+for t in "$CDK_TEMPLATE" "${ORG_CDK_TEMPLATES[@]}"; do
+    [[ -s "$t" ]] || fail "cdk synth wrote no $t"
+done
 ok "cdk synth -> $CDK_TEMPLATE"
 
-say "cfn-lint $CDK_TEMPLATE"
-"$CFN_LINT" -- "$CDK_TEMPLATE" >&2 || fail "cfn-lint reported problems in $CDK_TEMPLATE"
-ok "cfn-lint $CDK_TEMPLATE"
+say "cfn-lint $CDK_TEMPLATE and the organization stacks"
+"$CFN_LINT" -- "$CDK_TEMPLATE" "${ORG_CDK_TEMPLATES[@]}" >&2 || fail "cfn-lint reported problems in the CDK output"
+ok "cfn-lint $CDK_TEMPLATE ${ORG_CDK_TEMPLATES[*]}"
 
 # ---------------------------------------------------------------- 4. guard rules
 # The rules are written for long-form JSON (the CDK output is; the SAM YAML is decoded).
@@ -156,7 +166,11 @@ ok "guard negative tests"
 
 # ---------------------------------------------------------------- 6. parity
 say "SAM/CDK parity and Athena query"
-"$INFRA_VENV/bin/python" infra/tests/parity.py --self-test "$SAM_TEMPLATE" "$CDK_TEMPLATE" infra/athena/bypass-hunt.sql >&2 \
+org_pairs=()
+for i in "${!ORG_KINDS[@]}"; do
+    org_pairs+=(--org "${ORG_KINDS[$i]}" "${ORG_TEMPLATES[$i]}" "${ORG_CDK_TEMPLATES[$i]}")
+done
+"$INFRA_VENV/bin/python" infra/tests/parity.py --self-test "$SAM_TEMPLATE" "$CDK_TEMPLATE" infra/athena/bypass-hunt.sql "${org_pairs[@]}" >&2 \
     || fail "SAM/CDK parity"
 ok "parity"
 
@@ -192,11 +206,19 @@ for t in "${ORG_TEMPLATES[@]}"; do
     "$CFN_GUARD" validate -r "$ORG_GUARD_RULES" -d "$long" --show-summary fail -o single-line-summary >&2 \
         || fail "cfn-guard organization rules fail on $t"
 done
-ok "cfn-guard organization rules on infra/org"
+for t in "${ORG_CDK_TEMPLATES[@]}"; do
+    "$CFN_GUARD" validate -r "$ORG_GUARD_RULES" -d "$t" --show-summary fail -o single-line-summary >&2 \
+        || fail "cfn-guard organization rules fail on $t"
+done
+ok "cfn-guard organization rules on infra/org and the CDK organization stacks"
 
-say "organization guard negative tests"
+say "organization guard negative tests (SAM and CDK)"
+org_specs=()
+for i in "${!ORG_KINDS[@]}"; do
+    org_specs+=("${ORG_KINDS[$i]}=${ORG_TEMPLATES[$i]}" "${ORG_KINDS[$i]}=${ORG_CDK_TEMPLATES[$i]}")
+done
 "$INFRA_VENV/bin/python" infra/guard/tests/org_negative_tests.py \
-    --guard "$CFN_GUARD" --rules "$ORG_GUARD_RULES" --out "$REPO_ROOT/.tmp/org-guard-broken" "${ORG_TEMPLATES[@]}" >&2 \
+    --guard "$CFN_GUARD" --rules "$ORG_GUARD_RULES" --out "$REPO_ROOT/.tmp/org-guard-broken" "${org_specs[@]}" >&2 \
     || fail "organization guard negative tests"
 ok "organization guard negative tests"
 

@@ -9,11 +9,15 @@ import { CfnCondition, CfnParameter, Fn } from 'aws-cdk-lib';
 type ParamFn = (name: string, p: ConstructorParameters<typeof CfnParameter>[2]) => CfnParameter;
 type CondFn = (name: string, expression: ReturnType<typeof Fn.conditionEquals>) => CfnCondition;
 
-/** Declares the parameters; returns the environment variables they set. */
-export function detectorParameters(param: ParamFn): Record<string, string> {
+/**
+ * Declares the parameters; returns the environment variables they set. `overrides` changes a
+ * parameter's properties by name (the security stack sweeps an organization by default).
+ */
+export function detectorParameters(param: ParamFn, overrides: Record<string, Partial<NonNullable<ConstructorParameters<typeof CfnParameter>[2]>>> = {}): Record<string, string> {
   const n = (name: string, dflt: number, minValue: number, maxValue: number, description: string) =>
-    param(name, { type: 'Number', default: dflt, minValue, maxValue, description }).valueAsString;
-  const s = (name: string, p: ConstructorParameters<typeof CfnParameter>[2]) => param(name, { type: 'String', ...p }).valueAsString;
+    param(name, { type: 'Number', default: dflt, minValue, maxValue, description, ...overrides[name] }).valueAsString;
+  const s = (name: string, p: ConstructorParameters<typeof CfnParameter>[2]) =>
+    param(name, { type: 'String', ...p, ...overrides[name] }).valueAsString;
   return {
     UNMANAGED_MIN_AGE_SECONDS: n('UnmanagedMinAgeSeconds', 300, 60, 86400, 'A MicroVM younger than this is never reported unmanaged.'),
     REMEDIATION_GRACE_SECONDS: n('RemediationGraceSeconds', 900, 60, 604800,

@@ -6,7 +6,8 @@ pass on the real templates and be the target of at least one case; each case bre
 template in one way and its rule must fail on that copy. A case whose mutation finds nothing
 to break is a failure.
 
-Usage: org_negative_tests.py --guard BIN --rules FILE --out DIR MEMBER SECURITY FORWARDING
+Usage: org_negative_tests.py --guard BIN --rules FILE --out DIR KIND=TEMPLATE...
+  (KIND: member, security or forwarding; each given as the SAM template and the CDK output)
 """
 
 from __future__ import annotations
@@ -142,9 +143,7 @@ def main() -> int:
     ap.add_argument("--guard", required=True)
     ap.add_argument("--rules", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("member")
-    ap.add_argument("security")
-    ap.add_argument("forwarding")
+    ap.add_argument("templates", nargs="+", metavar="KIND=PATH", help="member, security or forwarding = a template (SAM or CDK output)")
     a = ap.parse_args()
     out = pathlib.Path(a.out)
     real_dir, broken_dir = out / "real", out / "broken"
@@ -152,53 +151,61 @@ def main() -> int:
         d.mkdir(parents=True, exist_ok=True)
         for old in d.glob("*.json"):
             old.unlink()
-    templates = {k: load(pathlib.Path(getattr(a, k))) for k in ("member", "security", "forwarding")}
+    templates: dict[str, tuple[str, dict]] = {}
+    for spec in a.templates:
+        kind, _, path = spec.partition("=")
+        if kind not in {k for k, *_ in CASES} or not path:
+            raise SystemExit(f"{spec}: expected member=PATH, security=PATH or forwarding=PATH")
+        label = f"{kind}-{pathlib.Path(path).parent.name}"
+        templates[label] = (kind, load(pathlib.Path(path)))
     passed = failed = 0
-    for k, t in templates.items():
-        (real_dir / f"{k}.json").write_text(json.dumps(t, indent=1))
     written = []
-    for kind, name, rule, mutate in CASES:
-        broken = copy.deepcopy(templates[kind])
-        try:
-            mutate(broken)
-        except NothingToBreak as e:
-            failed += 1
-            print(f"FAIL {kind}/{name}: mutation found nothing to break ({e})")
-            continue
-        if broken == templates[kind]:
-            failed += 1
-            print(f"FAIL {kind}/{name}: mutation changed nothing")
-            continue
-        (broken_dir / f"{name}.json").write_text(json.dumps(broken, indent=1))
-        written.append((kind, name, rule))
+    for label, (kind, t) in templates.items():
+        (real_dir / f"{label}.json").write_text(json.dumps(t, indent=1))
+        for case_kind, name, rule, mutate in CASES:
+            if case_kind != kind:
+                continue
+            broken = copy.deepcopy(t)
+            try:
+                mutate(broken)
+            except NothingToBreak as e:
+                failed += 1
+                print(f"FAIL {label}/{name}: mutation found nothing to break ({e})")
+                continue
+            if broken == t:
+                failed += 1
+                print(f"FAIL {label}/{name}: mutation changed nothing")
+                continue
+            (broken_dir / f"{label}--{name}.json").write_text(json.dumps(broken, indent=1))
+            written.append((label, name, rule))
     real = run_guard(a.guard, a.rules, real_dir)
     broken_runs = run_guard(a.guard, a.rules, broken_dir)
     targeted = {r for _, _, r, _ in CASES}
     all_rules = set().union(*(set(v) for v in real.values()))
-    for k in templates:
-        not_passing = {r: s for r, s in real[f"{k}.json"].items() if s == "FAIL"}
-        if not_passing:
+    for label in templates:
+        failing = {r: s for r, s in real[f"{label}.json"].items() if s == "FAIL"}
+        if failing:
             failed += 1
-            print(f"FAIL {k}: real template fails {not_passing}")
+            print(f"FAIL {label}: real template fails {failing}")
         else:
             passed += 1
-            print(f"ok   {k}: real template passes (or is not concerned by) all {len(real[f'{k}.json'])} rules")
+            print(f"ok   {label}: real template passes (or is not concerned by) all {len(real[f'{label}.json'])} rules")
     if all_rules - targeted:
         failed += 1
         print(f"FAIL rules without a broken case: {sorted(all_rules - targeted)}")
     caught: dict[str, int] = {}
-    for kind, name, rule in written:
-        got = broken_runs.get(f"{name}.json", {}).get(rule)
+    for label, name, rule in written:
+        got = broken_runs.get(f"{label}--{name}.json", {}).get(rule)
         if got == "FAIL":
             passed += 1
-            caught[kind] = caught.get(kind, 0) + 1
-            print(f"ok   {kind}/{name}: {rule} fails as it must")
+            caught[label] = caught.get(label, 0) + 1
+            print(f"ok   {label}/{name}: {rule} fails as it must")
         else:
             failed += 1
-            print(f"FAIL {kind}/{name}: expected {rule} to FAIL on {broken_dir / name}.json, got {got}")
-    for kind in templates:
+            print(f"FAIL {label}/{name}: expected {rule} to FAIL on {broken_dir}/{label}--{name}.json, got {got}")
+    for label, (kind, _) in templates.items():
         total = sum(1 for k, *_ in CASES if k == kind)
-        print(f"{kind}: {caught.get(kind, 0)} of {total} mutations caught")
+        print(f"{label}: {caught.get(label, 0)} of {total} mutations caught")
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 

@@ -19,14 +19,14 @@ import { Alerting, Contro1, table } from './shared';
 import { scheduleRule } from './rules';
 
 /** Remediation, the detector's settings, the sweep interval, the heartbeat, concurrency. */
-export function detectorParameters(kit: Kit) {
+export function detectorParameters(kit: Kit, overrides: Parameters<typeof detectorSettings>[1] = {}) {
   const remediation = kit.param('Remediation', {
     type: 'String',
     default: 'off',
     allowedValues: ['off', 'dry-run', 'suspend', 'terminate'],
     description: 'What the sweep does to an unmanaged MicroVM; only suspend and terminate grant Suspend/Terminate.',
   });
-  const settings = detectorSettings(kit.param.bind(kit));
+  const settings = detectorSettings(kit.param.bind(kit), overrides);
   kit.param('SweepIntervalMinutes', { type: 'Number', default: '5', allowedValues: ['2', '5', '10', '15', '30', '60'] });
   const heartbeat = kit.param('HeartbeatMaxSilenceSeconds', { type: 'Number', default: 1800, minValue: 300, maxValue: 86400 });
   const concurrency = kit.param('DetectorReservedConcurrency', { type: 'Number', default: 5, minValue: 1 });
