@@ -25,8 +25,9 @@ export class ForwardingStack extends Stack {
     const bus = Fn.sub('arn:${AWS::Partition}:events:${DetectorRegion}:${SecurityAccountId}:event-bus/default');
 
     // EventBridge sends to the other account's bus with this role; it may do nothing else.
+    // Outside /<prefix>/: the SCP lets those roles be passed only to Lambda.
     const role = new iam.CfnRole(this, 'ForwarderRole', {
-      path: Fn.sub('/${NamePrefix}/forwarder/'),
+      path: Fn.sub('/${NamePrefix}-forwarder/'),
       description: "Puts the governed-call and tamper events on the security account's default bus.",
       assumeRolePolicyDocument: {
         Version: '2012-10-17',
