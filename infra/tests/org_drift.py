@@ -28,6 +28,10 @@ from report import report
 # (template, path pattern, reason)
 ALLOWED: list[tuple[str, str, str]] = [
     ("member", "Parameters.*.Description", "documentation text"),
+    ("member", "Parameters.DeploymentRoleArn.AllowedPattern",
+     "* as the account: one stack set value for every account (used only in ArnNotLike exemptions)"),
+    ("member", "Parameters.BreakGlassRoleArn.AllowedPattern",
+     "* as the account: one stack set value for every account (used only in ArnNotLike exemptions)"),
     ("member", "Parameters.SweepRoleName.*",
      "required in a member account (the sweep role it creates), with its default; the single-account stack's is optional"),
     ("member", "Resources.LauncherRole.Properties.RoleName",

@@ -19,7 +19,7 @@ export class MemberStack extends Stack {
   constructor(scope: Construct, id: string, props?: StackProps) {
     super(scope, id, props);
     const kit = new Kit(this);
-    const deployer = deployerParameters(kit);
+    const deployer = deployerParameters(kit, true);
     const organizationId = kit.param('OrganizationId', {
       type: 'String',
       allowedPattern: ORGANIZATION_ID_PATTERN,

@@ -18,16 +18,23 @@ export interface Deployer {
   breakGlassRoleArn: string;
 }
 
-/** DeploymentRoleArn, BreakGlassRoleArn and NamePrefix. */
-export function deployerParameters(kit: Kit): Deployer {
+/** A role ARN with `*` as the account: one stack set value for every account. */
+export const ANY_ACCOUNT_ROLE_ARN_PATTERN = '^arn:aws[a-z-]*:iam::([0-9]{12}|\\*):role/.+$';
+
+/**
+ * DeploymentRoleArn, BreakGlassRoleArn and NamePrefix. anyAccount: the ARNs may name every
+ * account (`*`), for a member stack set (they are used only in ArnNotLike exemptions).
+ */
+export function deployerParameters(kit: Kit, anyAccount = false): Deployer {
+  const pattern = anyAccount ? ANY_ACCOUNT_ROLE_ARN_PATTERN : ROLE_ARN_PATTERN;
   const deploymentRole = kit.param('DeploymentRoleArn', {
     type: 'String',
-    allowedPattern: ROLE_ARN_PATTERN,
+    allowedPattern: pattern,
     description: 'Role that deploys the stack (CloudFormation execution or pipeline role); the only one that changes or passes it.',
   });
   const breakGlassRole = kit.param('BreakGlassRoleArn', {
     type: 'String',
-    allowedPattern: ROLE_ARN_PATTERN,
+    allowedPattern: pattern,
     description: 'Emergency role exempt from the deny policy besides the deployment role; its changes are alerted.',
   });
   kit.param('NamePrefix', {
