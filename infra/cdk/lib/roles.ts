@@ -310,8 +310,12 @@ export function detectorOptionalStatements(organizationId?: string) {
   ];
 }
 
-/** Suspend/Terminate of any image's MicroVM in this region, for the sweep's remediation. */
-export function remediationDocument() {
+/**
+ * Suspend/Terminate of any image's MicroVM in this region, for the sweep's remediation: from
+ * the detector function (its own role), or with no source function (the sweep role of a
+ * member account, assumed by the detector in another account).
+ */
+export function remediationDocument(fromDetector = true) {
   return {
     Version: '2012-10-17',
     Statement: [
@@ -320,7 +324,7 @@ export function remediationDocument() {
         Effect: 'Allow',
         Action: ['lambda:SuspendMicrovm', 'lambda:TerminateMicrovm'],
         Resource: Fn.sub('arn:${AWS::Partition}:lambda:${AWS::Region}:*:microvm-image:*'),
-        Condition: fromFunction('detector'),
+        ...(fromDetector ? { Condition: fromFunction('detector') } : {}),
       },
     ],
   };

@@ -419,6 +419,27 @@ CASES = [
     ("detector-without-on-failure-destination", "eventbridge_invocations_retry_and_dead_letter", no_on_failure_destination),
 ]
 
+def write_broken(label: str, real: dict, cases: list[tuple[str, str, object]], broken_dir: pathlib.Path,
+                 file_name=lambda label, name: f"{name}.json") -> tuple[list[tuple[str, str]], list[str]]:
+    """Writes one broken copy per (name, rule, mutation) case: the cases written, and a FAIL
+    line for each mutation that found nothing to break or changed nothing."""
+    written: list[tuple[str, str]] = []
+    failures: list[str] = []
+    for name, rule, mutate in cases:
+        broken = copy.deepcopy(real)
+        try:
+            mutate(broken)
+        except NothingToBreak as e:
+            failures.append(f"FAIL {label}/{name}: mutation found nothing to break ({e})")
+            continue
+        if broken == real:
+            failures.append(f"FAIL {label}/{name}: mutation changed nothing")
+            continue
+        (broken_dir / file_name(label, name)).write_text(json.dumps(broken, indent=1))
+        written.append((name, rule))
+    return written, failures
+
+
 SUMMARY_LINE = re.compile(r"^\S+/(\w+)\s+(PASS|FAIL|SKIP)\s*$")
 
 
@@ -471,21 +492,10 @@ def main() -> int:
             for old in d.glob("*.json"):
                 old.unlink()
         (real_dir / f"{label}.json").write_text(json.dumps(real, indent=1))
-        written: list[tuple[str, str]] = []
-        for name, rule, mutate in CASES:
-            broken = copy.deepcopy(real)
-            try:
-                mutate(broken)
-            except NothingToBreak as e:
-                failed += 1
-                print(f"FAIL {label}/{name}: mutation found nothing to break ({e})")
-                continue
-            if broken == real:
-                failed += 1
-                print(f"FAIL {label}/{name}: mutation changed nothing")
-                continue
-            (broken_dir / f"{name}.json").write_text(json.dumps(broken, indent=1))
-            written.append((name, rule))
+        written, failures = write_broken(label, real, CASES, broken_dir)
+        failed += len(failures)
+        for line in failures:
+            print(line)
         prepared.append((label, real_dir, broken_dir, written))
 
     # One cfn-guard run per directory, the runs side by side.

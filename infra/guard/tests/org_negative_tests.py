@@ -13,13 +13,12 @@ Usage: org_negative_tests.py --guard BIN --rules FILE --out DIR KIND=TEMPLATE...
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from guard_negative_tests import NothingToBreak, load, res, run_guard  # noqa: E402
+from guard_negative_tests import NothingToBreak, load, res, run_guard, write_broken  # noqa: E402
 
 
 def sweep_statements(t: dict) -> list:
@@ -162,22 +161,12 @@ def main() -> int:
     written = []
     for label, (kind, t) in templates.items():
         (real_dir / f"{label}.json").write_text(json.dumps(t, indent=1))
-        for case_kind, name, rule, mutate in CASES:
-            if case_kind != kind:
-                continue
-            broken = copy.deepcopy(t)
-            try:
-                mutate(broken)
-            except NothingToBreak as e:
-                failed += 1
-                print(f"FAIL {label}/{name}: mutation found nothing to break ({e})")
-                continue
-            if broken == t:
-                failed += 1
-                print(f"FAIL {label}/{name}: mutation changed nothing")
-                continue
-            (broken_dir / f"{label}--{name}.json").write_text(json.dumps(broken, indent=1))
-            written.append((label, name, rule))
+        cases = [(name, rule, mutate) for k, name, rule, mutate in CASES if k == kind]
+        done, failures = write_broken(label, t, cases, broken_dir, lambda label, name: f"{label}--{name}.json")
+        written += [(label, name, rule) for name, rule in done]
+        failed += len(failures)
+        for line in failures:
+            print(line)
     real = run_guard(a.guard, a.rules, real_dir)
     broken_runs = run_guard(a.guard, a.rules, broken_dir)
     targeted = {r for _, _, r, _ in CASES}

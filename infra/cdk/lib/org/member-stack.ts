@@ -12,19 +12,18 @@ import { tableArn } from '../names';
 import { buildLauncher, launcherParameters, launcherSecrets, launcherTables } from '../parts/launcher';
 import { alerting, contro1ApiKey, deployerParameters, eventsDeadLetterQueue, logRetentionParameter } from '../parts/shared';
 import { PreventionParams } from '../prevention';
+import { remediationDocument } from '../roles';
 
-export const ORGANIZATION_ID_PATTERN = '^o-[a-z0-9]{10,32}$';
+/** OrganizationId (o-...), which the member and security stacks both take. */
+export const organizationIdParameter = (kit: Kit, description: string) =>
+  kit.param('OrganizationId', { type: 'String', allowedPattern: '^o-[a-z0-9]{10,32}$', description }).valueAsString;
 
 export class MemberStack extends Stack {
   constructor(scope: Construct, id: string, props?: StackProps) {
     super(scope, id, props);
     const kit = new Kit(this);
     const deployer = deployerParameters(kit, true);
-    const organizationId = kit.param('OrganizationId', {
-      type: 'String',
-      allowedPattern: ORGANIZATION_ID_PATTERN,
-      description: "The organization (aws:PrincipalOrgID) the sweep role's trust requires.",
-    }).valueAsString;
+    const organizationId = organizationIdParameter(kit, "The organization (aws:PrincipalOrgID) the sweep role's trust requires.");
     const detectorRoleArn = kit.param('DetectorRoleArn', {
       type: 'String',
       allowedPattern: ROLE_ARN_PATTERN,
@@ -114,17 +113,7 @@ export class MemberStack extends Stack {
     const remediation = new iam.CfnPolicy(this, 'SweepRemediationPolicy', {
       policyName: 'sweep-remediation',
       roles: [sweepRole.ref],
-      policyDocument: {
-        Version: '2012-10-17',
-        Statement: [
-          {
-            Sid: 'RemediateUnmanagedMicrovms',
-            Effect: 'Allow',
-            Action: ['lambda:SuspendMicrovm', 'lambda:TerminateMicrovm'],
-            Resource: Fn.sub('arn:${AWS::Partition}:lambda:${AWS::Region}:*:microvm-image:*'),
-          },
-        ],
-      },
+      policyDocument: remediationDocument(false),
     });
     remediation.cfnOptions.condition = sweepRemediationEnabled;
 

@@ -13,18 +13,15 @@ import { ruleArn } from '../names';
 import { buildDetector, detectorParameters, notificationQueue, trailSourceParameters } from '../parts/detector';
 import { alerting, contro1ApiKey, deployerParameters, eventsDeadLetterQueue, logRetentionParameter } from '../parts/shared';
 import { PreventionParams } from '../prevention';
-import { ORGANIZATION_ID_PATTERN } from './member-stack';
+import { organizationIdParameter } from './member-stack';
 
 export class SecurityStack extends Stack {
   constructor(scope: Construct, id: string, props?: StackProps) {
     super(scope, id, props);
     const kit = new Kit(this);
     const deployer = deployerParameters(kit);
-    const organizationId = kit.param('OrganizationId', {
-      type: 'String',
-      allowedPattern: ORGANIZATION_ID_PATTERN,
-      description: "The organization: the bus policy admits its accounts' events, the detector assumes sweep roles only inside it.",
-    }).valueAsString;
+    const organizationId = organizationIdParameter(kit,
+      "The organization: the bus policy admits its accounts' events, the detector assumes sweep roles only inside it.");
     const trailBucketName = kit.param('ExistingTrailBucketName', {
       type: 'String',
       minLength: 3,
