@@ -17,7 +17,13 @@
 #      committed deny policy, boundary and SCP are what infra/policies/generate.py makes;
 #      the least-privilege check: each role's granted actions against the SDK operations its
 #      function's Rust sources call (allow-listed differences carry a reason);
-#   7. INFRA_BUILD=1 only (slow): `cargo lambda build --release --arm64` for both functions
+#   7. the organization templates (infra/org: member, security, forwarding) and the CDK app's
+#      stacks for them: cfn-lint on both forms, `sam validate --lint` (the two SAM ones),
+#      infra/guard/organization.guard on both forms and its negative tests on both, parity
+#      (SAM against CDK, in step 6's parity run), their copies of single-account resources
+#      against the originals (org_drift.py), a ledger write across accounts refused on both
+#      sides (cross_account_ledger.py); the least-privilege check above covers their roles;
+#   8. INFRA_BUILD=1 only (slow): `cargo lambda build --release --arm64` for both functions
 #      (x86-64 if the arm64 std cannot be installed here), printing the zip sizes.
 #
 # Exit status non-zero on the first failing step, with the step named.
@@ -30,6 +36,15 @@ CDK_DIR="$REPO_ROOT/infra/cdk"
 SAM_TEMPLATE="infra/sam/template.yaml"
 CDK_TEMPLATE="infra/cdk/cdk.out/MicrovmGovernance.template.json"
 GUARD_RULES="infra/guard/microvm-governance.guard"
+ORG_GUARD_RULES="infra/guard/organization.guard"
+ORG_TEMPLATES=(infra/org/member.yaml infra/org/security.yaml infra/org/forwarding.yaml)
+ORG_KINDS=(member security forwarding)
+# The CDK app's organization stacks, in the same order (cdk.out/<stack id>.template.json).
+ORG_CDK_TEMPLATES=(
+    infra/cdk/cdk.out/MicrovmGovernanceMember.template.json
+    infra/cdk/cdk.out/MicrovmGovernanceSecurity.template.json
+    infra/cdk/cdk.out/MicrovmGovernanceForwarding.template.json
+)
 STEPS_OK=0
 
 say() { printf '\n--> infra-check: %s\n' "$*" >&2; }
@@ -122,12 +137,14 @@ if ! (cd "$CDK_DIR" && npx --no-install cdk synth --quiet --no-notices -c skipBu
     tail -n 40 "$synth_log" >&2
     fail "cdk synth (log: $synth_log)"
 fi
-[[ -s "$CDK_TEMPLATE" ]] || fail "cdk synth wrote no $CDK_TEMPLATE"
+for t in "$CDK_TEMPLATE" "${ORG_CDK_TEMPLATES[@]}"; do
+    [[ -s "$t" ]] || fail "cdk synth wrote no $t"
+done
 ok "cdk synth -> $CDK_TEMPLATE"
 
-say "cfn-lint $CDK_TEMPLATE"
-"$CFN_LINT" -- "$CDK_TEMPLATE" >&2 || fail "cfn-lint reported problems in $CDK_TEMPLATE"
-ok "cfn-lint $CDK_TEMPLATE"
+say "cfn-lint $CDK_TEMPLATE and the organization stacks"
+"$CFN_LINT" -- "$CDK_TEMPLATE" "${ORG_CDK_TEMPLATES[@]}" >&2 || fail "cfn-lint reported problems in the CDK output"
+ok "cfn-lint $CDK_TEMPLATE ${ORG_CDK_TEMPLATES[*]}"
 
 # ---------------------------------------------------------------- 4. guard rules
 # The rules are written for long-form JSON (the CDK output is; the SAM YAML is decoded).
@@ -149,12 +166,17 @@ ok "guard negative tests"
 
 # ---------------------------------------------------------------- 6. parity
 say "SAM/CDK parity and Athena query"
-"$INFRA_VENV/bin/python" infra/tests/parity.py --self-test "$SAM_TEMPLATE" "$CDK_TEMPLATE" infra/athena/bypass-hunt.sql >&2 \
+org_pairs=()
+for i in "${!ORG_KINDS[@]}"; do
+    org_pairs+=(--org "${ORG_KINDS[$i]}" "${ORG_TEMPLATES[$i]}" "${ORG_CDK_TEMPLATES[$i]}")
+done
+"$INFRA_VENV/bin/python" infra/tests/parity.py --self-test "$SAM_TEMPLATE" "$CDK_TEMPLATE" infra/athena/bypass-hunt.sql "${org_pairs[@]}" >&2 \
     || fail "SAM/CDK parity"
 ok "parity"
 
 say "least privilege: granted IAM actions against the SDK calls in the Rust sources"
-"$INFRA_VENV/bin/python" infra/tests/least_privilege.py --self-test "$SAM_TEMPLATE" >&2 \
+"$INFRA_VENV/bin/python" infra/tests/least_privilege.py --self-test "$SAM_TEMPLATE" \
+    --org infra/org/member.yaml infra/org/security.yaml >&2 \
     || fail "least privilege (grants and SDK calls differ)"
 ok "least privilege"
 
@@ -168,7 +190,49 @@ say "Athena SQL syntax (Trino parser)"
     || fail "infra/athena/bypass-hunt.sql does not parse"
 ok "Athena SQL parses"
 
-# ---------------------------------------------------------------- 7. optional build
+# ---------------------------------------------------------------- 7. organization templates
+for t in "${ORG_TEMPLATES[@]}"; do
+    say "cfn-lint $t"
+    "$CFN_LINT" "$t" >&2 || fail "cfn-lint reported problems in $t"
+done
+for t in infra/org/member.yaml infra/org/security.yaml; do
+    "$SAM" validate --lint -t "$t" --region "$AWS_DEFAULT_REGION" >&2 || fail "sam validate --lint $t"
+done
+ok "cfn-lint and sam validate --lint on infra/org"
+
+for t in "${ORG_TEMPLATES[@]}"; do
+    long="$REPO_ROOT/.tmp/org-$(basename "$t" .yaml).json"
+    "$INFRA_VENV/bin/python" infra/guard/long_form.py "$t" "$long" || fail "cannot decode $t"
+    "$CFN_GUARD" validate -r "$ORG_GUARD_RULES" -d "$long" --show-summary fail -o single-line-summary >&2 \
+        || fail "cfn-guard organization rules fail on $t"
+done
+for t in "${ORG_CDK_TEMPLATES[@]}"; do
+    "$CFN_GUARD" validate -r "$ORG_GUARD_RULES" -d "$t" --show-summary fail -o single-line-summary >&2 \
+        || fail "cfn-guard organization rules fail on $t"
+done
+ok "cfn-guard organization rules on infra/org and the CDK organization stacks"
+
+say "organization guard negative tests (SAM and CDK)"
+org_specs=()
+for i in "${!ORG_KINDS[@]}"; do
+    org_specs+=("${ORG_KINDS[$i]}=${ORG_TEMPLATES[$i]}" "${ORG_KINDS[$i]}=${ORG_CDK_TEMPLATES[$i]}")
+done
+"$INFRA_VENV/bin/python" infra/guard/tests/org_negative_tests.py \
+    --guard "$CFN_GUARD" --rules "$ORG_GUARD_RULES" --out "$REPO_ROOT/.tmp/org-guard-broken" "${org_specs[@]}" >&2 \
+    || fail "organization guard negative tests"
+ok "organization guard negative tests"
+
+say "infra/org copies of single-account resources"
+"$INFRA_VENV/bin/python" infra/tests/org_drift.py --self-test "$SAM_TEMPLATE" infra/org/member.yaml infra/org/security.yaml >&2 \
+    || fail "infra/org differs from $SAM_TEMPLATE beyond the allowed differences"
+ok "org drift"
+
+say "a ledger write across accounts is refused (identity and resource policies)"
+"$INFRA_VENV/bin/python" infra/tests/cross_account_ledger.py --self-test infra/org/member.yaml >&2 \
+    || fail "cross-account ledger write"
+ok "cross-account ledger write refused"
+
+# ---------------------------------------------------------------- 8. optional build
 if [[ "${INFRA_BUILD:-0}" == 1 ]]; then
     ensure_pip_tools infra/requirements-build.txt build
     export PATH="$INFRA_VENV/bin:$PATH"   # cargo-lambda and python-zig/zig for cross-linking

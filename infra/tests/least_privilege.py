@@ -18,7 +18,12 @@ reason, and an ALLOWED entry that no longer matches a difference fails too. With
 --self-test it also proves that an added SDK call without a grant, and an added grant
 without a call, each fail.
 
-Usage: least_privilege.py [--self-test] SAM_TEMPLATE
+With --org MEMBER SECURITY, the organization templates too: the member's launcher role and
+the security account's detector role as above (their own allow-lists), and the member's sweep
+role against the calls the detector makes with it (SWEEP_SOURCES: the MicroVMs client and the
+ledger reader it builds per target): every grant must be such a call.
+
+Usage: least_privilege.py [--self-test] SAM_TEMPLATE [--org MEMBER_TEMPLATE SECURITY_TEMPLATE]
 """
 
 from __future__ import annotations
@@ -53,13 +58,31 @@ IAM_PREFIX = {
     "sts": "sts",
     "kms": "kms",
     "cloudwatch": "cloudwatch",
+    "securityhub": "securityhub",
+    "organizations": "organizations",
+    "account": "account",
 }
+# Operations IAM authorises under another action's name (AWS Service Authorization Reference:
+# "Actions, resources, and condition keys for Amazon S3 / Amazon SNS / Amazon SQS"; the SNS and
+# SQS pages list PublishBatch and SendMessageBatch under sns:Publish and sqs:SendMessage).
 ACTION_OVERRIDES = {
     ("s3", "list_objects_v2"): "s3:ListBucket",
     ("s3", "list_objects"): "s3:ListBucket",
     ("s3", "head_object"): "s3:GetObject",
     ("s3", "head_bucket"): "s3:ListBucket",
+    # TransactWriteItems has no IAM action of its own: each Put in it is authorised as
+    # dynamodb:PutItem (the launcher's transactions only put). DynamoDB developer guide,
+    # "Using IAM with DynamoDB transactions".
+    ("dynamodb", "transact_write_items"): "dynamodb:PutItem",
+    ("sns", "publish_batch"): "sns:Publish",
+    ("sqs", "send_message_batch"): "sqs:SendMessage",
+    ("sqs", "delete_message_batch"): "sqs:DeleteMessage",
+    ("sqs", "change_message_visibility_batch"): "sqs:ChangeMessageVisibility",
 }
+
+# What the detector calls through the sweep role of another account (targets.rs builds these
+# clients with the assumed role's credentials).
+SWEEP_SOURCES = ["detector/src/lambda/aws/microvms.rs", "shared/aws/src/ledger.rs"]
 
 # (role, "granted-not-called" | "called-not-granted", action, reason)
 ALLOWED: list[tuple[str, str, str, str]] = [
@@ -67,6 +90,15 @@ ALLOWED: list[tuple[str, str, str, str]] = [
     ("launcher", "granted-not-called", "logs:PutLogEvents", "Lambda writes the function's logs with its role"),
     ("launcher", "granted-not-called", "iam:PassRole", "RunMicrovm needs iam:PassRole on the execution role it names"),
     ("launcher", "granted-not-called", "lambda:PassNetworkConnector", "RunMicrovm needs it on the connectors it names"),
+    ("launcher", "granted-not-called", "sqs:SendMessage", "Lambda's on-failure destination (reconciler schedule) sends with the function's role"),
+    # Pending the launcher merge: branch `launcher` calls these (seal.rs GenerateDataKey/Decrypt,
+    # store.rs Query on executing-index, adapters/microvms.rs GetMicrovm, shared/aws ledger
+    # BatchWriteItem); once merged each entry matches no difference and must go.
+    ("launcher", "granted-not-called", "kms:GenerateDataKey", "pending the launcher merge: tokens sealed with a KMS data key"),
+    ("launcher", "granted-not-called", "kms:Decrypt", "pending the launcher merge: sealed tokens opened"),
+    ("launcher", "granted-not-called", "dynamodb:Query", "pending the launcher merge: the reconciler queries executing-index"),
+    ("launcher", "granted-not-called", "lambda:GetMicrovm", "pending the launcher merge: the reconciler looks MicroVMs up"),
+    ("launcher", "granted-not-called", "dynamodb:BatchWriteItem", "pending the launcher merge: a governed call's ledger items in one batch"),
     ("launcher", "called-not-granted", "dynamodb:BatchGetItem",
      "shared/aws ledger: known_microvms (BatchGetItem) is called by the detector's sweep only"),
     ("detector", "granted-not-called", "logs:CreateLogStream", "Lambda writes the function's logs with its role"),
@@ -74,13 +106,32 @@ ALLOWED: list[tuple[str, str, str, str]] = [
     ("detector", "granted-not-called", "sqs:ReceiveMessage", "the SQS event source mapping polls with the function's role"),
     ("detector", "granted-not-called", "sqs:DeleteMessage", "the SQS event source mapping deletes with the function's role"),
     ("detector", "granted-not-called", "sqs:GetQueueAttributes", "the SQS event source mapping reads the queue with the function's role"),
-    ("detector", "granted-not-called", "sqs:SendMessage", "Lambda's on-failure destination sends with the function's role"),
     ("detector", "granted-not-called", "kms:GenerateDataKey", "SNS encrypts a published alert with the topic's key as the publisher"),
     ("detector", "granted-not-called", "kms:Decrypt",
      "SNS (alert key) and S3 (SSE-KMS trail objects, ExistingTrailKmsKeyArn) use it as the caller"),
+    ("detector", "called-not-granted", "dynamodb:PutItem",
+     "shared/aws ledger: the launcher's ledger write (PutItem); the detector only reads ledgers"),
     ("detector", "called-not-granted", "sts:GetCallerIdentity",
      "GetCallerIdentity needs no IAM permission (AWS STS API reference: it works even when denied)"),
 ]
+
+# The organization templates' roles (same code, different stacks).
+ALLOWED_MEMBER: list[tuple[str, str, str, str]] = [
+    e for e in ALLOWED if e[0] == "launcher"
+] + [
+    ("sweep", "called-not-granted", "dynamodb:PutItem", "shared/aws ledger: the launcher's write; the sweep only reads"),
+    ("sweep", "called-not-granted", "dynamodb:GetItem",
+     "shared/aws ledger: the launcher's read; the sweep reads through known_microvms (BatchGetItem)"),
+]
+INTEGRITY = "the security stack sets no INTEGRITY_BASELINE_PARAMETER: the launchers live in the member accounts"
+ALLOWED_SECURITY: list[tuple[str, str, str, str]] = [
+    e for e in ALLOWED if e[0] == "detector" and e[2] != "kms:Decrypt"
+] + [
+    ("detector", "granted-not-called", "kms:Decrypt",
+     "SNS (alert key) and S3 (SSE-KMS organization trail objects, ExistingTrailKmsKeyArn) use it as the caller"),
+] + [("detector", "called-not-granted", a, INTEGRITY) for a in (
+    "lambda:GetFunction", "lambda:GetFunctionConcurrency", "lambda:GetFunctionUrlConfig", "lambda:GetPolicy",
+    "lambda:ListAliases", "lambda:ListEventSourceMappings", "ssm:GetParameter")]
 
 
 def pascal(snake: str) -> str:
@@ -168,13 +219,8 @@ def statements(doc: dict) -> list[dict]:
     return out
 
 
-def granted_actions(t: dict, binary: str) -> set[str]:
-    res = t["Resources"]
-    fns = [r for r in res.values() if r.get("Metadata", {}).get("BuildProperties", {}).get("Binary") == binary]
-    if len(fns) != 1:
-        raise SystemExit(f"expected one function built from the {binary} binary, found {len(fns)}")
-    role_ref = fns[0]["Properties"]["Role"]
-    role_id = role_ref["Fn::GetAtt"][0] if isinstance(role_ref["Fn::GetAtt"], list) else role_ref["Fn::GetAtt"].split(".")[0]
+def role_actions(res: dict, role_id: str) -> set[str]:
+    """Allow actions of a role: inline policies and AWS::IAM::Policy resources naming it."""
     docs = [p["PolicyDocument"] for p in res[role_id]["Properties"].get("Policies", [])]
     for r in res.values():
         if r.get("Type") == "AWS::IAM::Policy" and {"Ref": role_id} in r["Properties"].get("Roles", []):
@@ -190,40 +236,92 @@ def granted_actions(t: dict, binary: str) -> set[str]:
     return actions
 
 
-def check(template: dict, ops: dict[str, set[str]], extra: dict[str, list[tuple[str, str]]]) -> list[tuple[bool, str]]:
+def function_kinds(t: dict) -> list[str]:
+    """The binaries (launcher, detector) the template's functions are built from."""
+    return [k for k in SOURCES if any(r.get("Metadata", {}).get("BuildProperties", {}).get("Binary") == k
+                                      for r in t["Resources"].values())]
+
+
+def granted_actions(t: dict, binary: str) -> set[str]:
+    res = t["Resources"]
+    fns = [r for r in res.values() if r.get("Metadata", {}).get("BuildProperties", {}).get("Binary") == binary]
+    if len(fns) != 1:
+        raise SystemExit(f"expected one function built from the {binary} binary, found {len(fns)}")
+    role_ref = fns[0]["Properties"]["Role"]
+    role_id = role_ref["Fn::GetAtt"][0] if isinstance(role_ref["Fn::GetAtt"], list) else role_ref["Fn::GetAtt"].split(".")[0]
+    return role_actions(res, role_id)
+
+
+def sweep_role_ids(t: dict) -> list[str]:
+    """Roles trusted by an AWS principal (the sweep role; every execution role trusts a service)."""
+    return [k for k, r in t["Resources"].items() if r.get("Type") == "AWS::IAM::Role" and any(
+        isinstance(st, dict) and "AWS" in (st.get("Principal") or {})
+        for st in r["Properties"]["AssumeRolePolicyDocument"]["Statement"])]
+
+
+def sweep_calls(ops: dict[str, set[str]]) -> dict[str, set[str]]:
+    used: dict[str, set[str]] = {}
+    for rel in SWEEP_SOURCES:
+        for action in calls_in((REPO / rel).read_text(), ops):
+            used.setdefault(action, set()).add(rel)
+    return used
+
+
+def compare(label: str, used: dict[str, set[str]], granted: set[str], allowed: dict, matched: set) -> list[tuple[bool, str]]:
+    results = [(True, f"{label}: SDK calls -> IAM actions: " + ", ".join(
+        f"{a} ({', '.join(sorted(used[a]))})" for a in sorted(used))),
+        (True, f"{label}: granted: {', '.join(sorted(granted))}")]
+    for what, diff in (("called-not-granted", set(used) - granted), ("granted-not-called", granted - set(used))):
+        for action in sorted(diff):
+            key = (label, what, action)
+            if key in allowed:
+                matched.add(key)
+                results.append((True, f"{label}: {what} {action}: allowed: {allowed[key]}"))
+            else:
+                results.append((False, f"{label}: {what} {action}" + (
+                    f" (called in {', '.join(sorted(used[action]))}): grant it to the {label} role"
+                    if what == "called-not-granted" else ": no code calls it; remove the grant")))
+    return results
+
+
+def check(template: dict, ops: dict[str, set[str]], extra: dict[str, list[tuple[str, str]]],
+          allow_list: list[tuple[str, str, str, str]] | None = None, name: str = "") -> list[tuple[bool, str]]:
     results: list[tuple[bool, str]] = []
     matched: set[tuple[str, str, str]] = set()
-    allowed = {(r, k, a): why for r, k, a, why in ALLOWED}
-    for kind in SOURCES:
+    allowed = {(r, k, a): why for r, k, a, why in (ALLOWED if allow_list is None else allow_list)}
+    prefix = f"{name}: " if name else ""
+    for kind in function_kinds(template) if name else SOURCES:
         used = used_actions(kind, ops, extra.get(kind, []))
-        granted = granted_actions(template, kind)
-        results.append((True, f"{kind}: SDK calls -> IAM actions: " + ", ".join(
-            f"{a} ({', '.join(sorted(used[a]))})" for a in sorted(used))))
-        results.append((True, f"{kind}: granted: {', '.join(sorted(granted))}"))
-        for what, diff in (("called-not-granted", set(used) - granted), ("granted-not-called", granted - set(used))):
-            for action in sorted(diff):
-                key = (kind, what, action)
-                if key in allowed:
-                    matched.add(key)
-                    results.append((True, f"{kind}: {what} {action}: allowed: {allowed[key]}"))
-                else:
-                    results.append((False, f"{kind}: {what} {action}" + (
-                        f" (called in {', '.join(sorted(used[action]))}): grant it to the {kind} role"
-                        if what == "called-not-granted" else ": no code calls it; remove the grant")))
+        results.extend((ok, prefix + m) for ok, m in compare(kind, used, granted_actions(template, kind), allowed, matched))
+    for role_id in sweep_role_ids(template):
+        results.extend((ok, prefix + m) for ok, m in compare(
+            "sweep", sweep_calls(ops), role_actions(template["Resources"], role_id), allowed, matched))
     for key, why in allowed.items():
         if key not in matched:
-            results.append((False, f"allow-list entry {key} ({why}) matches no difference: remove it"))
+            results.append((False, f"{prefix}allow-list entry {key} ({why}) matches no difference: remove it"))
     return results
 
 
 def main() -> int:
-    args = [a for a in sys.argv[1:] if a != "--self-test"]
+    argv = [a for a in sys.argv[1:] if a != "--self-test"]
+    org: list[str] = []
+    if "--org" in argv:
+        i = argv.index("--org")
+        org, argv = argv[i + 1:i + 3], argv[:i] + argv[i + 3:]
+        if len(org) != 2:
+            print(__doc__, file=sys.stderr)
+            return 2
+    args = argv
     if len(args) != 1:
         print(__doc__, file=sys.stderr)
         return 2
     template = load(args[0])
     ops = sdk_crates()
     results = check(template, ops, {})
+    if org:
+        member, security = load(org[0]), load(org[1])
+        results += check(member, ops, {}, ALLOWED_MEMBER, "member")
+        results += check(security, ops, {}, ALLOWED_SECURITY, "security")
     if "--self-test" in sys.argv:
         # A new call without a grant.
         call = ("<self-test>", "use aws_sdk_dynamodb::Client; async fn f(c: Client) { c.delete_table().send().await; }")
@@ -239,6 +337,15 @@ def main() -> int:
         got = [m for ok, m in check(broken, ops, {}) if not ok]
         results.append((any("granted-not-called sqs:PurgeQueue" in m for m in got),
                         "self-test: a launcher sqs:PurgeQueue grant without a call fails the check"))
+        if org:
+            # A write granted to the sweep role.
+            broken = copy.deepcopy(member)
+            sweep = broken["Resources"][sweep_role_ids(broken)[0]]
+            sweep["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].append(
+                {"Effect": "Allow", "Action": "dynamodb:UpdateItem", "Resource": "*"})
+            got = [m for ok, m in check(broken, ops, {}, ALLOWED_MEMBER, "member") if not ok]
+            results.append((any("sweep: granted-not-called dynamodb:UpdateItem" in m for m in got),
+                            "self-test: a sweep role UpdateItem grant fails the check"))
     return report(results)
 
 

@@ -22,7 +22,10 @@ With --self-test, the check is also run on copies of the CDK template that each 
 from it in one thing that matters (a resource ARN, a condition, an event pattern, an
 architecture, a visibility timeout, a policy condition), and each copy must fail.
 
-Usage: parity.py [--self-test] SAM_TEMPLATE CDK_TEMPLATE SQL_FILE
+With --org NAME SAM_TEMPLATE CDK_TEMPLATE (repeatable), an organization template and its CDK
+stack are compared the same way, with ORG_ALLOWED_DIFFERENCES[NAME] (no Athena query there).
+
+Usage: parity.py [--self-test] SAM_TEMPLATE CDK_TEMPLATE SQL_FILE [--org NAME SAM_TEMPLATE CDK_TEMPLATE]...
 Prints one line per check and "N passed, N failed"; exits 1 on any failure.
 """
 
@@ -54,6 +57,26 @@ ALLOWED_DIFFERENCES: list[tuple[str, str]] = [
     ("Resources.DetectorFunction.Properties.Tags", "SAM tags its functions lambda:createdBy=SAM"),
 ]
 
+# The organization templates' lists (infra/org/*.yaml against the CDK app's org stacks).
+_GENERIC = [
+    ("Parameters.*.Description", "documentation text; the SAM template's is the long form"),
+    ("Parameters.BootstrapVersion", "CDK's bootstrap-version parameter (new-style synthesis)"),
+    ("Rules", "CDK's CheckBootstrapVersion rule (new-style synthesis)"),
+    ("Outputs.*.Description", "documentation text"),
+    ("Resources.*.Metadata", "SAM build metadata / CDK construct paths and asset metadata"),
+]
+_FUNCTION = lambda name: [  # noqa: E731
+    (f"Resources.{name}.Properties.Code", "SAM: built from CodeUri by sam build; CDK: the cargo-lambda-cdk asset"),
+    (f"Resources.{name}Version.UpdateReplacePolicy",
+     "CDK's RETAIN removal policy also sets UpdateReplacePolicy; SAM sets only DeletionPolicy"),
+    (f"Resources.{name}.Properties.Tags", "SAM tags its functions lambda:createdBy=SAM"),
+]
+ORG_ALLOWED_DIFFERENCES: dict[str, list[tuple[str, str]]] = {
+    "member": _GENERIC + _FUNCTION("LauncherFunction"),
+    "security": _GENERIC + _FUNCTION("DetectorFunction"),
+    "forwarding": [e for e in _GENERIC if e[0] != "Outputs.*.Description"],
+}
+
 VERSION_ID = re.compile(r"^(\w+?Function)(?:Current)?Version[0-9A-Fa-f]{8,}$")
 
 
@@ -69,6 +92,8 @@ def expand_sam(t: dict) -> dict:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     from samtranslator.translator.transform import transform
 
+    if "Transform" not in t:
+        return t
     t = copy.deepcopy(t)
     for r in t["Resources"].values():
         if r.get("Type") == "AWS::Serverless::Function":
@@ -199,8 +224,8 @@ def differences(a, b, path: str) -> list[tuple[str, str]]:
     return []
 
 
-def allowed(path: str) -> tuple[str, str] | None:
-    for pattern, reason in ALLOWED_DIFFERENCES:
+def allowed(path: str, allow_list: list[tuple[str, str]]) -> tuple[str, str] | None:
+    for pattern, reason in allow_list:
         if fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path, pattern + ".*") or fnmatch.fnmatchcase(
             path, pattern + "[*"
         ):
@@ -216,7 +241,8 @@ def query_text(t: dict) -> str:
     raise SystemExit("no AWS::Athena::NamedQuery in the template")
 
 
-def compare(sam_raw: dict, cdk_raw: dict, sql: str) -> list[tuple[bool, str]]:
+def compare(sam_raw: dict, cdk_raw: dict, sql: str | None,
+            allow_list: list[tuple[str, str]] = ALLOWED_DIFFERENCES) -> list[tuple[bool, str]]:
     sam, cdk = normalise(expand_sam(sam_raw)), normalise(cdk_raw)
     results: list[tuple[bool, str]] = []
     used: set[str] = set()
@@ -226,17 +252,17 @@ def compare(sam_raw: dict, cdk_raw: dict, sql: str) -> list[tuple[bool, str]]:
         for key in sorted(set(a) | set(b)):
             compared += 1
             for p, what in differences(a.get(key, "<absent>"), b.get(key, "<absent>"), f"{section}.{key}"):
-                hit = allowed(p)
+                hit = allowed(p, allow_list)
                 if hit:
                     used.add(hit[0])
                     results.append((True, f"allowed {p}: {hit[1]}"))
                 else:
                     results.append((False, f"{p}: {what}"))
-    for pattern, reason in ALLOWED_DIFFERENCES:
+    for pattern, reason in allow_list:
         if pattern not in used:
             results.append((False, f"allow-list entry {pattern!r} ({reason}) matches no difference: remove it"))
     results.append((True, f"compared {compared} parameters, mappings, conditions, resources and outputs"))
-    for name, t in (("SAM", sam_raw), ("CDK", cdk_raw)):
+    for name, t in (("SAM", sam_raw), ("CDK", cdk_raw)) if sql is not None else ():
         ok = query_text(t) == sql
         results.append((ok, f"{name} Athena query is bypass-hunt.sql" if ok else
                         f"{name} Athena query differs from infra/athena/bypass-hunt.sql"))
@@ -292,22 +318,59 @@ SELF_TEST = [
 ]
 
 
+def _mutate_sweep_trust(t):
+    st = t["Resources"]["SweepRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    st.pop("Condition")
+
+
+def _mutate_bus_policy(t):
+    t["Resources"]["OrganizationEventBusPolicy"]["Properties"]["Statement"]["Condition"] = {}
+
+
+def _mutate_forward_target(t):
+    t["Resources"]["ForwardGovernedCalls"]["Properties"]["Targets"][0].pop("RoleArn")
+
+
+ORG_SELF_TEST = [
+    ("member", "the sweep role's trust (aws:PrincipalOrgID dropped)", _mutate_sweep_trust),
+    ("security", "the bus policy (organization condition dropped)", _mutate_bus_policy),
+    ("forwarding", "a forwarding target (its role dropped)", _mutate_forward_target),
+]
+
+
 def main() -> int:
     args = sys.argv[1:]
     self_test = "--self-test" in args
     args = [a for a in args if a != "--self-test"]
-    if len(args) != 3:
+    orgs: list[tuple[str, str, str]] = []
+    while "--org" in args:
+        i = args.index("--org")
+        orgs.append(tuple(args[i + 1:i + 4]))  # type: ignore[arg-type]
+        args = args[:i] + args[i + 4:]
+    if len(args) != 3 or any(len(o) != 3 or o[0] not in ORG_ALLOWED_DIFFERENCES for o in orgs):
         print(__doc__, file=sys.stderr)
         return 2
     sam_raw, cdk_raw = load(args[0]), load(args[1])
     sql = pathlib.Path(args[2]).read_text()
     results = compare(sam_raw, cdk_raw, sql)
+    org_raw = {name: (load(sam), load(cdk)) for name, sam, cdk in orgs}
+    for name, (osam, ocdk) in org_raw.items():
+        results += [(ok, f"{name}: {m}") for ok, m in compare(osam, ocdk, None, ORG_ALLOWED_DIFFERENCES[name])]
     if self_test:
         for what, mutate in SELF_TEST:
             broken = copy.deepcopy(cdk_raw)
             mutate(broken)
             caught = [m for ok, m in compare(sam_raw, broken, sql) if not ok]
             results.append((bool(caught), f"self-test: a CDK copy differing in {what} fails parity"
+                            + (f" ({caught[0]})" if caught else " -- NOT CAUGHT")))
+        for name, what, mutate in ORG_SELF_TEST:
+            if name not in org_raw:
+                continue
+            osam, ocdk = org_raw[name]
+            broken = copy.deepcopy(ocdk)
+            mutate(broken)
+            caught = [m for ok, m in compare(osam, broken, None, ORG_ALLOWED_DIFFERENCES[name]) if not ok]
+            results.append((bool(caught), f"self-test: a {name} CDK copy differing in {what} fails parity"
                             + (f" ({caught[0]})" if caught else " -- NOT CAUGHT")))
     return report(results)
 

@@ -24,7 +24,11 @@ export const GOVERNED_CALLS_PATTERN = {
   },
 };
 
-export function tamperEventsPattern() {
+/**
+ * anyAccount: the security account of an organization receives every member account's events,
+ * so AssumeRole of the governance roles matches any account (wildcard) instead of its own.
+ */
+export function tamperEventsPattern(anyAccount = false) {
   return {
     'detail-type': ['AWS API Call via CloudTrail'],
     $or: [
@@ -78,7 +82,11 @@ export function tamperEventsPattern() {
         source: ['aws.sts'],
         detail: {
           eventName: ['AssumeRole'],
-          requestParameters: { roleArn: [{ prefix: Fn.sub('arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${NamePrefix}/') }] },
+          requestParameters: {
+            roleArn: [anyAccount
+              ? { wildcard: Fn.sub('arn:${AWS::Partition}:iam::*:role/${NamePrefix}/*') }
+              : { prefix: Fn.sub('arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${NamePrefix}/') }],
+          },
         },
       },
       {

@@ -15,7 +15,8 @@ export const qualifiedFunctionArns = (kind: 'launcher' | 'detector') => Fn.sub(`
 export const tableArn = (name: 'ledger' | 'pending' | 'dedupe') =>
   Fn.sub(`arn:${p}:dynamodb:${here}:table/\${NamePrefix}-${name}`);
 export const rolePathArn = (kind: 'launcher' | 'detector') => Fn.sub(`arn:${p}:iam::\${AWS::AccountId}:role/\${NamePrefix}/${kind}/*`);
-export const ruleArn = (name: 'sweep' | 'governed-calls' | 'tamper-events') =>
+export type RuleName = 'sweep' | 'governed-calls' | 'tamper-events' | 'reconciler' | 'forward-governed-calls' | 'forward-tamper-events';
+export const ruleArn = (name: RuleName) =>
   Fn.sub(`arn:${p}:events:${here}:rule/\${NamePrefix}-${name}`);
 export const baselineParameterArn = () => Fn.sub(`arn:${p}:ssm:${here}:parameter/\${NamePrefix}/integrity-baseline`);
 export const logGroupArn = (kind: 'launcher' | 'detector') =>

@@ -223,6 +223,53 @@ export function tableResourcePolicy(
   };
 }
 
+/**
+ * The token key: the account administers it (through IAM) but cannot use it; only the launcher
+ * role seals and opens tokens; only the deployer changes or deletes it.
+ */
+export function tokenKeyPolicy(p: PreventionParams) {
+  const root = { AWS: Fn.sub('arn:${AWS::Partition}:iam::${AWS::AccountId}:root') };
+  const launcher = rolePathArn('launcher');
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Sid: 'TheAccountAdministersTheKeyButCannotUseIt',
+        Effect: 'Allow',
+        Principal: root,
+        Action: ['kms:Create*', 'kms:Describe*', 'kms:Enable*', 'kms:List*', 'kms:Put*', 'kms:Update*', 'kms:Revoke*', 'kms:Disable*',
+          'kms:Get*', 'kms:Delete*', 'kms:TagResource', 'kms:UntagResource', 'kms:ScheduleKeyDeletion', 'kms:CancelKeyDeletion'],
+        Resource: '*',
+      },
+      {
+        Sid: 'OnlyTheLauncherSealsAndOpensTokens',
+        Effect: 'Allow',
+        Principal: root,
+        Action: ['kms:GenerateDataKey', 'kms:Decrypt'],
+        Resource: '*',
+        Condition: { ArnLike: { 'aws:PrincipalArn': launcher } },
+      },
+      {
+        Sid: 'NobodyElseUsesTheTokenKey',
+        Effect: 'Deny',
+        Principal: { AWS: '*' },
+        Action: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey*', 'kms:ReEncrypt*', 'kms:CreateGrant'],
+        Resource: '*',
+        Condition: { ArnNotLike: { 'aws:PrincipalArn': launcher } },
+      },
+      {
+        Sid: 'OnlyTheDeployerChangesOrDeletesTheKey',
+        Effect: 'Deny',
+        Principal: { AWS: '*' },
+        Action: ['kms:PutKeyPolicy', 'kms:ScheduleKeyDeletion', 'kms:DisableKey', 'kms:DisableKeyRotation', 'kms:UpdateKeyDescription',
+          'kms:TagResource', 'kms:UntagResource'],
+        Resource: '*',
+        Condition: exempt(p),
+      },
+    ],
+  };
+}
+
 export function alertKeyPolicy(p: PreventionParams) {
   return {
     Version: '2012-10-17',

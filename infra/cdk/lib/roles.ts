@@ -26,6 +26,8 @@ export interface LauncherGrants {
   allowedNetworkConnectorArns: string[];
   apiKeySecretArn: string;
   webhookSecretArn: string;
+  tokenKeyArn: string;
+  eventsDlqArn: string;
 }
 
 export function launcherPolicies(g: LauncherGrants) {
@@ -47,6 +49,14 @@ export function launcherPolicies(g: LauncherGrants) {
               'lambda:ResumeMicrovm',
               'lambda:TerminateMicrovm',
             ],
+            Resource: imagesAndVersions(g.allowedImageArns),
+            Condition: from,
+          },
+          // The reconciler looks up MicroVMs the ledger does not settle (allowed images only).
+          {
+            Sid: 'ReconcilerReadsMicrovmsOfAllowedImages',
+            Effect: 'Allow',
+            Action: 'lambda:GetMicrovm',
             Resource: imagesAndVersions(g.allowedImageArns),
             Condition: from,
           },
@@ -80,9 +90,17 @@ export function launcherPolicies(g: LauncherGrants) {
             Condition: from,
           },
           {
+            Sid: 'ReconcilerQueriesExecutingCalls',
+            Effect: 'Allow',
+            Action: 'dynamodb:Query',
+            Resource: Fn.sub('arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${NamePrefix}-pending/index/executing-index'),
+            Condition: from,
+          },
+          // Every item of one governed call in one BatchWriteItem.
+          {
             Sid: 'Ledger',
             Effect: 'Allow',
-            Action: ['dynamodb:PutItem', 'dynamodb:GetItem'],
+            Action: ['dynamodb:PutItem', 'dynamodb:BatchWriteItem', 'dynamodb:GetItem'],
             Resource: tableArn('ledger'),
             Condition: from,
           },
@@ -93,6 +111,9 @@ export function launcherPolicies(g: LauncherGrants) {
             Resource: [g.apiKeySecretArn, g.webhookSecretArn],
             Condition: from,
           },
+          { Sid: 'SealAndOpenTokens', Effect: 'Allow', Action: ['kms:GenerateDataKey', 'kms:Decrypt'], Resource: g.tokenKeyArn, Condition: from },
+          // The reconciler schedule's on-failure destination sends outside the function's environment.
+          { Sid: 'OnFailureDestination', Effect: 'Allow', Action: 'sqs:SendMessage', Resource: g.eventsDlqArn },
           {
             Sid: 'OwnLogGroup',
             Effect: 'Allow',
@@ -106,6 +127,9 @@ export function launcherPolicies(g: LauncherGrants) {
   ];
 }
 
+/** A statement present only under a template condition (Fn::If with AWS::NoValue). */
+export const onlyIf = (condition: string, statement: object) => Fn.conditionIf(condition, statement, Aws.NO_VALUE);
+
 export interface DetectorGrants {
   trailBucketName: string;
   /** Fn::If [HasTrailKmsKey, statement, AWS::NoValue] */
@@ -115,6 +139,14 @@ export interface DetectorGrants {
   apiKeySecretArn: string;
   queueArn: string;
   eventsDlqArn: string;
+  /** The ledger read in this account (single-account stack); none in a security account. */
+  ledgerArn?: string;
+  /** The integrity check of both functions (single-account stack). */
+  integrity: boolean;
+  /** The sweep fan-out queue (security account): queued and consumed. */
+  sweepQueueArn?: string;
+  /** Sweep roles only inside this organization (aws:ResourceOrgID). */
+  organizationId?: string;
 }
 
 export function detectorPolicies(g: DetectorGrants) {
@@ -137,15 +169,18 @@ export function detectorPolicies(g: DetectorGrants) {
             Condition: from,
           },
           g.trailKmsStatement,
-          { Sid: 'ReadLedger', Effect: 'Allow', Action: 'dynamodb:BatchGetItem', Resource: tableArn('ledger'), Condition: from },
+          ...(g.ledgerArn ? [{ Sid: 'ReadLedger', Effect: 'Allow', Action: 'dynamodb:BatchGetItem', Resource: g.ledgerArn, Condition: from }] : []),
+          // Marks read one or many at a time, one UpdateItem per finding; the heartbeat item.
           {
             Sid: 'Dedupe',
             Effect: 'Allow',
-            Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+            Action: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
             Resource: tableArn('dedupe'),
             Condition: from,
           },
+          // Publish and PublishBatch (IAM authorises PublishBatch as sns:Publish).
           { Sid: 'PublishAlerts', Effect: 'Allow', Action: 'sns:Publish', Resource: g.alertTopicArn, Condition: from },
+          ...detectorOptionalStatements(g.organizationId),
           // SNS encrypts the published message with the topic's key as the publisher.
           { Sid: 'EncryptAlerts', Effect: 'Allow', Action: ['kms:GenerateDataKey', 'kms:Decrypt'], Resource: g.alertKeyArn },
           {
@@ -163,46 +198,15 @@ export function detectorPolicies(g: DetectorGrants) {
             Resource: g.apiKeySecretArn,
             Condition: from,
           },
-          {
-            Sid: 'IntegrityCheckReadsBothFunctions',
-            Effect: 'Allow',
-            Action: [
-              'lambda:GetFunction',
-              'lambda:ListAliases',
-              'lambda:GetFunctionUrlConfig',
-              'lambda:GetPolicy',
-              'lambda:GetFunctionConcurrency',
-            ],
-            Resource: [
-              functionArn('launcher'),
-              qualifiedFunctionArns('launcher'),
-              functionArn('detector'),
-              qualifiedFunctionArns('detector'),
-            ],
-            Condition: from,
-          },
-          {
-            Sid: 'IntegrityCheckListsEventSourceMappings',
-            Effect: 'Allow',
-            Action: 'lambda:ListEventSourceMappings',
-            // ListEventSourceMappings has no resource type.
-            Resource: '*',
-            Condition: from,
-          },
-          {
-            Sid: 'IntegrityCheckReadsTheBaseline',
-            Effect: 'Allow',
-            Action: 'ssm:GetParameter',
-            Resource: baselineParameterArn(),
-            Condition: from,
-          },
+          ...(g.integrity ? integrityStatements() : []),
+          ...(g.sweepQueueArn ? [{ Sid: 'QueueSweepTargets', Effect: 'Allow', Action: 'sqs:SendMessage', Resource: g.sweepQueueArn, Condition: from }] : []),
           // The event source mapping and the on-failure destination act outside the function's
           // environment (no source function ARN).
           {
             Sid: 'ConsumeQueue',
             Effect: 'Allow',
             Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
-            Resource: g.queueArn,
+            Resource: g.sweepQueueArn ? [g.queueArn, g.sweepQueueArn] : g.queueArn,
           },
           { Sid: 'OnFailureDestination', Effect: 'Allow', Action: 'sqs:SendMessage', Resource: g.eventsDlqArn },
           {
@@ -218,8 +222,100 @@ export function detectorPolicies(g: DetectorGrants) {
   ];
 }
 
-/** Suspend/Terminate of any image's MicroVM in this region, for the sweep's remediation. */
-export function remediationDocument() {
+/** The integrity check compares the live functions with the baseline parameter. */
+function integrityStatements() {
+  const from = fromFunction('detector');
+  return [
+    {
+      Sid: 'IntegrityCheckReadsBothFunctions',
+      Effect: 'Allow',
+      Action: [
+        'lambda:GetFunction',
+        'lambda:ListAliases',
+        'lambda:GetFunctionUrlConfig',
+        'lambda:GetPolicy',
+        'lambda:GetFunctionConcurrency',
+      ],
+      Resource: [
+        functionArn('launcher'),
+        qualifiedFunctionArns('launcher'),
+        functionArn('detector'),
+        qualifiedFunctionArns('detector'),
+      ],
+      Condition: from,
+    },
+    {
+      Sid: 'IntegrityCheckListsEventSourceMappings',
+      Effect: 'Allow',
+      Action: 'lambda:ListEventSourceMappings',
+      // ListEventSourceMappings has no resource type.
+      Resource: '*',
+      Condition: from,
+    },
+    {
+      Sid: 'IntegrityCheckReadsTheBaseline',
+      Effect: 'Allow',
+      Action: 'ssm:GetParameter',
+      Resource: baselineParameterArn(),
+      Condition: from,
+    },
+  ];
+}
+
+/**
+ * The optional destinations and the sweep of other accounts and regions, each present only
+ * under its condition (the parameters' names are the SAM template's).
+ */
+export function detectorOptionalStatements(organizationId?: string) {
+  const from = fromFunction('detector');
+  return [
+    onlyIf('HasChatTopic', { Sid: 'PublishToChat', Effect: 'Allow', Action: 'sns:Publish', Resource: Fn.ref('ChatTopicArn'), Condition: from }),
+    onlyIf('SecurityHubEnabled', {
+      Sid: 'ImportFindingsIntoSecurityHub',
+      Effect: 'Allow',
+      Action: 'securityhub:BatchImportFindings',
+      Resource: Fn.sub('arn:${AWS::Partition}:securityhub:${AWS::Region}:${AWS::AccountId}:product/${AWS::AccountId}/default'),
+      Condition: from,
+    }),
+    onlyIf('HasEventBus', {
+      Sid: 'PutFindingsOnTheEventBus',
+      Effect: 'Allow',
+      Action: 'events:PutEvents',
+      Resource: Fn.sub('arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}'),
+      Condition: from,
+    }),
+    // The read-only sweep role of every other account, by name.
+    onlyIf('SweepsOtherAccounts', {
+      Sid: 'AssumeTheSweepRole',
+      Effect: 'Allow',
+      Action: 'sts:AssumeRole',
+      Resource: Fn.sub('arn:${AWS::Partition}:iam::*:role/${SweepRoleName}'),
+      // In an organization: only roles of its accounts.
+      Condition: organizationId ? { StringEquals: { 'aws:ResourceOrgID': organizationId }, ...from } : from,
+    }),
+    onlyIf('SweepsOrganization', {
+      Sid: 'ListOrganizationAccounts',
+      Effect: 'Allow',
+      Action: 'organizations:ListAccounts',
+      Resource: '*',
+      Condition: from,
+    }),
+    onlyIf('SweepsEnabledRegions', {
+      Sid: 'ListEnabledRegions',
+      Effect: 'Allow',
+      Action: 'account:ListRegions',
+      Resource: Fn.sub('arn:${AWS::Partition}:account::${AWS::AccountId}:account'),
+      Condition: from,
+    }),
+  ];
+}
+
+/**
+ * Suspend/Terminate of any image's MicroVM in this region, for the sweep's remediation: from
+ * the detector function (its own role), or with no source function (the sweep role of a
+ * member account, assumed by the detector in another account).
+ */
+export function remediationDocument(fromDetector = true) {
   return {
     Version: '2012-10-17',
     Statement: [
@@ -228,7 +324,7 @@ export function remediationDocument() {
         Effect: 'Allow',
         Action: ['lambda:SuspendMicrovm', 'lambda:TerminateMicrovm'],
         Resource: Fn.sub('arn:${AWS::Partition}:lambda:${AWS::Region}:*:microvm-image:*'),
-        Condition: fromFunction('detector'),
+        ...(fromDetector ? { Condition: fromFunction('detector') } : {}),
       },
     ],
   };

@@ -299,8 +299,12 @@ def no_on_failure_destination(t: dict) -> None:
         if res(t, "DetectorFunction")["Properties"].pop("EventInvokeConfig", None) is None:
             raise NothingToBreak("the detector has no EventInvokeConfig")
     else:
+        # In the CDK form cfn-guard cannot pair a rule's target with its function's invoke
+        # config (they meet only through logical ids), so the rule asks for at least one: every
+        # invoke config goes. The SAM form is checked per function (the detector's alone goes).
         res(t, "DetectorFunctionEventInvokeConfig")
-        del t["Resources"]["DetectorFunctionEventInvokeConfig"]
+        for lid in [k for k, r in t["Resources"].items() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]:
+            del t["Resources"][lid]
 
 
 def function_without_reserved_concurrency(t: dict) -> None:
@@ -368,6 +372,10 @@ CASES = [
     ("trust-without-aws-source-account", "execution_roles_trust_only_lambda_in_this_account", trust_without_source_account),
     ("launcher-grant-without-source-function-arn", "launcher_permissions_work_only_from_the_launcher_function",
      launcher_grant_without_source_function),
+    ("launcher-send-message-beside-a-write-without-source-function-arn", "launcher_permissions_work_only_from_the_launcher_function",
+     add_statement("LauncherRole", {"Effect": "Allow", "Action": ["sqs:SendMessage", "dynamodb:PutItem"], "Resource": "*"})),
+    ("launcher-send-message-to-any-queue", "launcher_permissions_work_only_from_the_launcher_function",
+     add_statement("LauncherRole", {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"})),
     ("launcher-passes-roles-to-any-service", "launcher_passes_roles_only_to_lambda", launcher_passes_roles_to_any_service),
     # the deny policy and the table policies
     ("deny-policy-without-stack-protection", "deny_policy_protects_microvms_and_the_stack",
@@ -410,6 +418,27 @@ CASES = [
     ("eventbridge-target-without-retry-policy", "eventbridge_invocations_retry_and_dead_letter", event_target_without("RetryPolicy")),
     ("detector-without-on-failure-destination", "eventbridge_invocations_retry_and_dead_letter", no_on_failure_destination),
 ]
+
+def write_broken(label: str, real: dict, cases: list[tuple[str, str, object]], broken_dir: pathlib.Path,
+                 file_name=lambda label, name: f"{name}.json") -> tuple[list[tuple[str, str]], list[str]]:
+    """Writes one broken copy per (name, rule, mutation) case: the cases written, and a FAIL
+    line for each mutation that found nothing to break or changed nothing."""
+    written: list[tuple[str, str]] = []
+    failures: list[str] = []
+    for name, rule, mutate in cases:
+        broken = copy.deepcopy(real)
+        try:
+            mutate(broken)
+        except NothingToBreak as e:
+            failures.append(f"FAIL {label}/{name}: mutation found nothing to break ({e})")
+            continue
+        if broken == real:
+            failures.append(f"FAIL {label}/{name}: mutation changed nothing")
+            continue
+        (broken_dir / file_name(label, name)).write_text(json.dumps(broken, indent=1))
+        written.append((name, rule))
+    return written, failures
+
 
 SUMMARY_LINE = re.compile(r"^\S+/(\w+)\s+(PASS|FAIL|SKIP)\s*$")
 
@@ -463,21 +492,10 @@ def main() -> int:
             for old in d.glob("*.json"):
                 old.unlink()
         (real_dir / f"{label}.json").write_text(json.dumps(real, indent=1))
-        written: list[tuple[str, str]] = []
-        for name, rule, mutate in CASES:
-            broken = copy.deepcopy(real)
-            try:
-                mutate(broken)
-            except NothingToBreak as e:
-                failed += 1
-                print(f"FAIL {label}/{name}: mutation found nothing to break ({e})")
-                continue
-            if broken == real:
-                failed += 1
-                print(f"FAIL {label}/{name}: mutation changed nothing")
-                continue
-            (broken_dir / f"{name}.json").write_text(json.dumps(broken, indent=1))
-            written.append((name, rule))
+        written, failures = write_broken(label, real, CASES, broken_dir)
+        failed += len(failures)
+        for line in failures:
+            print(line)
         prepared.append((label, real_dir, broken_dir, written))
 
     # One cfn-guard run per directory, the runs side by side.
