@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    ACCOUNT, IMAGE, LAUNCHER_ROLE, Rig, bypass_record, failed_ids, fixture, gz_log, log_key,
-    s3_event, scheduled, sqs_event, uuid_like,
+    ACCOUNT, IMAGE, LAUNCHER_ROLE, Rig, bypass_record, failed_ids, fixture, gz_bytes, gz_log,
+    log_key, s3_event, scheduled, sqs_event, uuid_like,
 };
 use detector::lambda::handler::handle;
 use detector_core::notification::{Invocation, Trigger, decode_invocation, decode_message_body};
@@ -589,4 +589,37 @@ async fn a_folder_marker_key_is_ignored_not_read_and_its_message_is_acknowledged
     assert_eq!(answer["counters"]["s3_records_ignored"], 1, "{answer}");
     assert_eq!(answer["counters"]["objects_read"], 1, "{answer}");
     assert_eq!(rig.alerts().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_config_snapshot_under_a_cloudtrail_key_is_a_counted_error_not_a_record_and_the_message_is_acknowledged()
+ {
+    // An AWS Config snapshot (or any JSON) written under the trail's
+    // prefix with a log file's name: JSON, but not CloudTrail. It must not
+    // count as a record, must be reported, and must not send the message
+    // to the DLQ (a retry would read the same bytes).
+    let rig = Rig::new().await;
+    let st = rig.state().await;
+    let snapshot = json!({
+        "fileVersion": "1.0",
+        "configSnapshotId": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+        "configurationItems": [{"resourceType": "AWS::S3::Bucket", "resourceId": "b"}]
+    });
+    let key = log_key(8);
+    rig.put(&key, gz_bytes(snapshot.to_string().as_bytes()))
+        .await;
+    let event = sqs_event(&[("m-config", s3_event(&rig.bucket, &key).to_string())]);
+    let answer = handle(&st, &event).await.unwrap();
+    assert_eq!(failed_ids(&answer), Vec::<String>::new(), "{answer}");
+    assert_eq!(answer["counters"]["records_in"], 0, "{answer}");
+    assert_eq!(answer["counters"]["json_not_cloudtrail"], 1, "{answer}");
+    assert!(rig.alerts().await.is_empty());
+    let errors = rig.lines.with("error");
+    assert!(
+        errors.iter().any(|l| {
+            let e = l["error"].as_str().unwrap_or_default();
+            e.contains(&key) && e.contains("not CloudTrail")
+        }),
+        "{errors:?}"
+    );
 }

@@ -667,3 +667,39 @@ fn findings_come_out_in_input_order_whatever_order_the_inputs_finish_in() {
     assert!(err.contains("skipped: 12 duplicate events"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn json_that_is_not_cloudtrail_is_a_warning_naming_the_input_and_not_a_record() {
+    // `{"not":"cloudtrail"}` used to pass as "1 records"; a Config snapshot
+    // was read as one record too.
+    let dir = temp_dir("not-cloudtrail");
+    let stray = dir.join("stray.json");
+    std::fs::write(&stray, r#"{"not":"cloudtrail"}"#).unwrap();
+    let config = dir.join("config-snapshot.json");
+    std::fs::write(
+        &config,
+        r#"{"fileVersion":"1.0","configSnapshotId":"s","configurationItems":[{"resourceType":"AWS::S3::Bucket"}]}"#,
+    )
+    .unwrap();
+    let out = scan(&[
+        "--launcher-role-arn",
+        ROLE,
+        stray.to_str().unwrap(),
+        config.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(out.stdout.is_empty());
+    for input in [&stray, &config] {
+        assert!(
+            err.contains(&format!(
+                "warning: {}: 1 JSON object(s) that are not CloudTrail records",
+                input.display()
+            )),
+            "{err}"
+        );
+    }
+    assert!(err.contains(", 0 records ("), "{err}");
+    assert!(err.contains("2 JSON objects not CloudTrail"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}

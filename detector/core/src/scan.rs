@@ -47,6 +47,9 @@ pub struct ScanStats {
     pub trail_changes: u64,
     pub skipped_digest_files: u64,
     pub skipped_insight_records: u64,
+    /// Top-level JSON objects that are not CloudTrail (a Config snapshot, a
+    /// stray file), skipped.
+    pub not_cloudtrail: u64,
     /// Inputs that could not be read to the end.
     pub input_errors: u64,
     /// Records that could not be read (the input was still read on).
@@ -73,6 +76,7 @@ impl ScanStats {
             trail_changes,
             skipped_digest_files,
             skipped_insight_records,
+            not_cloudtrail,
             input_errors,
             record_errors,
         } = other;
@@ -93,6 +97,7 @@ impl ScanStats {
         self.trail_changes += trail_changes;
         self.skipped_digest_files += skipped_digest_files;
         self.skipped_insight_records += skipped_insight_records;
+        self.not_cloudtrail += not_cloudtrail;
         self.input_errors += input_errors;
         self.record_errors += record_errors;
     }
@@ -125,6 +130,8 @@ pub struct InputReport {
     pub bytes: u64,
     /// The input was a CloudTrail digest file (skipped).
     pub digest: bool,
+    /// Top-level JSON objects in it that are not CloudTrail (skipped).
+    pub not_cloudtrail: u64,
 }
 
 /// Scans inputs with one classifier, de-duplicating the records any rule
@@ -371,6 +378,11 @@ impl<C: Commit> Sink for ScanSink<'_, C> {
             RawItem::Digest => {
                 self.report.digest = true;
                 self.stats.skipped_digest_files += 1;
+                Ok(())
+            }
+            RawItem::NotCloudTrail => {
+                self.report.not_cloudtrail += 1;
+                self.stats.not_cloudtrail += 1;
                 Ok(())
             }
         }

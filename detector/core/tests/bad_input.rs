@@ -1,4 +1,4 @@
-//! The bad input table (issue 6): malformed CloudTrail input and malformed
+//! The bad input table: malformed CloudTrail input and malformed
 //! notifications, each with the error it must produce. Every error names what
 //! was wrong and where (input name, line/column/byte, field), and the good
 //! records around a bad one are still read: nothing is lost, nothing is
@@ -853,4 +853,29 @@ fn bad_sqs_bodies_fail_only_their_own_message() {
         assert_eq!(results[1].0, "m-2");
         assert!(err.contains(expected), "{row}: {err:?} lacks {expected:?}");
     }
+}
+
+#[test]
+fn a_top_level_object_without_any_cloudtrail_record_key_is_counted_apart_not_read_as_a_record() {
+    let mut scanner = Scanner::new(
+        Classifier::new(ClassifierConfig::default()),
+        ScanOptions::default(),
+    );
+    let jsonl = concat!(
+        r#"{"not":"cloudtrail"}"#,
+        "\n",
+        r#"{"eventVersion":"1.11","eventSource":"s3.amazonaws.com","eventName":"GetObject","eventID":"a"}"#,
+        "\n",
+        // An escaped key may spell a record's key: read as a record.
+        r#"{"event\u004eame":"GetObject","eventID":"b"}"#,
+        "\n",
+        "{}\n",
+    );
+    let report = scanner
+        .scan_reader(jsonl.as_bytes(), "mixed.jsonl", |_| {})
+        .unwrap();
+    assert_eq!(report.not_cloudtrail, 2);
+    assert_eq!(report.records, 2);
+    assert_eq!(report.record_errors, 0);
+    assert_eq!(scanner.stats().not_cloudtrail, 2);
 }

@@ -8,6 +8,7 @@ use super::output::{AsffTarget, Format, Output};
 use super::s3::{S3Source, parse_url};
 use super::{EXIT_BAD_INPUT, EXIT_USAGE};
 use detector_core::parallel::{self, Delivery, InputError};
+use detector_core::text::{FIELD_MAX, clean};
 use detector_core::{
     Classifier, ClassifierConfig, ResourceRef, ScanEvent, ScanOptions, ScanStats, Scanner,
     TamperConfig,
@@ -269,6 +270,13 @@ impl Run {
                         if report.record_errors > 0 {
                             self.bad_inputs += 1;
                         }
+                        if report.not_cloudtrail > 0 {
+                            eprintln!(
+                                "detector scan: warning: {}: {} JSON object(s) that are not CloudTrail records (no eventVersion, eventSource, eventName, eventID or eventTime): skipped",
+                                clean(&source, FIELD_MAX),
+                                report.not_cloudtrail
+                            );
+                        }
                         if let Some((_, p)) = &mut self.progress {
                             p.files += 1;
                             p.records += report.records;
@@ -363,6 +371,7 @@ pub fn summary(s: &ScanStats, ignored: u64, bad_inputs: u64) -> String {
     let skipped = nonzero(&[
         ("digest files", s.skipped_digest_files),
         ("insight records", s.skipped_insight_records),
+        ("JSON objects not CloudTrail", s.not_cloudtrail),
         ("duplicate events", s.duplicates),
     ]);
     if !skipped.is_empty() {

@@ -31,6 +31,10 @@ pub struct Counters {
     /// Objects whose key is not a CloudTrail log file's (AWS Config's files
     /// in a shared bucket, ...): not read.
     pub objects_not_cloudtrail: u64,
+    /// JSON objects found in an object with a CloudTrail key that are not
+    /// CloudTrail records (an error: something else writes under the trail's
+    /// prefix); skipped, the message is not failed for them.
+    pub json_not_cloudtrail: u64,
     /// Uncompressed bytes of records read.
     pub bytes_read: u64,
     pub records_in: u64,
@@ -109,6 +113,7 @@ impl Counters {
             objects_skipped_digest,
             objects_skipped_insight,
             objects_not_cloudtrail,
+            json_not_cloudtrail,
             bytes_read,
             records_in,
             governed,

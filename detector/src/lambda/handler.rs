@@ -366,6 +366,16 @@ async fn run_object(
             first: bad.unwrap_or_default(),
         }),
         Ok(report) => {
+            if report.not_cloudtrail > 0 {
+                counters.json_not_cloudtrail += report.not_cloudtrail;
+                state.alerter.log().line(&json!({
+                    "log": "error",
+                    "error": format!(
+                        "{o}: {} JSON object(s) that are not CloudTrail records (no eventVersion, eventSource, eventName, eventID or eventTime): skipped",
+                        report.not_cloudtrail
+                    ),
+                }));
+            }
             if !report.digest {
                 counters.objects_read += 1;
             }

@@ -225,9 +225,12 @@ pub fn bypass_record(event_id: &str) -> Value {
 }
 
 pub fn gz_log(records: &[Value]) -> Vec<u8> {
+    gz_bytes(json!({"Records": records}).to_string().as_bytes())
+}
+
+pub fn gz_bytes(bytes: &[u8]) -> Vec<u8> {
     let mut enc = GzEncoder::new(Vec::new(), Compression::default());
-    enc.write_all(json!({"Records": records}).to_string().as_bytes())
-        .unwrap();
+    enc.write_all(bytes).unwrap();
     enc.finish().unwrap()
 }
 

@@ -163,6 +163,10 @@ pub(crate) enum RawItem<'a> {
     LookupEvent(&'a [u8]),
     /// A CloudTrail digest file (skipped).
     Digest,
+    /// A top-level JSON object that is neither a container of records, an
+    /// EventBridge envelope, a digest, nor a record (no key every CloudTrail
+    /// record has): a Config snapshot, a stray file.
+    NotCloudTrail,
 }
 
 pub(crate) trait Sink {

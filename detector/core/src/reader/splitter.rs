@@ -57,6 +57,10 @@ enum Key {
     Detail,
     DetailType,
     Digest,
+    /// A key every CloudTrail record has (`eventVersion`, `eventSource`,
+    /// `eventName`, `eventID`, `eventTime`), or an escaped key that may
+    /// spell one.
+    RecordField,
     Other,
 }
 
@@ -309,6 +313,7 @@ impl<R: Read> Splitter<'_, R> {
         let mut digest = false;
         let mut detail: Option<(usize, usize)> = None;
         let mut detail_type = false;
+        let mut record_field = false;
         if self.expect_non_ws("JSON object", start)? == b'}' {
             self.pos += 1;
         } else {
@@ -350,6 +355,7 @@ impl<R: Read> Splitter<'_, R> {
                     (k, _) => {
                         digest |= k == Key::Digest;
                         detail_type |= k == Key::DetailType;
+                        record_field |= k == Key::RecordField;
                         self.skip_value(start)?;
                     }
                 }
@@ -375,6 +381,12 @@ impl<R: Read> Splitter<'_, R> {
         }
         let (s, e) = match (detail, detail_type) {
             (Some((s, e)), true) => (m + s, m + e),
+            _ if !record_field => {
+                // JSON, but not a CloudTrail record on its own (a Config
+                // snapshot, a stray object): told apart, never read as one.
+                self.emit(m, RawItem::NotCloudTrail, sink);
+                return Ok(());
+            }
             _ => (m, self.pos),
         };
         let bytes = &self.buf[s..e];
@@ -408,6 +420,10 @@ impl<R: Read> Splitter<'_, R> {
             b"detail" => Key::Detail,
             b"detail-type" => Key::DetailType,
             b"digestStartTime" | b"logFiles" => Key::Digest,
+            b"eventVersion" | b"eventSource" | b"eventName" | b"eventID" | b"eventTime" => {
+                Key::RecordField
+            }
+            k if k.contains(&b'\\') => Key::RecordField,
             _ => Key::Other,
         };
         if saved.is_none() {
