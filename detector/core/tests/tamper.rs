@@ -580,3 +580,56 @@ fn start_logging_and_create_trail_are_not_tampering() {
         assert_not_reported(&v, name);
     }
 }
+
+// ---- an organization: one role name in every account ---------------------
+
+fn stackset_exec(account: &str) -> Value {
+    let role = format!("arn:aws:iam::{account}:role/stacksets-exec-microvm-gov");
+    json!({"type": "AssumedRole", "principalId": "AROASTACKSET:CloudFormation",
+           "arn": format!("arn:aws:sts::{account}:assumed-role/stacksets-exec-microvm-gov/CloudFormation"),
+           "accountId": account,
+           "sessionContext": {"sessionIssuer": {"type": "Role", "arn": role, "accountId": account}}})
+}
+
+#[test]
+fn a_deployment_role_with_any_account_exempts_that_role_in_the_account_of_the_call_only() {
+    // StackSets deploy the same stack into every member account with the
+    // same execution role name: `arn:aws:iam::*:role/NAME` names it once.
+    let member = "999988887777";
+    let c = Classifier::new(ClassifierConfig {
+        tamper: TamperConfig {
+            detector_functions: vec![FunctionRef::parse(DETECTOR_FN).unwrap()],
+            deployment_roles: vec![
+                RoleRef::from_role_arn("arn:aws:iam::*:role/stacksets-exec-microvm-gov").unwrap(),
+            ],
+            ..TamperConfig::default()
+        },
+        ..ClassifierConfig::default()
+    });
+    let change = |who: Value| {
+        let mut v = mgmt(
+            "lambda.amazonaws.com",
+            "UpdateFunctionConfiguration20150331v2",
+            who,
+            json!({"functionName": DETECTOR_FN, "environment": {}}),
+        );
+        v["recipientAccountId"] = json!(member);
+        v
+    };
+    match c
+        .classify_value(&change(stackset_exec(member)), "t")
+        .unwrap()
+    {
+        Classification::Exempt {
+            why: Exemption::Deployment,
+            ..
+        } => {}
+        other => panic!("the member's own execution role deploys: {other:?}"),
+    }
+    // The same role name of another account acting in this one is not the
+    // deployment of this account.
+    match c.classify_value(&change(stackset_exec(ACCT)), "t").unwrap() {
+        Classification::Finding(f) => assert_eq!(f.rule, Rule::DetectorFunctionChanged),
+        other => panic!("another account's role: {other:?}"),
+    }
+}

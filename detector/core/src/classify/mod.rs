@@ -55,9 +55,27 @@ pub struct TamperConfig {
     pub trail_names: Vec<String>,
 }
 
-/// The account field of a launcher role pattern that matches the role in
-/// whichever account the call was made.
+/// The account field of a role pattern (launcher or deployment role) that
+/// matches the role in whichever account the call was made.
 pub const ANY_ACCOUNT: &str = "*";
+
+/// Is `role` one of `patterns`? A pattern names a role of one account, or
+/// with [`ANY_ACCOUNT`] the role of that name in the account of the call
+/// (`account`, when known) and in no other.
+fn role_in(patterns: &[RoleRef], role: &RoleRef, account: Option<&str>) -> bool {
+    patterns.iter().any(|p| {
+        if p.account == ANY_ACCOUNT {
+            account.is_none_or(|a| a == role.account)
+                && RoleRef {
+                    account: role.account.clone(),
+                    ..p.clone()
+                }
+                .matches(role)
+        } else {
+            p.matches(role)
+        }
+    })
+}
 
 /// Which list of a [`TamperConfig`] a value came from, named as the
 /// environment variable and as the `detector scan` flag.
@@ -264,17 +282,15 @@ impl Classifier {
         if account.is_some_and(|a| a != role.account) {
             return false;
         }
-        self.cfg.launcher_roles.iter().any(|l| {
-            if l.account == ANY_ACCOUNT {
-                let pinned = RoleRef {
-                    account: role.account.clone(),
-                    ..l.clone()
-                };
-                pinned.matches(role)
-            } else {
-                l.matches(role)
-            }
-        })
+        role_in(&self.cfg.launcher_roles, role, account)
+    }
+
+    /// True when `role`, acting in `account`, is one of the deployment
+    /// roles: a role named by its ARN wherever it acts, a role named for any
+    /// account (`arn:aws:iam::*:role/NAME`, as StackSets deploy into every
+    /// member account) only in its own account.
+    pub fn is_deployment_role(&self, role: &RoleRef, account: Option<&str>) -> bool {
+        role_in(&self.cfg.tamper.deployment_roles, role, account)
     }
 
     /// A launcher role of another account than the call's (the launcher

@@ -131,13 +131,7 @@ pub(crate) fn classify(
     };
     let role = principal_role(r);
     if hit.deployment_may
-        && role.is_some_and(|role| {
-            c.config()
-                .tamper
-                .deployment_roles
-                .iter()
-                .any(|d| d.matches(&role))
-        })
+        && role.is_some_and(|role| c.is_deployment_role(&role, ctx.account.as_deref()))
     {
         return Classification::Exempt {
             rule: hit.rule,
