@@ -27,6 +27,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 use testkit::emulator::{CallerIdentity, Emulator};
+use testkit::lambda_control;
 use testkit::lambda_runtime::{
     Function, FunctionUrl, IamCaller, call_function_url, workspace_binary,
 };
@@ -295,6 +296,30 @@ async fn governed_and_bypass_microvm_activity_flows_from_agents_to_the_security_
         .await
         .expect("start the Contro1 stand-in");
 
+    // The launcher as the stack deploys it, in moto's Lambda control plane (code, version,
+    // alias, URL, concurrency), and the integrity baseline the stack records in SSM: what the
+    // sweep's integrity check compares against.
+    let deployed_launcher = lambda_control::deploy_function(
+        &sdk,
+        &testkit::unique_name("microvm-launcher"),
+        &lambda_control::iam_role(
+            &moto_url,
+            &testkit::unique_name("launcher"),
+            "/microvm-gov/",
+        )
+        .await,
+        b"the launcher as built",
+        20,
+    )
+    .await;
+    let baseline_parameter = format!("/{}/integrity-baseline", testkit::unique_name("gov"));
+    lambda_control::write_baseline(
+        &sdk,
+        &baseline_parameter,
+        &[("launcher", &deployed_launcher)],
+    )
+    .await;
+
     say("starting the launcher and detector binaries under the Lambda Runtime API");
     let policy_dir = std::env::temp_dir().join(testkit::unique_name("e2e-policy"));
     std::fs::create_dir_all(&policy_dir).unwrap();
@@ -372,6 +397,8 @@ principal_arns = ["{AGENT_ROLE}"]
                 ("LAUNCHER_ROLE_ARNS", LAUNCHER_ROLE),
                 ("LAUNCHER_SESSION_NAMES", LAUNCHER_FUNCTION),
                 ("TRAIL_NAMES", &trail_name),
+                ("LAUNCHER_FUNCTIONS", &deployed_launcher.arn),
+                ("INTEGRITY_BASELINE_PARAMETER", &baseline_parameter),
                 ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
             ]),
         )
@@ -634,6 +661,10 @@ principal_arns = ["{AGENT_ROLE}"]
 
     // ---------------------------------------------------------------- the sweep
     say("the scheduled sweep: ListMicrovms against the ledger");
+    // The sweep reports a MicroVM only once it is older than UNMANAGED_MIN_AGE_SECONDS
+    // (300 s by default: the launcher's ledger write may still be in flight); the story's
+    // MicroVMs started an hour ago.
+    emulator.age_microvms(3600);
     let scheduled = json!({
         "version": "0", "id": "5e1f2a3b-0000-4000-8000-00000000e2e0",
         "detail-type": "Scheduled Event", "source": "aws.events", "account": ACCOUNT,
@@ -661,6 +692,80 @@ principal_arns = ["{AGENT_ROLE}"]
     assert!(
         dup.is_empty(),
         "the next sweep the same day repeats nothing: {dup:#?}"
+    );
+
+    // ---------------------------------------------------------------- tampering
+    say("mallory replaces the launcher's code (lambda:UpdateFunctionCode)");
+    let new_sha =
+        lambda_control::replace_code(&sdk, &deployed_launcher.name, b"mallory's launcher").await;
+    println!("   {} now runs code {new_sha}", deployed_launcher.name);
+    // moto writes no CloudTrail: this is the management event CloudTrail records for that
+    // call, delivered the way CloudTrail delivers it (a log file in the trail's bucket).
+    let tamper_event_id = testkit::unique_name("ev-update-code");
+    let tamper_record = json!({
+        "eventVersion": "1.09",
+        "userIdentity": {"type": "IAMUser", "principalId": "AIDAMALLORY",
+            "arn": format!("arn:aws:iam::{ACCOUNT}:user/mallory"), "accountId": ACCOUNT,
+            "accessKeyId": "AKIDMALLORY", "userName": "mallory"},
+        "eventTime": "2026-11-23T12:05:00Z", "eventSource": "lambda.amazonaws.com",
+        "eventName": "UpdateFunctionCode20150331v2", "awsRegion": "us-east-1",
+        "sourceIPAddress": "203.0.113.66", "userAgent": "aws-cli/2.22.0",
+        "requestParameters": {"functionName": deployed_launcher.name, "publish": false,
+            "dryRun": false},
+        "responseElements": {"functionName": deployed_launcher.name,
+            "functionArn": deployed_launcher.arn, "codeSha256": new_sha},
+        "requestID": "3c8f7a52-1d2e-4b6a-9f00-e2e0tamper01", "eventID": tamper_event_id,
+        "readOnly": false, "eventType": "AwsApiCall", "managementEvent": true,
+        "recipientAccountId": ACCOUNT, "eventCategory": "Management"
+    });
+    let tamper_key = Emulator::cloudtrail_object_key(SystemTime::now());
+    s3.put_object()
+        .bucket(&trail_bucket)
+        .key(&tamper_key)
+        .body(Emulator::log_file_gz(&[tamper_record]).into())
+        .send()
+        .await
+        .expect("put the CloudTrail log file with the tamper record");
+    let notifications = receive_all(&sqs, &notify_queue).await;
+    assert_eq!(notifications.len(), 1, "one S3 notification");
+    invoke_detector(
+        &detector,
+        &sqs_event(&notify_arn, &notifications),
+        "tamper record",
+    )
+    .await;
+    delete_all(&sqs, &notify_queue, &notifications).await;
+    let from_trail = alerts(&sqs, &alert_queue).await;
+    show(&from_trail);
+    assert_eq!(from_trail.len(), 1, "{from_trail:#?}");
+    assert_eq!(
+        from_trail[0].attr("event"),
+        "aws.microvm.governance.tampered"
+    );
+    assert_eq!(from_trail[0].details["rule"], "launcher-function-changed");
+    assert_eq!(from_trail[0].details["event_id"], tamper_event_id.as_str());
+    assert_eq!(
+        from_trail[0].details["principal_arn"],
+        format!("arn:aws:iam::{ACCOUNT}:user/mallory")
+    );
+
+    say("the next sweep: the integrity check finds the code changed, without CloudTrail");
+    invoke_detector(&detector, &scheduled, "sweep after the tamper").await;
+    let from_sweep = alerts(&sqs, &alert_queue).await;
+    show(&from_sweep);
+    assert_eq!(from_sweep.len(), 1, "{from_sweep:#?}");
+    assert_eq!(
+        from_sweep[0].attr("event"),
+        "aws.microvm.governance.tampered"
+    );
+    assert_eq!(from_sweep[0].details["rule"], "function-integrity-drift");
+    assert_eq!(
+        from_sweep[0].details["resource"],
+        deployed_launcher.arn.as_str()
+    );
+    assert!(
+        from_sweep[0].details.to_string().contains(&new_sha),
+        "the drift names the new code: {from_sweep:#?}"
     );
 
     // ---------------------------------------------------------------- the records
@@ -745,6 +850,8 @@ principal_arns = ["{AGENT_ROLE}"]
             "aws.microvm.bypass.detected",
             "aws.microvm.unmanaged.detected",
             "aws.microvm.unmanaged.detected",
+            "aws.microvm.governance.tampered",
+            "aws.microvm.governance.tampered",
         ],
         "{audit:#?}"
     );
@@ -783,7 +890,7 @@ principal_arns = ["{AGENT_ROLE}"]
         );
     }
     println!(
-        "\n== done: 3 bypass calls and 2 unmanaged MicroVMs reported once each; the governed MicroVM {governed_vm} never"
+        "\n== done: 3 bypass calls, 2 unmanaged MicroVMs and the launcher's replaced code (from CloudTrail and from the sweep) reported once each; the governed MicroVM {governed_vm} never"
     );
     let _ = std::fs::remove_dir_all(&policy_dir);
 }

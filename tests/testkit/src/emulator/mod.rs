@@ -521,6 +521,12 @@ impl Emulator {
         cloudtrail::log_file_gz(&self.cloudtrail_records())
     }
 
+    /// Any `records` as a CloudTrail log file (gzip of `{"Records":[...]}`): for
+    /// management events of services the emulator does not serve.
+    pub fn log_file_gz(records: &[Value]) -> Vec<u8> {
+        cloudtrail::log_file_gz(records)
+    }
+
     /// The S3 key CloudTrail would deliver a log file under, for `time`:
     /// `AWSLogs/ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHMMZ_<16 chars>.json.gz`.
     pub fn cloudtrail_object_key(time: SystemTime) -> String {
