@@ -123,11 +123,11 @@ pub struct ScanArgs {
     /// Only findings whose record's eventTime is at or after TIME: RFC 3339
     /// with any offset (2026-11-20T10:00:00Z) or a span back from now (90s,
     /// 15m, 24h, 7d). Records with no usable eventTime are kept and counted.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub since: Option<String>,
     /// Only findings whose record's eventTime is before TIME (exclusive);
     /// same forms as --since.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub until: Option<String>,
     /// Read `-` (stdin, JSON Lines) as a stream and print each finding, and
     /// flush it, as soon as its record is read. Not with --format table.
