@@ -155,7 +155,7 @@ fn s3_prefix<'a>(
     let mut keys_seen = false;
     let listed = src.for_each_key(bucket, prefix, |key, size| {
         keys_seen = true;
-        if !(named && key == prefix) && !wanted(key) {
+        if !(wanted(key) || named && key == prefix) {
             return emit(Job::Note(Note::Ignored));
         }
         let (bucket, key) = (bucket.to_string(), key.to_string());
