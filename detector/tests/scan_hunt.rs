@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -232,17 +232,25 @@ fn lines_of(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
 
 const FOLLOW_WAIT: Duration = Duration::from_secs(30);
 
-#[test]
-fn follow_prints_each_finding_before_the_next_line_is_written() {
+/// `detector scan --follow -` with `flags`, its stdin, and its stdout lines.
+fn follow(flags: &[&str]) -> (Child, ChildStdin, mpsc::Receiver<String>) {
     let mut child = detector()
-        .args(["scan", "--launcher-role-arn", ROLE, "--follow", "-"])
+        .args(["scan", "--launcher-role-arn", ROLE, "--follow"])
+        .args(flags)
+        .arg("-")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let stdin = child.stdin.take().unwrap();
     let rx = lines_of(child.stdout.take().unwrap());
+    (child, stdin, rx)
+}
+
+#[test]
+fn follow_prints_each_finding_before_the_next_line_is_written() {
+    let (mut child, mut stdin, rx) = follow(&[]);
     for id in ["first", "second"] {
         writeln!(stdin, "{}", bypass(id, Some("2026-11-20T10:00:00Z"))).unwrap();
         stdin.flush().unwrap();
@@ -274,25 +282,7 @@ fn follow_prints_each_finding_before_the_next_line_is_written() {
 
 #[test]
 fn follow_applies_the_time_window_as_it_goes() {
-    let mut child = detector()
-        .args([
-            "scan",
-            "--launcher-role-arn",
-            ROLE,
-            "--follow",
-            "--since",
-            "2026-01-01T00:00:00Z",
-            "--format",
-            "csv",
-            "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let rx = lines_of(child.stdout.take().unwrap());
+    let (child, mut stdin, rx) = follow(&["--since", "2026-01-01T00:00:00Z", "--format", "csv"]);
     let header = rx.recv_timeout(FOLLOW_WAIT).expect("csv header");
     assert!(header.starts_with("event_time,"), "{header}");
     writeln!(stdin, "{}", bypass("old", Some("2025-01-01T00:00:00Z"))).unwrap();
@@ -386,56 +376,30 @@ fn bare_env(home: &std::path::Path) -> Command {
 #[test]
 fn no_region_in_an_empty_environment_is_one_line_naming_the_flag() {
     let home = temp_dir("scan-empty-home");
-    let out = bare_env(&home)
-        .args([
-            "scan",
-            "--launcher-role-arn",
-            ROLE,
-            "s3://some-bucket/AWSLogs/",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    assert_eq!(
-        stderr(&out),
-        "detector scan: no AWS region: pass --region or set AWS_REGION\n"
-    );
-    let out = bare_env(&home)
-        .args([
-            "scan",
-            "--launcher-role-arn",
-            ROLE,
-            "--region",
-            "us-east-1",
-            "s3://some-bucket/AWSLogs/",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    assert_eq!(
-        stderr(&out),
-        "detector scan: no AWS credentials: pass --profile or set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)\n"
-    );
-    let out = bare_env(&home)
-        .args([
-            "scan",
-            "--launcher-role-arn",
-            ROLE,
-            "--region",
-            "us-east-1",
-            "--profile",
-            "hunter",
-            "s3://some-bucket/AWSLogs/",
-        ])
-        .output()
-        .unwrap();
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(64));
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains("profile `hunter`") && err.contains("--profile"),
-        "{err}"
-    );
+    for (flags, want) in [
+        (&[][..], "no AWS region: pass --region or set AWS_REGION"),
+        (
+            &["--region", "us-east-1"][..],
+            "no AWS credentials: pass --profile or set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+        ),
+        (
+            &["--region", "us-east-1", "--profile", "hunter"][..],
+            "no AWS credentials for profile `hunter`: is it defined, with credentials, in ~/.aws/config or ~/.aws/credentials? (--profile, AWS_PROFILE)",
+        ),
+    ] {
+        let out = bare_env(&home)
+            .args(["scan", "--launcher-role-arn", ROLE])
+            .args(flags)
+            .arg("s3://some-bucket/AWSLogs/")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(64), "{flags:?}");
+        assert_eq!(
+            stderr(&out),
+            format!("detector scan: {want}\n"),
+            "{flags:?}"
+        );
+    }
     let _ = std::fs::remove_dir_all(home);
 }
 
