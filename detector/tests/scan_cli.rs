@@ -699,7 +699,7 @@ fn json_that_is_not_cloudtrail_is_a_warning_naming_the_input_and_not_a_record() 
             "{err}"
         );
     }
-    assert!(err.contains(", 0 records ("), "{err}");
+    assert!(err.contains("2 files read, 0 records, 0 findings"), "{err}");
     assert!(err.contains("2 JSON objects not CloudTrail"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }

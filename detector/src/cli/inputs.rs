@@ -2,8 +2,11 @@
 //! directories walked recursively in sorted order, S3 prefixes listed page
 //! by page. Opening an input is left to the thread that reads it
 //! ([`detector_core::parallel`]), so S3 objects are fetched in parallel too.
+//! A prefix at the `CloudTrail/REGION/` level is listed only in the day
+//! folders of the `--since` window.
 
 use super::s3::{S3Source, parse_url};
+use super::window::region_level;
 use detector_core::parallel::{Input, Job};
 use std::fs::File;
 use std::io::{self, Read};
@@ -32,10 +35,12 @@ pub enum Note {
 type Emit<'e, 'a> = &'e mut dyn FnMut(Job<'a, Note>);
 
 /// Emit every input `paths` name, in order. `s3` is the S3 client when some
-/// path is an S3 URL (or why it could not be made).
+/// path is an S3 URL; `days` the day folders (`YYYY/MM/DD/`) of the time
+/// window, when it has a start.
 pub fn produce<'a>(
     paths: &'a [String],
-    s3: Option<&'a Result<S3Source, String>>,
+    s3: Option<&'a S3Source>,
+    days: Option<&[String]>,
     emit: Emit<'_, 'a>,
 ) {
     for path in paths {
@@ -47,11 +52,7 @@ pub fn produce<'a>(
             }));
         } else if let Some((bucket, prefix)) = parse_url(path) {
             match s3 {
-                Some(Ok(src)) => s3_prefix(src, bucket, prefix, emit),
-                Some(Err(e)) => emit(Job::Note(Note::Failed {
-                    input: path.clone(),
-                    message: e.clone(),
-                })),
+                Some(src) => s3_url(src, bucket, prefix, days, emit),
                 None => emit(Job::Note(Note::Failed {
                     input: path.clone(),
                     message: "no S3 client was made for this URL".to_string(),
@@ -112,11 +113,49 @@ fn walk(path: &Path, named: bool, emit: Emit<'_, '_>) {
     }));
 }
 
-fn s3_prefix<'a>(src: &'a S3Source, bucket: &str, prefix: &str, emit: Emit<'_, 'a>) {
+/// One `s3://` URL: the whole prefix, or only the window's day folders
+/// under a `CloudTrail/REGION/` prefix.
+fn s3_url<'a>(
+    src: &'a S3Source,
+    bucket: &str,
+    prefix: &str,
+    days: Option<&[String]>,
+    emit: Emit<'_, 'a>,
+) {
+    let mut keys_seen = false;
+    match (days, region_level(prefix)) {
+        (Some(days), Some(base)) => {
+            for day in days {
+                keys_seen |= s3_prefix(src, bucket, &format!("{base}{day}"), false, emit);
+            }
+        }
+        _ => keys_seen = s3_prefix(src, bucket, prefix, true, emit),
+    }
+    if !keys_seen {
+        let within = if days.is_some() && region_level(prefix).is_some() {
+            " in the days of --since/--until"
+        } else {
+            ""
+        };
+        emit(Job::Note(Note::Warning(format!(
+            "no objects under s3://{bucket}/{prefix}{within}"
+        ))));
+    }
+}
+
+/// List one prefix and emit its objects; whether it held any. `named`: the
+/// prefix was given as is (an object named exactly is read whatever its name).
+fn s3_prefix<'a>(
+    src: &'a S3Source,
+    bucket: &str,
+    prefix: &str,
+    named: bool,
+    emit: Emit<'_, 'a>,
+) -> bool {
     let mut keys_seen = false;
     let listed = src.for_each_key(bucket, prefix, |key, size| {
         keys_seen = true;
-        if key != prefix && !wanted(key) {
+        if !(wanted(key) || named && key == prefix) {
             return emit(Job::Note(Note::Ignored));
         }
         let (bucket, key) = (bucket.to_string(), key.to_string());
@@ -125,19 +164,17 @@ fn s3_prefix<'a>(src: &'a S3Source, bucket: &str, prefix: &str, emit: Emit<'_, '
             open: Box::new(move || {
                 src.open(&bucket, &key)
                     .map(|body| Box::new(body) as Box<dyn Read + Send + 'a>)
-                    .map_err(|e| format!("{e:#}"))
             }),
             size,
         }));
     });
-    if let Err(e) = listed {
+    if let Err(message) = listed {
         emit(Job::Note(Note::Failed {
             input: format!("s3://{bucket}/{prefix}"),
-            message: format!("{e:#}"),
+            message,
         }));
-    } else if !keys_seen {
-        emit(Job::Note(Note::Warning(format!(
-            "no objects under s3://{bucket}/{prefix}"
-        ))));
+        // Failed, not empty: no second warning.
+        return true;
     }
+    keys_seen
 }

@@ -12,6 +12,8 @@ pub mod lambda;
 pub mod output;
 pub mod s3;
 pub mod scan;
+pub mod summary;
+pub mod window;
 
 /// Exit status for a usage error (BSD `EX_USAGE`).
 pub const EXIT_USAGE: u8 = 64;

@@ -1,17 +1,21 @@
-//! `detector scan`: the CLI contract of issue 2. Reads files, directories
-//! (recursively), stdin and S3 prefixes, prints one finding per line (jsonl)
+//! `detector scan`: reads files, directories (recursively), stdin and S3
+//! prefixes, prints one finding per line (jsonl and the other line formats)
 //! or a table on stdout, a summary (and progress, on a terminal) on stderr.
-//! Exit 0 when every input was read, 2 when any could not be, 64 on usage.
+//! `--since`/`--until` keep the findings of a time window, `--follow` prints
+//! each finding from stdin as soon as its record is read. Exit 0 when every
+//! input was read, 2 when any could not be, 64 on usage.
 
 use super::inputs::{self, Note};
 use super::output::{AsffTarget, Format, Output};
-use super::s3::{S3Source, parse_url};
+use super::s3::{AwsOptions, S3Source, parse_url};
+use super::summary::{Counts, summary};
+use super::window::{Placement, Window, day_folder};
 use super::{EXIT_BAD_INPUT, EXIT_USAGE};
 use detector_core::parallel::{self, Delivery, InputError};
 use detector_core::text::{FIELD_MAX, clean};
 use detector_core::{
-    Classifier, ClassifierConfig, ResourceRef, ScanEvent, ScanOptions, ScanStats, Scanner,
-    TamperConfig,
+    Classifier, ClassifierConfig, ReadError, ResourceRef, ScanEvent, ScanOptions, ScanStats,
+    Scanner, TamperConfig,
 };
 use shared_core::RoleRef;
 use std::io::{self, IsTerminal};
@@ -116,7 +120,28 @@ pub struct ScanArgs {
     /// own region).
     #[arg(long, value_name = "REGION")]
     pub security_hub_region: Option<String>,
-    /// Largest record accepted, in bytes.
+    /// Only findings whose record's eventTime is at or after TIME: RFC 3339
+    /// with any offset (2026-11-20T10:00:00Z) or a span back from now (90s,
+    /// 15m, 24h, 7d). Records with no usable eventTime are kept and counted.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub since: Option<String>,
+    /// Only findings whose record's eventTime is before TIME (exclusive);
+    /// same forms as --since.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub until: Option<String>,
+    /// Read `-` (stdin, JSON Lines) as a stream and print each finding, and
+    /// flush it, as soon as its record is read. Not with --format table.
+    #[arg(long)]
+    pub follow: bool,
+    /// AWS region for s3:// inputs (default: AWS_REGION, then the profile's).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Named profile (~/.aws/config, ~/.aws/credentials) for s3:// inputs
+    /// (default: AWS_PROFILE, then the default chain).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Largest record accepted, in bytes. An input holding a larger record
+    /// is read up to it, with a warning naming this flag (exit status 2).
     #[arg(long, value_name = "BYTES", default_value_t = ScanOptions::default().max_record_bytes)]
     pub max_record_bytes: usize,
     /// Largest input accepted, in uncompressed bytes.
@@ -177,20 +202,67 @@ pub fn classifier_config(args: &ScanArgs) -> Result<ClassifierConfig, String> {
     })
 }
 
-pub fn run(args: &ScanArgs) -> ExitCode {
-    let cfg = match classifier_config(args) {
-        Ok(cfg) => cfg,
-        Err(msg) => {
-            eprintln!("detector scan: {msg}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
+/// The flags that must agree with each other and with the paths.
+fn check_usage(args: &ScanArgs) -> Result<(), String> {
     for p in &args.paths {
         if p.starts_with("s3://") && parse_url(p).is_none() {
-            eprintln!("detector scan: `{p}` is not an s3://bucket/prefix URL");
-            return ExitCode::from(EXIT_USAGE);
+            return Err(format!("`{p}` is not an s3://bucket/prefix URL"));
         }
     }
+    if args.follow && args.paths != ["-"] {
+        return Err(format!(
+            "--follow reads stdin only: give `-` as the only PATH (got {})",
+            args.paths.join(" ")
+        ));
+    }
+    if args.follow && args.format == Format::Table {
+        return Err(
+            "--follow prints each finding as it is read, --format table needs every row first: use --format jsonl, ocsf, asff or csv"
+                .to_string(),
+        );
+    }
+    Ok(())
+}
+
+pub fn run(args: &ScanArgs) -> ExitCode {
+    let usage = |msg: String| {
+        eprintln!("detector scan: {msg}");
+        ExitCode::from(EXIT_USAGE)
+    };
+    let cfg = match classifier_config(args) {
+        Ok(cfg) => cfg,
+        Err(msg) => return usage(msg),
+    };
+    if let Err(msg) = check_usage(args) {
+        return usage(msg);
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let window = match Window::from_flags(args.since.as_deref(), args.until.as_deref(), now) {
+        Ok(w) => w,
+        Err(msg) => return usage(msg),
+    };
+    let any_s3 = args.paths.iter().any(|p| p.starts_with("s3://"));
+    if !any_s3 {
+        for (flag, given) in [("--region", &args.region), ("--profile", &args.profile)] {
+            if given.is_some() {
+                eprintln!(
+                    "detector scan: warning: {flag} applies to s3:// inputs only; none given"
+                );
+            }
+        }
+    }
+    let s3 = if any_s3 {
+        let aws = AwsOptions {
+            region: args.region.clone(),
+            profile: args.profile.clone(),
+        };
+        match S3Source::new(&aws) {
+            Ok(s3) => Some(s3),
+            Err(msg) => return usage(msg),
+        }
+    } else {
+        None
+    };
     if cfg.launcher_roles.is_empty() {
         eprintln!(
             "detector scan: warning: no launcher role given (--launcher-role-arn or LAUNCHER_ROLE_ARNS); every governed call will be reported"
@@ -200,11 +272,6 @@ pub fn run(args: &ScanArgs) -> ExitCode {
         max_record_bytes: args.max_record_bytes,
         max_input_bytes: args.max_input_bytes,
     };
-    let s3 = args
-        .paths
-        .iter()
-        .any(|p| p.starts_with("s3://"))
-        .then(|| S3Source::new().map_err(|e| format!("{e:#}")));
     let threads = parallel::threads_for(&opts);
     let mut scanner = Scanner::new(Classifier::new(cfg), opts);
     let mut run = Run {
@@ -214,20 +281,40 @@ pub fn run(args: &ScanArgs) -> ExitCode {
                 account_id: args.security_hub_account.clone(),
                 region: args.security_hub_region.clone(),
             },
-            false,
+            args.follow,
         ),
-        ignored: 0,
-        bad_inputs: 0,
-        progress: io::stderr()
-            .is_terminal()
+        window,
+        counts: Counts::default(),
+        progress: (io::stderr().is_terminal() && !args.follow)
             .then(|| (Instant::now(), Progress::default())),
     };
-    scanner.scan_inputs(
-        threads,
-        |emit| inputs::produce(&args.paths, s3.as_ref(), emit),
-        |d| run.deliver(d),
-    );
+    if args.follow {
+        // On this thread, record by record: the parallel reader would hold
+        // findings back in bundles until its input ends.
+        let result = scanner.scan_reader(io::stdin().lock(), "-", |ev| {
+            run.deliver(Delivery::Event(ev));
+        });
+        run.deliver(Delivery::Done {
+            source: "-".to_string(),
+            result: result.map_err(InputError::Read),
+        });
+    } else {
+        let days: Option<Vec<String>> = window
+            .days(now)
+            .map(|days| days.into_iter().map(day_folder).collect());
+        scanner.scan_inputs(
+            threads,
+            |emit| inputs::produce(&args.paths, s3.as_ref(), days.as_deref(), emit),
+            |d| run.deliver(d),
+        );
+    }
     run.finish(scanner.stats())
+}
+
+/// A message on one line, attacker-controlled parts (keys, paths, record
+/// text in errors) escaped.
+fn line(s: &str) -> String {
+    clean(s, 4096)
 }
 
 /// Counts for the progress line.
@@ -242,33 +329,43 @@ struct Progress {
 /// the summary to stderr.
 struct Run {
     out: Output,
-    ignored: u64,
-    bad_inputs: u64,
+    window: Window,
+    counts: Counts,
     /// Last progress line and its counts, when stderr is a terminal.
     progress: Option<(Instant, Progress)>,
 }
 
 impl Run {
     fn input_failed(&mut self, input: &str, what: &str) {
-        self.bad_inputs += 1;
-        eprintln!("error: {input}: {what}");
+        self.counts.bad_inputs += 1;
+        eprintln!("error: {}", line(&format!("{input}: {what}")));
     }
 
     fn deliver(&mut self, d: Delivery<Note>) {
         match d {
             Delivery::Event(ScanEvent::Finding(f)) => {
+                match self.window.place(f.event_time.as_deref()) {
+                    Placement::Outside => {
+                        self.counts.outside_window += 1;
+                        return;
+                    }
+                    Placement::Undated => self.counts.undated += 1,
+                    Placement::Inside => {}
+                }
                 if let Some((_, p)) = &mut self.progress {
                     p.findings += 1;
                 }
                 self.out.finding(f);
             }
-            Delivery::Event(ScanEvent::RecordError(e)) => eprintln!("error: {e}"),
+            Delivery::Event(ScanEvent::RecordError(e)) => {
+                eprintln!("error: {}", line(&e.to_string()));
+            }
             Delivery::Event(ScanEvent::Managed(_)) => {}
             Delivery::Done { source, result } => {
                 match result {
                     Ok(report) => {
                         if report.record_errors > 0 {
-                            self.bad_inputs += 1;
+                            self.counts.bad_inputs += 1;
                         }
                         if report.not_cloudtrail > 0 {
                             eprintln!(
@@ -283,16 +380,33 @@ impl Run {
                         }
                     }
                     Err(InputError::Open(what)) => self.input_failed(&source, &what),
+                    Err(InputError::Read(ReadError::RecordTooLarge {
+                        input,
+                        offset,
+                        limit,
+                    })) => {
+                        self.counts.bad_inputs += 1;
+                        self.counts.too_large += 1;
+                        let suggest = limit.saturating_mul(4);
+                        eprintln!(
+                            "detector scan: warning: {}",
+                            line(&format!(
+                                "{input}: 1 record larger than --max-record-bytes {limit} (at byte {offset}); the rest of this input was not read: rerun with a larger value, e.g. --max-record-bytes {suggest}"
+                            ))
+                        );
+                    }
                     Err(InputError::Read(e)) => {
-                        self.bad_inputs += 1;
-                        eprintln!("error: {e}");
+                        self.counts.bad_inputs += 1;
+                        eprintln!("error: {}", line(&e.to_string()));
                     }
                 }
                 self.tick();
             }
             Delivery::Note(Note::Failed { input, message }) => self.input_failed(&input, &message),
-            Delivery::Note(Note::Ignored) => self.ignored += 1,
-            Delivery::Note(Note::Warning(w)) => eprintln!("detector scan: warning: {w}"),
+            Delivery::Note(Note::Ignored) => self.counts.ignored += 1,
+            Delivery::Note(Note::Warning(w)) => {
+                eprintln!("detector scan: warning: {}", line(&w));
+            }
         }
     }
 
@@ -313,77 +427,15 @@ impl Run {
             eprint!("\r\x1b[K");
         }
         let write_result = self.out.finish();
-        eprint!("{}", summary(stats, self.ignored, self.bad_inputs));
+        eprint!("{}", summary(stats, &self.counts));
         if let Err(e) = write_result {
             eprintln!("error: writing findings to stdout: {e}");
             return ExitCode::from(EXIT_BAD_INPUT);
         }
-        if self.bad_inputs > 0 {
+        if self.counts.bad_inputs > 0 {
             ExitCode::from(EXIT_BAD_INPUT)
         } else {
             ExitCode::SUCCESS
         }
     }
-}
-
-/// `name N` for each non-zero count, joined.
-fn nonzero(items: &[(&str, u64)]) -> String {
-    items
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(name, n)| format!("{n} {name}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The stderr summary: the totals, then only the counters that are not zero.
-pub fn summary(s: &ScanStats, ignored: u64, bad_inputs: u64) -> String {
-    let mut out = format!(
-        "detector scan: {} files read ({} ignored), {} records ({} MB), {} governed calls ({} managed), {} control-plane changes, {} findings\n",
-        s.files,
-        ignored,
-        s.records,
-        s.bytes / 1_000_000,
-        s.governed,
-        s.managed,
-        s.control_plane,
-        s.total_findings()
-    );
-    if !s.findings.is_empty() {
-        let by_rule: Vec<String> = s
-            .findings
-            .iter()
-            .map(|(rule, n)| format!("{rule} {n}"))
-            .collect();
-        out += &format!("  findings by rule: {}\n", by_rule.join(", "));
-    }
-    let not_reported = nonzero(&[
-        ("by a deployment role", s.changes_by_deployment),
-        ("by an AWS service", s.changes_by_aws_service),
-        (
-            "selector changes keeping MicroVM coverage",
-            s.selector_changes_keeping_coverage,
-        ),
-    ]);
-    if !not_reported.is_empty() {
-        out += &format!("  changes not reported: {not_reported}\n");
-    }
-    let skipped = nonzero(&[
-        ("digest files", s.skipped_digest_files),
-        ("insight records", s.skipped_insight_records),
-        ("JSON objects not CloudTrail", s.not_cloudtrail),
-        ("duplicate events", s.duplicates),
-    ]);
-    if !skipped.is_empty() {
-        out += &format!("  skipped: {skipped}\n");
-    }
-    let errors = nonzero(&[
-        ("inputs unreadable", s.input_errors),
-        ("records unreadable", s.record_errors),
-        ("inputs with errors", bad_inputs),
-    ]);
-    if !errors.is_empty() {
-        out += &format!("  errors: {errors}\n");
-    }
-    out
 }
