@@ -301,6 +301,41 @@ async fn each_launcher_call_is_judged_by_its_own_accounts_role_and_ledger() {
 }
 
 #[tokio::test]
+async fn without_a_sweep_role_a_launcher_call_of_another_account_is_reported_ledger_unreachable_not_retried_forever()
+ {
+    // A trail holding another account's launcher calls, read by a detector
+    // that may not assume a role there: the call cannot be checked. Failing
+    // the message would retry it into the DLQ for a gap no retry closes.
+    let mut rig = Rig::new().await;
+    rig.env
+        .insert("LAUNCHER_ROLE_ARNS".into(), LAUNCHER_PATTERN.to_string());
+    let st = rig.state().await;
+    let call = |request_id: &str| launcher_call(B, B, request_id);
+    let answer = handle(&st, &call(&format!("req-{}", uuid_like())))
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["counters"]["ledger_unreachable_calls"], 1,
+        "{answer}"
+    );
+    let d = details(&rig.alerts().await);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0]["rule"], "ledger-unreachable");
+    assert_eq!(d[0]["event"], "aws.microvm.detection.degraded");
+    assert_eq!(d[0]["account_id"], B);
+    assert!(
+        d[0]["reason"].as_str().unwrap().contains("SWEEP_ROLE_NAME"),
+        "{}",
+        d[0]["reason"]
+    );
+    // The next such call the same day: counted, not alerted again.
+    handle(&st, &call(&format!("req-{}", uuid_like())))
+        .await
+        .unwrap();
+    assert!(rig.alerts().await.is_empty());
+}
+
+#[tokio::test]
 async fn an_organization_trail_log_file_is_read_end_to_end() {
     let o = org().await;
     let st = o.rig.state().await;

@@ -44,11 +44,12 @@ pub enum Rule {
     IntegrityCheckUnavailable,
     RemediationHalted,
     SweepTargetUnavailable,
+    LedgerUnreachable,
 }
 
 impl Rule {
     /// Every rule, in declaration order.
-    pub const ALL: [Rule; 26] = [
+    pub const ALL: [Rule; 27] = [
         Rule::AccountOutsideOrganization,
         Rule::NonLauncherPrincipal,
         Rule::LauncherSessionMismatch,
@@ -75,6 +76,7 @@ impl Rule {
         Rule::IntegrityCheckUnavailable,
         Rule::RemediationHalted,
         Rule::SweepTargetUnavailable,
+        Rule::LedgerUnreachable,
     ];
 
     /// The rules the CloudTrail classifier can raise, in the order the
@@ -126,6 +128,7 @@ impl Rule {
             Rule::IntegrityCheckUnavailable => "integrity-check-unavailable",
             Rule::RemediationHalted => "remediation-halted",
             Rule::SweepTargetUnavailable => "sweep-target-unavailable",
+            Rule::LedgerUnreachable => "ledger-unreachable",
         }
     }
 
@@ -157,7 +160,8 @@ impl Rule {
             | Rule::NoLogObjectsRead
             | Rule::IntegrityCheckUnavailable
             | Rule::RemediationHalted
-            | Rule::SweepTargetUnavailable => Event::DetectionDegraded,
+            | Rule::SweepTargetUnavailable
+            | Rule::LedgerUnreachable => Event::DetectionDegraded,
         }
     }
 
@@ -258,6 +262,12 @@ impl Rule {
                 "An account or region could not be swept, so MicroVMs there are not checked: \
                  check that the sweep role exists in that account, trusts the detector and may \
                  list MicroVMs and read the ledger, and that the region is enabled."
+            }
+            Rule::LedgerUnreachable => {
+                "Launcher-role calls were recorded in an account whose ledger the detector cannot \
+                 read, so they cannot be told apart from the launcher's credentials used elsewhere: \
+                 set SWEEP_ROLE_NAME (the read-only role in every account) or, if that account \
+                 should not be in this trail, find out why it is."
             }
             Rule::RemediationHalted => {
                 "Remediation stopped because it would have acted on more MicroVMs than allowed: \

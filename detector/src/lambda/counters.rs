@@ -51,6 +51,9 @@ pub struct Counters {
     pub changes_by_deployment: u64,
     /// Managed calls checked against the ledger by requestID.
     pub ledger_checked_calls: u64,
+    /// Launcher-role calls of an account the detector cannot reach (no
+    /// sweep role): reported as `ledger-unreachable`, not checked.
+    pub ledger_unreachable_calls: u64,
     pub findings: u64,
     pub alerted: u64,
     pub suppressed: u64,
@@ -124,6 +127,7 @@ impl Counters {
             trail_changes,
             changes_by_deployment,
             ledger_checked_calls,
+            ledger_unreachable_calls,
             findings,
             alerted,
             suppressed,

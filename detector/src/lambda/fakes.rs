@@ -409,6 +409,10 @@ impl TargetsApi for FakeTargets {
         }
         .boxed()
     }
+    fn reaches(&self, _account: &str) -> bool {
+        true
+    }
+
     fn organization_accounts(&self) -> PortResult<'_, Vec<String>> {
         let a = self.accounts.clone();
         async move { Ok(a) }.boxed()

@@ -26,7 +26,8 @@ use detector_core::notification::{
     decode_message_body,
 };
 use detector_core::{
-    Classifier, GovernedCall, ReadError, RecordError, ScanEvent, ScanOptions, ScanStats, Scanner,
+    Classifier, GovernedCall, ReadError, RecordError, Rule, ScanEvent, ScanOptions, ScanStats,
+    Scanner,
 };
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -458,6 +459,24 @@ async fn check_ledger(
     }
     let mut alerts = Vec::new();
     for (account, calls) in by_account {
+        if !state.targets.reaches(&account) {
+            // A gap in the configuration, not a fault: a retry would fail
+            // the same way and park the message in the DLQ. Reported once
+            // per account and day instead.
+            counters.ledger_unreachable_calls += calls.len() as u64;
+            let mut a = Alert::degraded(
+                Rule::LedgerUnreachable,
+                &format!(
+                    "{} launcher-role call(s) recorded in account {account} cannot be checked: its ledger cannot be read (SWEEP_ROLE_NAME is not set)",
+                    calls.len()
+                ),
+                state.alerter.clock().now_epoch(),
+                Some(&format!("ledger:{account}")),
+            );
+            a.finding.account_id = Some(account.clone());
+            alerts.push(a);
+            continue;
+        }
         let ledger = state
             .targets
             .ledger(&account)

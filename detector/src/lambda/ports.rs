@@ -138,6 +138,10 @@ pub trait TargetsApi: Send + Sync {
     fn ports<'a>(&'a self, target: &'a Target) -> PortResult<'a, TargetPorts>;
     /// The ledger of `account`, for launcher calls seen in CloudTrail.
     fn ledger<'a>(&'a self, account: &'a str) -> PortResult<'a, std::sync::Arc<dyn LedgerReader>>;
+    /// Whether `account` can be reached at all (its own account, or a sweep
+    /// role is configured). `false` is a configuration gap a retry cannot
+    /// close, unlike a failed AssumeRole.
+    fn reaches(&self, account: &str) -> bool;
     /// The organization's active accounts (Organizations `ListAccounts`).
     fn organization_accounts(&self) -> PortResult<'_, Vec<String>>;
     /// The regions enabled for the detector's account (Account `ListRegions`).

@@ -188,6 +188,10 @@ impl TargetsApi for SdkTargets {
         self.ledger_for(account).boxed()
     }
 
+    fn reaches(&self, account: &str) -> bool {
+        self.is_own(account) || self.cfg.role_name.is_some()
+    }
+
     fn organization_accounts(&self) -> PortResult<'_, Vec<String>> {
         async move {
             let client = aws_sdk_organizations::Client::new(&self.sdk);
