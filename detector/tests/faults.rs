@@ -265,6 +265,33 @@ async fn sns_failure_past_the_sdk_retries_fails_the_message_and_the_redelivery_c
 }
 
 #[tokio::test]
+async fn contro1_unreachable_across_three_receives_sends_exactly_one_sns_alert_and_the_record_once_it_recovers()
+ {
+    // Before delivery was recorded per channel, each of the three receives
+    // re-sent the SNS alert because the Contro1 record had failed.
+    let rig = Rig::new().await;
+    let ev = fresh_id("ev");
+    let key = rig.log_file(&[&ev]).await;
+    let batch = || sqs_event(&[("m1", s3_event(&rig.bucket, &key).to_string())]);
+    rig.contro1.state().fail_next(1000, 503);
+    for receive in 1..=3 {
+        let answer = handle(&rig.state, &batch()).await.unwrap();
+        assert_eq!(failed_ids(&answer), ["m1"], "receive {receive}: {answer}");
+    }
+    let during = rig.alerts().await;
+    assert_eq!(per_event(&during, &[&ev]), [1], "{during:?}");
+    assert!(rig.contro1.state().audit_records().is_empty());
+    assert!(rig.marked_on(&format!("event#{ev}"), "sns").await);
+    assert!(!rig.marked_on(&format!("event#{ev}"), "contro1").await);
+    // Contro1 is back: the next receive completes the Contro1 record only.
+    rig.contro1.state().fail_next(0, 503);
+    let answer = handle(&rig.state, &batch()).await.unwrap();
+    assert_eq!(failed_ids(&answer), Vec::<String>::new(), "{answer}");
+    assert!(rig.alerts().await.is_empty());
+    assert_eq!(rig.contro1.state().audit_records().len(), 1);
+}
+
+#[tokio::test]
 async fn persistent_sns_failure_fails_every_delivery_writes_no_mark_and_the_first_good_redelivery_alerts_each_finding_once()
  {
     let rig = Rig::new().await;
