@@ -1,4 +1,4 @@
-//! End-to-end S3 object throughput inside the Lambda handler (issue 4): SQS
+//! End-to-end S3 object throughput inside the Lambda handler: SQS
 //! batches of S3 notifications → GetObject from moto, streamed through
 //! `SyncIoBridge` into the core scanner → findings alerted (SNS, Contro1
 //! stand-in, DynamoDB dedupe) and launcher calls checked against the ledger.
@@ -34,6 +34,8 @@ use std::time::Instant;
 use testkit::moto;
 
 const LAUNCHER_ROLE: &str = "arn:aws:iam::111122223333:role/Contro1MicrovmLauncher";
+/// The read-only role the detector assumes in other accounts.
+const SWEEP_ROLE: &str = "microvm-gov-sweep";
 const LAUNCHER_SESSION: &str = "contro1-microvm-launcher";
 
 struct NoLog;
@@ -122,7 +124,10 @@ async fn run_case(case: &str, records: u64, per_file: u64, microvm_every: u64) {
         );
         let report = scanner
             .scan_reader(&body[..], key, |ev| match ev {
-                ScanEvent::Managed(c) => managed_requests.push(c.request_id),
+                ScanEvent::Managed(c) => managed_requests.push((
+                    c.if_not_in_ledger.account_id.clone().unwrap_or_default(),
+                    c.request_id,
+                )),
                 // Bypasses and changes to CloudTrail (the corpus resamples
                 // real StopLogging / PutEventSelectors records) are findings.
                 ScanEvent::Finding(_) => raw_findings += 1,
@@ -143,11 +148,22 @@ async fn run_case(case: &str, records: u64, per_file: u64, microvm_every: u64) {
     moto::create_bucket(&s3, &bucket).await;
     let ledger_table = testkit::unique_name("bench-ledger");
     let dedupe_table = testkit::unique_name("bench-dedupe");
-    moto::create_pk_table(&ddb, &ledger_table).await;
     moto::create_pk_table(&ddb, &dedupe_table).await;
-    let ledger = shared_aws::DynamoLedger::new(ddb.clone(), ledger_table.clone());
-    for req in &managed_requests {
-        ledger
+    // Each launcher call goes to the ledger of the account it was recorded
+    // in (the corpus is an organization trail), read through the sweep
+    // role as the detector reads it.
+    let mut ledgers: HashMap<String, shared_aws::DynamoLedger> = HashMap::new();
+    for (account, req) in &managed_requests {
+        if !ledgers.contains_key(account) {
+            let conf = moto::sdk_config_in(account, SWEEP_ROLE).await;
+            let client = aws_sdk_dynamodb::Client::new(&conf);
+            moto::create_pk_table(&client, &ledger_table).await;
+            ledgers.insert(
+                account.clone(),
+                shared_aws::DynamoLedger::new(client, ledger_table.clone()),
+            );
+        }
+        ledgers[account]
             .record(&LedgerEntry {
                 contro1_request_id: format!("c1-{req}"),
                 operation: "RunMicrovm".into(),
@@ -184,6 +200,7 @@ async fn run_case(case: &str, records: u64, per_file: u64, microvm_every: u64) {
         ("ALERT_TOPIC_ARN", topic),
         ("LAUNCHER_ROLE_ARNS", LAUNCHER_ROLE.to_string()),
         ("LAUNCHER_SESSION_NAMES", LAUNCHER_SESSION.to_string()),
+        ("SWEEP_ROLE_NAME", SWEEP_ROLE.to_string()),
         ("CONTRO1_BASE_URL", contro1.base_url()),
         ("CONTRO1_API_KEY", "bench-key".to_string()),
     ]

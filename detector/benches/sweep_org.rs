@@ -151,7 +151,8 @@ impl Run {
         let per_target = s / self.targets as f64;
         let verdict = target_s.map_or(String::new(), |t| {
             format!(
-                "   (target <= {t:.0} s: {})",
+                "   (target: these {} targets in <= {t:.0} s: {})",
+                self.targets,
                 if s <= t { "met" } else { "MISSED" }
             )
         });
