@@ -6,10 +6,11 @@
 
 mod common;
 
-use common::{ACCOUNT, IMAGE, Rig, gz_log, s3_event, scheduled, sqs_event, uuid_like};
+use common::{
+    ACCOUNT, IMAGE, Rig, gz_log, ledger_entry, s3_event, scheduled, sqs_event, uuid_like,
+};
 use detector::lambda::handler::handle;
 use serde_json::{Value, json};
-use shared_core::LedgerEntry;
 use std::collections::{BTreeMap, BTreeSet};
 use testkit::emulator::{Emulator, MicrovmState};
 use testkit::moto;
@@ -32,22 +33,6 @@ async fn ledger_in(account: &str, table: &str, create: bool) -> shared_aws::Dyna
         moto::create_pk_table(&ddb, table).await;
     }
     shared_aws::DynamoLedger::new(ddb, table.to_string())
-}
-
-fn entry(request_id: &str, microvm_id: &str) -> LedgerEntry {
-    LedgerEntry {
-        contro1_request_id: format!("c1-{request_id}"),
-        operation: "RunMicrovm".into(),
-        microvm_id: Some(microvm_id.to_string()),
-        aws_request_id: Some(request_id.to_string()),
-        agent_id: "agent-1".into(),
-        owner: "team-a".into(),
-        correlation_id: None,
-        image_arn: Some(IMAGE.into()),
-        execution_role_arn: None,
-        outcome: "succeeded".into(),
-        time_epoch: 1_759_413_791,
-    }
 }
 
 /// Three accounts × two regions, each with one managed MicroVM (in its
@@ -76,7 +61,7 @@ async fn org() -> Org {
             let stray = em.seed_microvms(1, IMAGE, MicrovmState::Running);
             em.age_microvms(3600);
             ledger
-                .record(&entry(&format!("req-{}", uuid_like()), &managed[0]))
+                .record(&ledger_entry(&format!("req-{}", uuid_like()), &managed[0]))
                 .await
                 .unwrap();
             endpoints.insert(key.clone(), json!(em.base_url()));
@@ -264,12 +249,12 @@ async fn each_launcher_call_is_judged_by_its_own_accounts_role_and_ledger() {
     );
     ledger_in(B, &table, false)
         .await
-        .record(&entry(&in_b, "ai-launcher-vm"))
+        .record(&ledger_entry(&in_b, "ai-launcher-vm"))
         .await
         .unwrap();
     o.rig
         .ledger
-        .record(&entry(&in_own, "ai-launcher-vm"))
+        .record(&ledger_entry(&in_own, "ai-launcher-vm"))
         .await
         .unwrap();
 

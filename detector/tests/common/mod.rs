@@ -172,8 +172,7 @@ impl Rig {
         .await;
     }
 
-    /// The ledger entry of a call the launcher made for agent-1 of team-a
-    /// (succeeded, on [`IMAGE`]).
+    /// Record a call the launcher made ([`ledger_entry`]) in this rig's ledger.
     pub async fn ledger_call(
         &self,
         contro1_request_id: &str,
@@ -181,22 +180,10 @@ impl Rig {
         microvm_id: &str,
         aws_request_id: &str,
     ) {
-        self.ledger
-            .record(&LedgerEntry {
-                contro1_request_id: contro1_request_id.to_string(),
-                operation: operation.to_string(),
-                microvm_id: Some(microvm_id.to_string()),
-                aws_request_id: Some(aws_request_id.to_string()),
-                agent_id: "agent-1".into(),
-                owner: "team-a".into(),
-                correlation_id: None,
-                image_arn: Some(IMAGE.into()),
-                execution_role_arn: None,
-                outcome: "succeeded".into(),
-                time_epoch: 1_759_413_791,
-            })
-            .await
-            .unwrap();
+        let mut e = ledger_entry(aws_request_id, microvm_id);
+        e.contro1_request_id = contro1_request_id.to_string();
+        e.operation = operation.to_string();
+        self.ledger.record(&e).await.unwrap();
     }
 
     /// The ledger entry of a MicroVM the launcher started: `id` is managed.
@@ -277,4 +264,22 @@ pub fn failed_ids(answer: &Value) -> Vec<String> {
 
 pub fn scheduled() -> Value {
     serde_json::from_str(&fixture("eventbridge-schedule.json")).unwrap()
+}
+
+/// The ledger entry of a RunMicrovm the launcher made for agent-1 of team-a
+/// (succeeded, on [`IMAGE`]) with AWS request id `request_id`.
+pub fn ledger_entry(request_id: &str, microvm_id: &str) -> LedgerEntry {
+    LedgerEntry {
+        contro1_request_id: format!("c1-{request_id}"),
+        operation: "RunMicrovm".into(),
+        microvm_id: Some(microvm_id.to_string()),
+        aws_request_id: Some(request_id.to_string()),
+        agent_id: "agent-1".into(),
+        owner: "team-a".into(),
+        correlation_id: None,
+        image_arn: Some(IMAGE.into()),
+        execution_role_arn: None,
+        outcome: "succeeded".into(),
+        time_epoch: 1_759_413_791,
+    }
 }
