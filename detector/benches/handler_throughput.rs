@@ -20,9 +20,11 @@
 //! a temporary directory: `THROUGHPUT_RECORDS` (default 100000) records,
 //! `THROUGHPUT_PER_FILE` (default 5000) per object.
 
+mod common;
+
+use common::NoLog;
 use detector::lambda::config::Config;
 use detector::lambda::handler::handle;
-use detector::lambda::ports::LogSink;
 use detector::lambda::state::build_with_log;
 use detector_core::{Classifier, ScanEvent, ScanOptions, Scanner};
 use serde_json::{Value, json};
@@ -37,11 +39,6 @@ const LAUNCHER_ROLE: &str = "arn:aws:iam::111122223333:role/Contro1MicrovmLaunch
 /// The read-only role the detector assumes in other accounts.
 const SWEEP_ROLE: &str = "microvm-gov-sweep";
 const LAUNCHER_SESSION: &str = "contro1-microvm-launcher";
-
-struct NoLog;
-impl LogSink for NoLog {
-    fn line(&self, _: &Value) {}
-}
 
 fn env_num(key: &str, default: u64) -> u64 {
     std::env::var(key)

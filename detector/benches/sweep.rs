@@ -11,73 +11,22 @@
 //!
 //! `SWEEP_BENCH_VMS` and `SWEEP_BENCH_LATENCY_MS` change the size and latency.
 
+mod common;
+
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use common::{NoAudit, NoLog, NoTrails, Off, env_num};
 use detector::lambda::alerter::{AlertBatch, Alerter};
 use detector::lambda::aws::{DynamoDedupe, SdkMicrovms, SdkTargets, SnsChannel, TargetsConfig};
 use detector::lambda::counters::Counters;
-use detector::lambda::ports::{
-    AlertChannel, Auditor, LogSink, MicrovmsApi, PortResult, SystemClock, TargetPorts, TrailInfo,
-    TrailsApi,
-};
+use detector::lambda::ports::{AlertChannel, MicrovmsApi, SystemClock, TargetPorts};
 use detector::lambda::sweep::{SweepConfig, SweepPorts, sweep};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testkit::emulator::{Emulator, MicrovmState};
 use testkit::moto;
 
 const IMAGE: &str = "arn:aws:lambda:us-east-1:123456789012:microvm-image:agent-sandbox";
-
-struct NoLog;
-impl LogSink for NoLog {
-    fn line(&self, _: &serde_json::Value) {}
-}
-
-struct NoTrails;
-impl TrailsApi for NoTrails {
-    fn trails(&self) -> PortResult<'_, Vec<TrailInfo>> {
-        async { Ok(Vec::new()) }.boxed()
-    }
-}
-
-struct NoAudit;
-impl Auditor for NoAudit {
-    fn audit<'a>(&'a self, _: &'a contro1::AuditRecord) -> PortResult<'a, ()> {
-        async { Ok(()) }.boxed()
-    }
-}
-
-/// The integrity check and heartbeat are off in this benchmark (no baseline
-/// parameter, no silence limit): these are never called.
-struct NoFunctions;
-impl detector::lambda::ports::FunctionsApi for NoFunctions {
-    fn baseline<'a>(&'a self, _: &'a str) -> PortResult<'a, String> {
-        async { unreachable!("integrity check is off") }.boxed()
-    }
-    fn observe<'a>(
-        &'a self,
-        _: &'a detector::lambda::integrity::FunctionBaseline,
-    ) -> PortResult<'a, Option<detector::lambda::integrity::ObservedFunction>> {
-        async { unreachable!("integrity check is off") }.boxed()
-    }
-}
-
-struct NoHeartbeat;
-impl detector::lambda::ports::HeartbeatStore for NoHeartbeat {
-    fn beat(&self, _: i64) -> PortResult<'_, ()> {
-        async { Ok(()) }.boxed()
-    }
-    fn last_beat(&self, now: i64) -> PortResult<'_, (Option<i64>, i64)> {
-        async move { Ok((Some(now), now)) }.boxed()
-    }
-}
-
-fn env_num(key: &str, default: u64) -> u64 {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[tokio::main]
 async fn main() {
@@ -191,8 +140,8 @@ async fn main() {
             targets: &targets,
             trails: &NoTrails,
             auditor: &NoAudit,
-            functions: &NoFunctions,
-            heartbeat: &NoHeartbeat,
+            functions: &Off,
+            heartbeat: &Off,
             queue: None,
         };
         let cfg = SweepConfig {

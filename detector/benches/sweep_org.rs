@@ -21,21 +21,21 @@
 //! `ORG_BENCH_ACCOUNTS`, `ORG_BENCH_REGIONS`, `ORG_BENCH_VMS` and
 //! `ORG_BENCH_LATENCY_MS` change the shape.
 
+mod common;
+
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use common::{NoAudit, NoLog, NoTrails, Off, env_num};
 use detector::lambda::alerter::{AlertBatch, Alerter};
 use detector::lambda::aws::{
     DynamoDedupe, SdkMicrovms, SdkTargets, SnsChannel, SqsSweepQueue, TargetsConfig,
 };
 use detector::lambda::counters::Counters;
-use detector::lambda::ports::{
-    AlertChannel, Auditor, LogSink, PortResult, SystemClock, Target, TargetPorts, TrailInfo,
-    TrailsApi,
-};
+use detector::lambda::ports::{AlertChannel, SystemClock, Target, TargetPorts};
 use detector::lambda::sweep::{
     Accounts, Regions, SweepConfig, SweepPorts, sweep, sweep_queued_target,
 };
 use detector_core::notification::{Trigger, decode_message_body};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,54 +63,6 @@ const REGION_NAMES: [&str; 17] = [
     "sa-east-1",
 ];
 const PROJECT_TARGETS: f64 = 1000.0 * 17.0;
-
-struct NoLog;
-impl LogSink for NoLog {
-    fn line(&self, _: &serde_json::Value) {}
-}
-
-struct NoTrails;
-impl TrailsApi for NoTrails {
-    fn trails(&self) -> PortResult<'_, Vec<TrailInfo>> {
-        async { Ok(Vec::new()) }.boxed()
-    }
-}
-
-struct NoAudit;
-impl Auditor for NoAudit {
-    fn audit<'a>(&'a self, _: &'a contro1::AuditRecord) -> PortResult<'a, ()> {
-        async { Ok(()) }.boxed()
-    }
-}
-
-/// Integrity and heartbeat are off here (no parameter, no silence limit).
-struct Off;
-impl detector::lambda::ports::FunctionsApi for Off {
-    fn baseline<'a>(&'a self, _: &'a str) -> PortResult<'a, String> {
-        async { unreachable!("integrity check is off") }.boxed()
-    }
-    fn observe<'a>(
-        &'a self,
-        _: &'a detector::lambda::integrity::FunctionBaseline,
-    ) -> PortResult<'a, Option<detector::lambda::integrity::ObservedFunction>> {
-        async { unreachable!("integrity check is off") }.boxed()
-    }
-}
-impl detector::lambda::ports::HeartbeatStore for Off {
-    fn beat(&self, _: i64) -> PortResult<'_, ()> {
-        async { Ok(()) }.boxed()
-    }
-    fn last_beat(&self, now: i64) -> PortResult<'_, (Option<i64>, i64)> {
-        async move { Ok((Some(now), now)) }.boxed()
-    }
-}
-
-fn env_num(key: &str, default: u64) -> u64 {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Write `ids` as the ledger's MicroVM items, 25 per BatchWriteItem.
 async fn write_ledger(ddb: &aws_sdk_dynamodb::Client, table: &str, ids: &[String]) {
