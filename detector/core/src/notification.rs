@@ -73,18 +73,21 @@ fn is_log_file_name(name: &str) -> bool {
     let [account, "CloudTrail", region, stamp, random] = parts.as_slice() else {
         return false;
     };
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    // Bytes, not `str` slices: a key may hold any UTF-8, and a slice inside
+    // a multibyte character panics.
+    let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
+    let stamp = stamp.as_bytes();
     account.len() == 12
-        && digits(account)
+        && digits(account.as_bytes())
         && !region.is_empty()
         && region
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && stamp.len() == 14
         && digits(&stamp[..8])
-        && stamp.as_bytes()[8] == b'T'
+        && stamp[8] == b'T'
         && digits(&stamp[9..13])
-        && stamp.ends_with('Z')
+        && stamp[13] == b'Z'
         && !random.is_empty()
         && random.bytes().all(|b| b.is_ascii_alphanumeric())
 }
@@ -554,6 +557,17 @@ mod tests {
             let e = form_decode(bad).unwrap_err();
             assert!(e.to_string().contains(&format!("`{bad}`")), "{e}");
         }
+    }
+
+    #[test]
+    fn regression_fuzz_notification_decoder_a_multibyte_char_in_the_time_stamp_is_not_a_log_file() {
+        // Found by the notification_decoder fuzz target: the stamp was
+        // sliced by byte index and panicked inside a two-byte character.
+        let k = "AWSLogs/o-a1b2c3d4e5/111122223333/CloudTrail/us-east-1/2025/10/02/111122223333_CloudTrail_us-east-1_2025100\u{42b}1405Z_Qq7RtY2uI9oP4aSd.json.gz";
+        assert_eq!(ObjectKind::of_key(k), ObjectKind::NotCloudTrail);
+        assert!(!is_log_file_name(
+            "111122223333_CloudTrail_us-east-1_20251002T14\u{e9}5Z_x.json"
+        ));
     }
 
     #[test]
