@@ -13,8 +13,7 @@
 
 mod common;
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use common::{NoAudit, NoLog, NoTrails, Off, env_num};
+use common::{NoAudit, NoLog, NoTrails, Off, env_num, vm_writes};
 use detector::lambda::alerter::{AlertBatch, Alerter};
 use detector::lambda::aws::{DynamoDedupe, SdkMicrovms, SdkTargets, SnsChannel, TargetsConfig};
 use detector::lambda::counters::Counters;
@@ -55,20 +54,7 @@ async fn main() {
     let writes: Vec<_> = managed
         .chunks(25)
         .map(|chunk| {
-            let reqs: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|id| {
-                    WriteRequest::builder()
-                        .put_request(
-                            PutRequest::builder()
-                                .item("pk", AttributeValue::S(format!("vm#{id}")))
-                                .item("kind", AttributeValue::S("vm".into()))
-                                .build()
-                                .unwrap(),
-                        )
-                        .build()
-                })
-                .collect();
+            let reqs = vm_writes(chunk);
             let ddb = ddb.clone();
             let table = ledger_table.clone();
             async move {

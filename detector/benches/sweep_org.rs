@@ -23,8 +23,7 @@
 
 mod common;
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use common::{NoAudit, NoLog, NoTrails, Off, env_num};
+use common::{NoAudit, NoLog, NoTrails, Off, env_num, vm_writes};
 use detector::lambda::alerter::{AlertBatch, Alerter};
 use detector::lambda::aws::{
     DynamoDedupe, SdkMicrovms, SdkTargets, SnsChannel, SqsSweepQueue, TargetsConfig,
@@ -67,20 +66,7 @@ const PROJECT_TARGETS: f64 = 1000.0 * 17.0;
 /// Write `ids` as the ledger's MicroVM items, 25 per BatchWriteItem.
 async fn write_ledger(ddb: &aws_sdk_dynamodb::Client, table: &str, ids: &[String]) {
     for chunk in ids.chunks(25) {
-        let reqs: Vec<WriteRequest> = chunk
-            .iter()
-            .map(|id| {
-                WriteRequest::builder()
-                    .put_request(
-                        PutRequest::builder()
-                            .item("pk", AttributeValue::S(format!("vm#{id}")))
-                            .item("kind", AttributeValue::S("vm".into()))
-                            .build()
-                            .unwrap(),
-                    )
-                    .build()
-            })
-            .collect();
+        let reqs = vm_writes(chunk);
         ddb.batch_write_item()
             .request_items(table, reqs)
             .send()

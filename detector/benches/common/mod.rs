@@ -1,6 +1,7 @@
 //! Ports the benchmarks leave off, shared by the benches that use them.
 #![allow(dead_code)] // each bench is its own crate and uses a part of these
 
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use detector::lambda::ports::{Auditor, LogSink, PortResult, TrailInfo, TrailsApi};
 use futures::FutureExt;
 
@@ -50,4 +51,21 @@ pub fn env_num(key: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// The ledger's MicroVM items (`vm#ID`) for `ids`, as BatchWriteItem puts.
+pub fn vm_writes(ids: &[String]) -> Vec<WriteRequest> {
+    ids.iter()
+        .map(|id| {
+            WriteRequest::builder()
+                .put_request(
+                    PutRequest::builder()
+                        .item("pk", AttributeValue::S(format!("vm#{id}")))
+                        .item("kind", AttributeValue::S("vm".into()))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        })
+        .collect()
 }
