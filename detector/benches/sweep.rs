@@ -14,7 +14,8 @@
 mod common;
 
 use common::{NoAudit, NoLog, NoTrails, Off, env_num, vm_writes};
-use detector::lambda::alerter::{AlertBatch, Alerter};
+use detector::lambda::alert_batch::AlertBatch;
+use detector::lambda::alerter::Alerter;
 use detector::lambda::aws::{DynamoDedupe, SdkMicrovms, SdkTargets, SnsChannel, TargetsConfig};
 use detector::lambda::counters::Counters;
 use detector::lambda::ports::{AlertChannel, MicrovmsApi, SystemClock, TargetPorts};

@@ -24,7 +24,8 @@
 mod common;
 
 use common::{NoAudit, NoLog, NoTrails, Off, env_num, vm_writes};
-use detector::lambda::alerter::{AlertBatch, Alerter};
+use detector::lambda::alert_batch::AlertBatch;
+use detector::lambda::alerter::Alerter;
 use detector::lambda::aws::{
     DynamoDedupe, SdkMicrovms, SdkTargets, SnsChannel, SqsSweepQueue, TargetsConfig,
 };

@@ -347,14 +347,14 @@ async fn transient_throttling_on_the_dedupe_write_is_retried_and_alerts_once() {
     let rig = Rig::new().await;
     let ev = fresh_id("ev");
     let key = rig.log_file(&[&ev]).await;
-    let marks = Matcher::dynamodb_on("UpdateItem", &rig.dedupe_table);
+    let marks = Matcher::dynamodb_on("BatchWriteItem", &rig.dedupe_table);
     rig.proxy
         .fail_next(2, marks.clone(), Fault::dynamodb_throughput_exceeded());
     let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
     assert_eq!(failed_ids(&answer), Vec::<String>::new());
-    // The finding's mark (both channels in one update): two throttles then
-    // written; then the heartbeat (objects were read).
-    assert_eq!((rig.proxy.count(&marks), rig.proxy.faulted(&marks)), (4, 2));
+    // The finding's mark (both channels in one put of one batched write):
+    // two throttles, then written.
+    assert_eq!((rig.proxy.count(&marks), rig.proxy.faulted(&marks)), (3, 2));
     assert!(rig.marked(&format!("event#{ev}")).await);
     let alerts = rig.alerts().await;
     assert_eq!(per_event(&alerts, &[&ev]), [1]);
@@ -414,21 +414,20 @@ async fn persistent_throttling_on_the_dedupe_write_after_delivery_is_logged_and_
     let rig = Rig::new().await;
     let ev = fresh_id("ev");
     let key = rig.log_file(&[&ev]).await;
-    let marks = Matcher::dynamodb_on("UpdateItem", &rig.dedupe_table);
+    let marks = Matcher::dynamodb_on("BatchWriteItem", &rig.dedupe_table);
     rig.proxy
         .fail_always(marks.clone(), Fault::dynamodb_throughput_exceeded());
     let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
     assert_eq!(failed_ids(&answer), Vec::<String>::new(), "{answer}");
     assert_eq!(answer["counters"]["alerted"], 1, "{answer}");
     assert_eq!(answer["counters"]["dedupe_mark_failures"], 1, "{answer}");
-    // The finding's mark and the heartbeat, each through every SDK attempt.
-    assert_eq!(rig.proxy.count(&marks), 2 * ATTEMPTS);
-    assert_eq!(answer["counters"]["heartbeat_failures"], 1, "{answer}");
+    // The finding's mark, through every SDK attempt.
+    assert_eq!(rig.proxy.count(&marks), ATTEMPTS);
     let logged = rig.lines.with("dedupe-mark-failed");
     assert_eq!(logged.len(), 1, "{logged:?}");
     let error = logged[0]["error"].as_str().unwrap();
     assert!(
-        error.contains("writing the sns, contro1 mark") && error.contains("UpdateItem"),
+        error.contains("writing the sns, contro1 mark") && error.contains("BatchWriteItem"),
         "{error}"
     );
     assert_eq!(per_event(&rig.alerts().await, &[&ev]), [1]);
@@ -444,6 +443,33 @@ async fn persistent_throttling_on_the_dedupe_write_after_delivery_is_logged_and_
     // From then on, suppressed.
     handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
     assert!(rig.alerts().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_heartbeat_that_cannot_be_written_is_logged_and_counted_and_the_message_is_not_retried() {
+    // The heartbeat (when a log object was last read) is an UpdateItem on
+    // the dedupe table; the marks are batched puts, not faulted here.
+    let rig = Rig::new().await;
+    let ev = fresh_id("ev");
+    let key = rig.log_file(&[&ev]).await;
+    let beat = Matcher::dynamodb_on("UpdateItem", &rig.dedupe_table);
+    rig.proxy
+        .fail_always(beat.clone(), Fault::dynamodb_throughput_exceeded());
+    let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
+    assert_eq!(failed_ids(&answer), Vec::<String>::new(), "{answer}");
+    assert_eq!(answer["counters"]["alerted"], 1, "{answer}");
+    assert_eq!(answer["counters"]["heartbeat_failures"], 1, "{answer}");
+    assert_eq!(rig.proxy.count(&beat), ATTEMPTS);
+    let logged = rig.lines.with("heartbeat-failed");
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(
+        logged[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("ProvisionedThroughputExceededException"),
+        "{logged:?}"
+    );
+    assert!(rig.marked(&format!("event#{ev}")).await);
 }
 
 #[tokio::test]

@@ -101,8 +101,6 @@ ALLOWED: list[tuple[str, str, str, str]] = [
     ("detector", "granted-not-called", "kms:GenerateDataKey", "SNS encrypts a published alert with the topic's key as the publisher"),
     ("detector", "granted-not-called", "kms:Decrypt",
      "SNS (alert key) and S3 (SSE-KMS trail objects, ExistingTrailKmsKeyArn) use it as the caller"),
-    ("detector", "called-not-granted", "dynamodb:BatchWriteItem",
-     "shared/aws ledger: the launcher's ledger write (BatchWriteItem); the detector only reads ledgers"),
     ("detector", "called-not-granted", "sts:GetCallerIdentity",
      "GetCallerIdentity needs no IAM permission (AWS STS API reference: it works even when denied)"),
 ]

@@ -1,12 +1,13 @@
 //! Raising a finding: de-duplicate, deliver to every channel that has not
-//! delivered it yet, and mark each channel as it succeeds.
+//! delivered it yet, and mark the channels that did.
 //!
 //! Order matters (ARCHITECTURE.md: "a finding is never lost silently"):
 //! 1. read the finding's marks: the channels (SNS, Contro1, ...) that already
 //!    delivered it. Every channel marked → suppressed (logged, counted);
-//! 2. deliver to each channel not yet marked, each on its own: a channel
-//!    that succeeds is marked at once (its own attribute of the finding's
-//!    item, with a TTL), whatever the others do;
+//! 2. deliver to each channel not yet marked, each on its own; then mark
+//!    the finding with every channel that has delivered it, whatever the
+//!    others did (one item per finding, an attribute per channel, a TTL;
+//!    the marks of many findings written in one batched request);
 //! 3. if any channel failed, the error is returned, so the invocation fails
 //!    and SQS/EventBridge retries it — and the retry delivers only to the
 //!    channels that failed. An SNS alert is never re-sent because Contro1 was
@@ -23,12 +24,8 @@
 //! twice costs one table read.
 
 use super::alert::Alert;
-use super::counters::Counters;
-use super::ports::{AlertChannel, Clock, DedupeStore, LogSink, Marks, PortError};
-use futures::StreamExt;
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use super::ports::{AlertChannel, Clock, DedupeStore, LogSink, MarkWrite, Marks, PortError};
+use std::sync::Arc;
 
 /// Why raising a finding failed. The invocation must fail (retry).
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +36,9 @@ pub enum AlertError {
         #[source]
         source: PortError,
     },
+    /// The task raising it together with others stopped before it could.
+    #[error("`{key}` was not raised: the task raising it with other findings stopped first")]
+    Abandoned { key: String },
     #[error("delivering `{key}` to {channel}: {source}")]
     Delivery {
         key: String,
@@ -100,8 +100,8 @@ impl Alerter {
     /// Raise several findings together, with few round trips: one batched
     /// read of their marks, each channel given its pending findings at once
     /// (batched where the channel can — SNS `PublishBatch` — and concurrent
-    /// otherwise), channels in parallel, marks written concurrently. One
-    /// result per alert, in order.
+    /// otherwise), channels in parallel, the marks in one batched write.
+    /// One result per alert, in order.
     pub async fn raise_all(&self, alerts: &[&Alert]) -> Vec<Result<Raised, AlertError>> {
         if alerts.is_empty() {
             return Vec::new();
@@ -175,26 +175,39 @@ impl Alerter {
                 }
             }
         }
-        // One mark write per finding, with every channel that delivered it.
+        // One mark per finding, naming every channel that has delivered it
+        // (those read before and those that just did), all in one batched
+        // write.
         let mut by_alert: Vec<Vec<&'static str>> = vec![Vec::new(); alerts.len()];
         for (i, c) in to_mark {
             by_alert[i].push(self.channels[c].name());
         }
         let now = self.clock.now_epoch();
-        let marked: Vec<(usize, Result<(), PortError>)> = futures::stream::iter(
-            by_alert
-                .iter()
-                .enumerate()
-                .filter(|(_, chs)| !chs.is_empty()),
-        )
-        .map(|(i, chs)| {
-            let expires_at = now + alerts[i].dedupe.ttl_seconds();
-            let key = &keys[i];
-            async move { (i, self.dedupe.mark(key, chs, expires_at).await) }
-        })
-        .buffer_unordered(MARK_CONCURRENCY)
-        .collect()
-        .await;
+        let (idx, writes): (Vec<usize>, Vec<MarkWrite>) = by_alert
+            .iter()
+            .enumerate()
+            .filter(|(_, chs)| !chs.is_empty())
+            .map(|(i, chs)| {
+                let mut channels: std::collections::BTreeSet<String> = marks
+                    .get(&keys[i])
+                    .map(|m| m.channels.clone())
+                    .unwrap_or_default();
+                channels.extend(chs.iter().map(|c| c.to_string()));
+                let write = MarkWrite {
+                    key: keys[i].clone(),
+                    channels: channels.into_iter().collect(),
+                    expires_at: now + alerts[i].dedupe.ttl_seconds(),
+                };
+                (i, write)
+            })
+            .unzip();
+        let marked: Vec<(usize, Result<(), PortError>)> = if writes.is_empty() {
+            Vec::new()
+        } else {
+            idx.into_iter()
+                .zip(self.dedupe.mark_many(&writes).await)
+                .collect()
+        };
         let mut unmarked = vec![false; alerts.len()];
         for (i, r) in marked {
             if let Err(e) = r {
@@ -224,114 +237,13 @@ impl Alerter {
     }
 }
 
-/// Marks written at once.
-const MARK_CONCURRENCY: usize = 16;
-
-/// One invocation's view of the alerter: raises each key at most once per
-/// invocation and counts. Shared by concurrent tasks of one invocation.
-pub struct AlertBatch<'a> {
-    alerter: &'a Alerter,
-    seen: Mutex<HashSet<String>>,
-    alerted: AtomicU64,
-    suppressed: AtomicU64,
-    failed: AtomicU64,
-    unmarked: AtomicU64,
-}
-
-impl<'a> AlertBatch<'a> {
-    pub fn new(alerter: &'a Alerter) -> AlertBatch<'a> {
-        AlertBatch {
-            alerter,
-            seen: Mutex::new(HashSet::new()),
-            alerted: AtomicU64::new(0),
-            suppressed: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            unmarked: AtomicU64::new(0),
-        }
-    }
-
-    pub fn alerter(&self) -> &Alerter {
-        self.alerter
-    }
-
-    /// Raise one finding. The error must fail the invocation (or the SQS
-    /// message the finding came from).
-    pub async fn raise(&self, alert: &Alert) -> Result<Raised, AlertError> {
-        self.raise_all(vec![alert])
-            .await
-            .pop()
-            .expect("one result per alert")
-    }
-
-    /// Raise several findings with [`Alerter::raise_all`]; a key already
-    /// raised in this invocation is suppressed locally. One result per
-    /// alert, in order.
-    pub async fn raise_all(&self, alerts: Vec<&Alert>) -> Vec<Result<Raised, AlertError>> {
-        let mut results: Vec<Option<Result<Raised, AlertError>>> =
-            alerts.iter().map(|_| None).collect();
-        let mut fresh: Vec<(usize, &Alert)> = Vec::new();
-        {
-            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-            for (i, a) in alerts.iter().enumerate() {
-                if seen.insert(a.dedupe.as_key()) {
-                    fresh.push((i, a));
-                } else {
-                    self.suppressed.fetch_add(1, Ordering::Relaxed);
-                    self.alerter.log.line(&a.log_line("suppressed-duplicate"));
-                    results[i] = Some(Ok(Raised::Suppressed));
-                }
-            }
-        }
-        let batch: Vec<&Alert> = fresh.iter().map(|(_, a)| *a).collect();
-        let raised = self.alerter.raise_all(&batch).await;
-        for ((i, a), r) in fresh.into_iter().zip(raised) {
-            match &r {
-                Ok(Raised::Alerted) => {
-                    self.alerted.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(Raised::AlertedUnmarked) => {
-                    self.unmarked.fetch_add(1, Ordering::Relaxed);
-                    self.alerted.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(Raised::Suppressed) => {
-                    self.suppressed.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(_) => {
-                    // Not alerted: forget it locally so a later attempt in
-                    // this invocation (another message with the same event)
-                    // tries again.
-                    if let Ok(mut s) = self.seen.lock() {
-                        s.remove(&a.dedupe.as_key());
-                    }
-                    self.failed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            results[i] = Some(r);
-        }
-        results
-            .into_iter()
-            .map(|r| r.expect("every alert has a result"))
-            .collect()
-    }
-
-    /// Add this batch's counts: `findings = alerted + suppressed` (findings
-    /// whose delivery failed are in `alert_failures`, and fail the
-    /// invocation).
-    pub fn fold_into(&self, c: &mut Counters) {
-        let alerted = self.alerted.load(Ordering::Relaxed);
-        let suppressed = self.suppressed.load(Ordering::Relaxed);
-        c.alerted += alerted;
-        c.suppressed += suppressed;
-        c.findings += alerted + suppressed;
-        c.alert_failures += self.failed.load(Ordering::Relaxed);
-        c.dedupe_mark_failures += self.unmarked.load(Ordering::Relaxed);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lambda::alert_batch::AlertBatch;
+    use crate::lambda::counters::Counters;
     use crate::lambda::fakes::{FakeChannel, Rig, vm};
+    use std::sync::atomic::Ordering;
 
     const NOW: i64 = 1_759_413_931;
 

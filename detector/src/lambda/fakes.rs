@@ -65,6 +65,8 @@ impl DedupeStore for FakeDedupe {
 pub struct FakeChannel {
     pub name: &'static str,
     pub delivered: Mutex<Vec<Alert>>,
+    /// The size of each batch handed to the channel.
+    pub batches: Mutex<Vec<usize>>,
     pub fail: AtomicBool,
 }
 
@@ -79,6 +81,7 @@ impl FakeChannel {
         FakeChannel {
             name,
             delivered: Mutex::default(),
+            batches: Mutex::default(),
             fail: AtomicBool::default(),
         }
     }
@@ -95,6 +98,20 @@ impl AlertChannel for FakeChannel {
             }
             self.delivered.lock().unwrap().push(alert.clone());
             Ok(())
+        }
+        .boxed()
+    }
+    fn deliver_batch<'a>(
+        &'a self,
+        alerts: &'a [&'a Alert],
+    ) -> futures::future::BoxFuture<'a, Vec<Result<(), PortError>>> {
+        async move {
+            self.batches.lock().unwrap().push(alerts.len());
+            let mut out = Vec::new();
+            for a in alerts {
+                out.push(self.deliver(a).await);
+            }
+            out
         }
         .boxed()
     }

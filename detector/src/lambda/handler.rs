@@ -14,7 +14,8 @@
 //! largest record, not the object.
 
 use super::alert::Alert;
-use super::alerter::{AlertBatch, AlertError, Alerter};
+use super::alert_batch::{AlertBatch, COALESCE_WINDOW};
+use super::alerter::{AlertError, Alerter};
 use super::counters::Counters;
 use super::ports::{
     Auditor, FunctionsApi, HeartbeatStore, ObjectStore, PortError, SweepQueue, Target, TargetsApi,
@@ -94,7 +95,7 @@ pub enum HandleError {
 /// Handle one invocation payload. `Ok` carries the answer (for SQS, the
 /// `batchItemFailures`).
 pub async fn handle(state: &State, event: &Value) -> Result<Value, HandleError> {
-    let batch = AlertBatch::new(&state.alerter);
+    let batch = AlertBatch::coalescing(&state.alerter, COALESCE_WINDOW);
     let mut counters = Counters::default();
     let decoded = decode_invocation(event);
     let label = match &decoded {

@@ -6,7 +6,8 @@
 //!
 //! - [`config`]: environment → validated [`config::Config`].
 //! - [`alert`]: what a finding says (SNS text, audit record, log line, dedupe key).
-//! - [`alerter`]: dedupe → deliver → mark.
+//! - [`alerter`]: dedupe → deliver → mark; [`alert_batch`]: one invocation's
+//!   findings, each raised once, coalesced across its objects.
 //! - [`sweep`], [`trail`], [`integrity`]: the CloudTrail-independent layer,
 //!   trail health, and the functions compared with their recorded baseline.
 //! - [`handler`]: decoding invocations, streaming objects, answering SQS.
@@ -14,6 +15,7 @@
 //! - [`state`]: building [`handler::State`] once from the configuration.
 
 pub mod alert;
+pub mod alert_batch;
 pub mod alerter;
 pub mod aws;
 pub mod config;

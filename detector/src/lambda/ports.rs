@@ -46,6 +46,15 @@ impl Marks {
     }
 }
 
+/// One key's marks to record: every channel that has delivered it, and
+/// when the marks expire (Unix seconds, TTL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkWrite {
+    pub key: String,
+    pub channels: Vec<String>,
+    pub expires_at: i64,
+}
+
 /// The alert de-duplication table: per finding key, the channels that
 /// delivered it.
 pub trait DedupeStore: Send + Sync {
@@ -60,6 +69,25 @@ pub trait DedupeStore: Send + Sync {
         channels: &'a [&'a str],
         expires_at: i64,
     ) -> PortResult<'a, ()>;
+    /// Record several marks; one result per write, in order. Each write
+    /// names every channel known to have delivered its key (the channels
+    /// read before delivery included), so a store may replace the key's
+    /// marks in one batched put instead of updating them one key at a time.
+    /// By default, [`DedupeStore::mark`] a few at a time.
+    fn mark_many<'a>(
+        &'a self,
+        writes: &'a [MarkWrite],
+    ) -> BoxFuture<'a, Vec<Result<(), PortError>>> {
+        use futures::StreamExt;
+        Box::pin(
+            futures::stream::iter(writes.iter().map(move |w| async move {
+                let channels: Vec<&str> = w.channels.iter().map(String::as_str).collect();
+                self.mark(&w.key, &channels, w.expires_at).await
+            }))
+            .buffered(DELIVERY_CONCURRENCY)
+            .collect(),
+        )
+    }
     /// The marks of several keys (absent keys have none). Stores that can
     /// read in batches override it.
     fn marks_many<'a>(

@@ -170,11 +170,11 @@ export function detectorPolicies(g: DetectorGrants) {
           },
           g.trailKmsStatement,
           ...(g.ledgerArn ? [{ Sid: 'ReadLedger', Effect: 'Allow', Action: 'dynamodb:BatchGetItem', Resource: g.ledgerArn, Condition: from }] : []),
-          // Marks read one or many at a time, one UpdateItem per finding; the heartbeat item.
+          // Marks read one or many at a time, written 25 findings a BatchWriteItem; the heartbeat item.
           {
             Sid: 'Dedupe',
             Effect: 'Allow',
-            Action: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
+            Action: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:UpdateItem'],
             Resource: tableArn('dedupe'),
             Condition: from,
           },

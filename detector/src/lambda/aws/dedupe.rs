@@ -3,7 +3,7 @@
 //! last read).
 
 use super::{ctx, now_epoch};
-use crate::lambda::ports::{DedupeStore, Marks, PortError, PortResult};
+use crate::lambda::ports::{DedupeStore, MarkWrite, Marks, PortError, PortResult};
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::FutureExt;
 
@@ -57,6 +57,83 @@ const BATCH_GET_MAX: usize = 100;
 /// Rounds of UnprocessedKeys re-asked before giving up (DynamoDB returns
 /// them under throttling).
 const UNPROCESSED_ROUNDS: usize = 5;
+/// Puts a BatchWriteItem request may hold.
+const BATCH_WRITE_MAX: usize = 25;
+/// BatchWriteItem requests in flight at once.
+const WRITE_CONCURRENCY: usize = 4;
+
+/// One key's item as [`DedupeStore::mark_many`] writes it: a `ch_<name>`
+/// attribute per channel that delivered, and the expiry.
+fn mark_item(
+    key: &str,
+    channels: &std::collections::BTreeSet<&str>,
+    expires_at: i64,
+    now: i64,
+) -> std::collections::HashMap<String, AttributeValue> {
+    let mut item: std::collections::HashMap<String, AttributeValue> = channels
+        .iter()
+        .map(|ch| {
+            (
+                format!("{CHANNEL_ATTR}{ch}"),
+                AttributeValue::N(now.to_string()),
+            )
+        })
+        .collect();
+    item.insert("pk".into(), AttributeValue::S(key.to_string()));
+    item.insert(
+        "expires_at".into(),
+        AttributeValue::N(expires_at.to_string()),
+    );
+    item
+}
+
+impl DynamoDedupe {
+    /// Put these items with BatchWriteItem until none is left unprocessed
+    /// (at most [`UNPROCESSED_ROUNDS`] rounds, with a growing pause).
+    async fn put_batch(
+        &self,
+        items: Vec<std::collections::HashMap<String, AttributeValue>>,
+    ) -> Result<(), PortError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        let mut pending = items
+            .into_iter()
+            .map(|item| {
+                PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map(|put| WriteRequest::builder().put_request(put).build())
+                    .map_err(|e| PortError::new(self.what("BatchWriteItem"), e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for round in 0..UNPROCESSED_ROUNDS {
+            if round > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(25 << round)).await;
+            }
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, pending)
+                .send()
+                .await
+                .map_err(|e| PortError::new(self.what("BatchWriteItem"), ctx(e)))?;
+            pending = out
+                .unprocessed_items()
+                .and_then(|u| u.get(&self.table))
+                .cloned()
+                .unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(());
+            }
+        }
+        Err(PortError::new(
+            self.what("BatchWriteItem"),
+            format!(
+                "{} marks still unprocessed after {UNPROCESSED_ROUNDS} rounds",
+                pending.len()
+            ),
+        ))
+    }
+}
 
 impl DedupeStore for DynamoDedupe {
     fn marks_many<'a>(
@@ -118,6 +195,65 @@ impl DedupeStore for DynamoDedupe {
                 }
             }
             Ok(out)
+        }
+        .boxed()
+    }
+
+    /// Each key's item is replaced by one put holding every channel of its
+    /// write: 25 keys a request instead of one update per key. Two
+    /// invocations marking the same key at the same moment may leave only
+    /// one's channels: at worst one more alert on the other's, never a lost
+    /// one.
+    fn mark_many<'a>(
+        &'a self,
+        writes: &'a [MarkWrite],
+    ) -> futures::future::BoxFuture<'a, Vec<Result<(), PortError>>> {
+        async move {
+            use futures::StreamExt;
+            // One item per key (a request may not name a key twice).
+            let mut by_key: std::collections::BTreeMap<
+                &str,
+                (std::collections::BTreeSet<&str>, i64),
+            > = std::collections::BTreeMap::new();
+            for w in writes {
+                let e = by_key.entry(w.key.as_str()).or_default();
+                e.0.extend(w.channels.iter().map(String::as_str));
+                e.1 = e.1.max(w.expires_at);
+            }
+            let now = now_epoch();
+            let keys: Vec<&str> = by_key.keys().copied().collect();
+            let batches: Vec<(Vec<String>, Vec<_>)> = keys
+                .chunks(BATCH_WRITE_MAX)
+                .map(|chunk| {
+                    let items = chunk
+                        .iter()
+                        .map(|k| mark_item(k, &by_key[k].0, by_key[k].1, now))
+                        .collect();
+                    (chunk.iter().map(|k| k.to_string()).collect(), items)
+                })
+                .collect();
+            let outcomes: Vec<(Vec<String>, Result<(), PortError>)> = futures::stream::iter(
+                batches
+                    .into_iter()
+                    .map(|(chunk, items)| async move { (chunk, self.put_batch(items).await) }),
+            )
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .collect()
+            .await;
+            let mut failed: std::collections::HashMap<String, PortError> =
+                std::collections::HashMap::new();
+            for (chunk, r) in outcomes {
+                if let Err(e) = r {
+                    failed.extend(chunk.into_iter().map(|k| (k, e.clone())));
+                }
+            }
+            writes
+                .iter()
+                .map(|w| match failed.get(w.key.as_str()) {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(()),
+                })
+                .collect()
         }
         .boxed()
     }

@@ -34,7 +34,8 @@ pub use listing::PAGE_SIZE;
 pub use remediation::{Remediation, RemediationLimits};
 
 use super::alert::{Alert, ListedMicrovm};
-use super::alerter::{AlertBatch, AlertError};
+use super::alert_batch::AlertBatch;
+use super::alerter::AlertError;
 use super::counters::Counters;
 use super::ports::{
     Auditor, FunctionsApi, HeartbeatStore, PortError, SweepQueue, Target, TargetsApi, TrailsApi,
