@@ -216,8 +216,10 @@ async fn transient_sns_throttling_is_retried_by_the_sdk_and_each_finding_is_aler
 async fn sns_failure_past_the_sdk_retries_fails_the_message_and_the_redelivery_completes_without_duplicates()
  {
     let mut rig = Rig::new().await;
-    // One message at a time, so that the faults hit the first one's Publish.
+    // One message at a time, each object's findings raised on their own,
+    // so that the faults hit the first one's Publish only.
     rig.state.message_concurrency = 1;
+    rig.state.coalesce_window = std::time::Duration::ZERO;
     let (a, b) = (fresh_id("ev"), fresh_id("ev"));
     let (key_a, key_b) = (rig.log_file(&[&a]).await, rig.log_file(&[&b]).await);
     let batch_of_two = || {
@@ -262,6 +264,47 @@ async fn sns_failure_past_the_sdk_retries_fails_the_message_and_the_redelivery_c
     assert_eq!(per_event(&second, &[&a, &b]), [1, 0]);
     assert_eq!(first.len() + second.len(), 2);
     assert_eq!(rig.contro1.state().audit_records().len(), 2);
+}
+
+#[tokio::test]
+async fn findings_of_messages_read_together_share_one_publish_batch_and_its_failure_fails_exactly_those_messages()
+ {
+    let mut rig = Rig::new().await;
+    // A window far longer than reading two small objects takes, so both
+    // objects' findings are raised together whatever the machine's load.
+    rig.state.coalesce_window = std::time::Duration::from_secs(1);
+    let (a, b, c) = (fresh_id("ev"), fresh_id("ev"), fresh_id("ev"));
+    let (key_a, key_b) = (rig.log_file(&[&a]).await, rig.log_file(&[&b, &c]).await);
+    let batch = || {
+        sqs_event(&[
+            ("m1", s3_event(&rig.bucket, &key_a).to_string()),
+            ("m2", s3_event(&rig.bucket, &key_b).to_string()),
+        ])
+    };
+    let publish_batch = Matcher::sns("PublishBatch");
+    rig.proxy
+        .fail_always(publish_batch.clone(), Fault::sns_internal_error());
+    let answer = handle(&rig.state, &batch()).await.unwrap();
+    let mut failed = failed_ids(&answer);
+    failed.sort();
+    assert_eq!(failed, ["m1", "m2"], "{answer}");
+    assert_eq!(answer["counters"]["alert_failures"], 3, "{answer}");
+    // One PublishBatch for the three findings of both objects, through
+    // every SDK attempt; no Publish of its own.
+    assert_eq!(rig.proxy.count(&publish_batch), ATTEMPTS);
+    assert_eq!(rig.proxy.count(&Matcher::sns("Publish")), 0);
+    assert!(rig.alerts().await.is_empty());
+    // Contro1 delivered each: the redelivery goes to SNS only, once.
+    assert_eq!(rig.contro1.state().audit_records().len(), 3);
+    rig.proxy.clear();
+    let answer = handle(&rig.state, &batch()).await.unwrap();
+    assert_eq!(failed_ids(&answer), Vec::<String>::new(), "{answer}");
+    assert_eq!(rig.proxy.count(&publish_batch), ATTEMPTS + 1);
+    assert_eq!(per_event(&rig.alerts().await, &[&a, &b, &c]), [1, 1, 1]);
+    assert_eq!(rig.contro1.state().audit_records().len(), 3);
+    for ev in [&a, &b, &c] {
+        assert!(rig.marked(&format!("event#{ev}")).await);
+    }
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@
 //! largest record, not the object.
 
 use super::alert::Alert;
-use super::alert_batch::{AlertBatch, COALESCE_WINDOW};
+use super::alert_batch::AlertBatch;
 use super::alerter::{AlertError, Alerter};
 use super::counters::Counters;
 use super::ports::{
@@ -51,8 +51,22 @@ pub struct State {
     /// The detector function's name, the dimension of its metrics.
     pub function_name: String,
     pub sweep: SweepConfig,
-    /// SQS messages processed at once.
+    /// SQS messages (and objects of one notification) in progress at once.
     pub message_concurrency: usize,
+    /// Objects streamed at once (each holds its buffers, up to the record
+    /// cap). Raising an object's findings does not hold a slot, so the
+    /// next object is read meanwhile.
+    pub read_concurrency: usize,
+    /// How long findings gather before they are raised together (see
+    /// [`AlertBatch::coalescing`]); zero raises each object's on its own.
+    pub coalesce_window: std::time::Duration,
+}
+
+/// One invocation's findings (each raised once, coalesced) and its read
+/// slots.
+struct Run<'a> {
+    batch: AlertBatch<'a>,
+    reads: tokio::sync::Semaphore,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +109,11 @@ pub enum HandleError {
 /// Handle one invocation payload. `Ok` carries the answer (for SQS, the
 /// `batchItemFailures`).
 pub async fn handle(state: &State, event: &Value) -> Result<Value, HandleError> {
-    let batch = AlertBatch::coalescing(&state.alerter, COALESCE_WINDOW);
+    let run = Run {
+        batch: AlertBatch::coalescing(&state.alerter, state.coalesce_window),
+        reads: tokio::sync::Semaphore::new(state.read_concurrency.max(1)),
+    };
+    let batch = &run.batch;
     let mut counters = Counters::default();
     let decoded = decode_invocation(event);
     let label = match &decoded {
@@ -117,10 +135,10 @@ pub async fn handle(state: &State, event: &Value) -> Result<Value, HandleError> 
             let outcomes: Vec<(String, Counters, Result<(), HandleError>)> =
                 futures::stream::iter(messages)
                     .map(|m| {
-                        let batch = &batch;
+                        let run = &run;
                         async move {
                             let mut c = Counters::default();
-                            let r = run_message(state, &m, batch, &mut c).await;
+                            let r = run_message(state, &m, run, &mut c).await;
                             (m.message_id, c, r)
                         }
                     })
@@ -145,7 +163,7 @@ pub async fn handle(state: &State, event: &Value) -> Result<Value, HandleError> 
         Ok(Invocation::Direct(triggers)) => {
             let mut first_err = None;
             for t in triggers {
-                if let Err(e) = run_trigger(state, t, &batch, &mut counters).await {
+                if let Err(e) = run_trigger(state, t, &run, &mut counters).await {
                     log_error(state, &e);
                     first_err.get_or_insert(e);
                 }
@@ -199,11 +217,11 @@ fn log_error(state: &State, e: &HandleError) {
 async fn run_message(
     state: &State,
     m: &SqsMessage,
-    batch: &AlertBatch<'_>,
+    run: &Run<'_>,
     counters: &mut Counters,
 ) -> Result<(), HandleError> {
     let trigger = decode_message_body(&m.body)?;
-    let r = run_trigger(state, trigger, batch, counters).await;
+    let r = run_trigger(state, trigger, run, counters).await;
     if let Err(e) = &r {
         log_error(state, e);
     }
@@ -212,12 +230,13 @@ async fn run_message(
 
 /// Run one trigger. Every object of a trigger is read even when an earlier
 /// one failed; the first error is returned.
-pub async fn run_trigger(
+async fn run_trigger(
     state: &State,
     trigger: Trigger,
-    batch: &AlertBatch<'_>,
+    run: &Run<'_>,
     counters: &mut Counters,
 ) -> Result<(), HandleError> {
+    let batch = &run.batch;
     match trigger {
         Trigger::Objects {
             objects,
@@ -248,7 +267,7 @@ pub async fn run_trigger(
                 futures::stream::iter(readable)
                     .map(|o| async move {
                         let mut c = Counters::default();
-                        let r = run_object(state, &o, batch, &mut c).await;
+                        let r = run_object(state, &o, run, &mut c).await;
                         (c, r)
                     })
                     .buffered(state.message_concurrency.max(1))
@@ -329,9 +348,16 @@ fn fold_stats(s: &ScanStats, c: &mut Counters) {
 async fn run_object(
     state: &State,
     o: &ObjectRef,
-    batch: &AlertBatch<'_>,
+    run: &Run<'_>,
     counters: &mut Counters,
 ) -> Result<(), HandleError> {
+    // A read slot while the object is streamed, given back before its
+    // findings are raised.
+    let slot = run
+        .reads
+        .acquire()
+        .await
+        .map_err(|e| HandleError::Task(e.to_string()))?;
     let body = state
         .objects
         .open(&o.bucket, &o.key)
@@ -352,9 +378,10 @@ async fn run_object(
     .await
     .map_err(|e| HandleError::Task(e.to_string()))?;
     fold_stats(scanner.stats(), counters);
+    drop(slot);
     // Findings read before a failure are raised anyway (de-duplication makes
     // the retry cheap); then the failure fails the message.
-    let bad = handle_events(state, events, batch, counters).await?;
+    let bad = handle_events(state, events, &run.batch, counters).await?;
     match read {
         Err(source) => Err(HandleError::Read {
             bucket: o.bucket.clone(),

@@ -175,6 +175,10 @@ pub async fn build_with_log(
         alerter,
         function_name: cfg.function_name.clone(),
         sweep,
-        message_concurrency: 4,
+        // A full SQS batch (10) and more in progress; four objects streamed
+        // at once (at most 4 × the 32 MiB record cap in buffers).
+        message_concurrency: 64,
+        read_concurrency: 4,
+        coalesce_window: super::alert_batch::COALESCE_WINDOW,
     })
 }
