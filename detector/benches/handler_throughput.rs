@@ -20,6 +20,9 @@
 //! a temporary directory: `THROUGHPUT_RECORDS` (default 100000) records,
 //! `THROUGHPUT_PER_FILE` (default 5000) per object.
 //!
+//! `BENCH_READS` (objects streamed at once) and `BENCH_COALESCE_MS` (the
+//! window findings gather in) override the deployed defaults.
+//!
 //! The alert topic has no subscriber unless `BENCH_SUBSCRIBE=1`: moto
 //! delivers to a subscribed queue inside the `PublishBatch` call (about 7 ms
 //! a message here), which AWS does after the call returns, so a subscriber
@@ -217,7 +220,13 @@ async fn run_case(case: &str, records: u64, per_file: u64, microvm_every: u64) {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let cfg = Config::from_parts(&env).unwrap();
-    let state = build_with_log(&cfg, &sdk, Arc::new(NoLog)).await.unwrap();
+    let mut state = build_with_log(&cfg, &sdk, Arc::new(NoLog)).await.unwrap();
+    // The deployed defaults unless overridden, to see what they cost.
+    state.read_concurrency = env_num("BENCH_READS", state.read_concurrency as u64) as usize;
+    state.coalesce_window = std::time::Duration::from_millis(env_num(
+        "BENCH_COALESCE_MS",
+        state.coalesce_window.as_millis() as u64,
+    ));
 
     // The handler: SQS batches of 10 S3 notifications.
     let t = Instant::now();

@@ -3,6 +3,7 @@
 //! happened, and the decoder thread of [`super::split_pipelined`].
 
 use super::ReadError;
+use super::gzip::GzipMembers;
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -97,7 +98,7 @@ impl<R: Read> io::BufRead for RawInput<R> {
 
 pub(super) enum Decoded<R: Read> {
     Plain(RawInput<R>),
-    Gzip(flate2::bufread::MultiGzDecoder<RawInput<R>>),
+    Gzip(GzipMembers<RawInput<R>>),
     /// Decompressed on another thread ([`super::split_pipelined`]).
     Piped(Pipe),
 }
@@ -113,13 +114,16 @@ impl<R: Read> Read for Decoded<R> {
 }
 
 impl<R: Read> Decoded<R> {
-    /// The raw input's buffer, for the next input (none when piped: the
-    /// decoder thread had it).
-    pub fn into_buf(self) -> Vec<u8> {
+    /// The raw input's buffer and the gzip decoder, for the next input
+    /// (none when piped: the decoder thread had them).
+    pub fn into_parts(self) -> (Vec<u8>, Option<flate2::Decompress>) {
         match self {
-            Decoded::Plain(r) => r.into_buf(),
-            Decoded::Gzip(d) => d.into_inner().into_buf(),
-            Decoded::Piped(_) => Vec::new(),
+            Decoded::Plain(r) => (r.into_buf(), None),
+            Decoded::Gzip(d) => {
+                let (raw, inflate) = d.into_parts();
+                (raw.into_buf(), Some(inflate))
+            }
+            Decoded::Piped(_) => (Vec::new(), None),
         }
     }
 }
@@ -141,11 +145,13 @@ pub(super) struct Prepared<R: Read> {
     pub state: RawState,
 }
 
-/// `buf`: a buffer to reuse (its contents do not matter).
+/// `buf`: a buffer to reuse (its contents do not matter); `inflate`: a gzip
+/// decoder to reuse.
 pub(super) fn prepare<R: Read>(
     input: R,
     name: &str,
     mut buf: Vec<u8>,
+    inflate: Option<flate2::Decompress>,
 ) -> Result<Prepared<R>, ReadError> {
     if buf.len() != CHUNK {
         buf = vec![0; CHUNK];
@@ -182,7 +188,7 @@ pub(super) fn prepare<R: Read>(
     raw.state.is_gzip = raw.buf[..raw.filled].starts_with(&[0x1f, 0x8b]);
     let state = raw.state.clone();
     let decoded = if state.is_gzip {
-        Decoded::Gzip(flate2::bufread::MultiGzDecoder::new(raw))
+        Decoded::Gzip(GzipMembers::new(raw, inflate))
     } else {
         Decoded::Plain(raw)
     };

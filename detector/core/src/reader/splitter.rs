@@ -608,12 +608,15 @@ impl<'o, R: Read> Splitter<'o, R> {
 
     /// The buffers (the splitter's and the raw input's), for the next
     /// input; a splitter buffer grown for a large record is let go instead.
-    pub fn into_bufs(self) -> (Vec<u8>, Vec<u8>) {
+    /// The buffers and decoder, for the next input: the split buffer (unless
+    /// it grew large), the raw input's, and the gzip decoder.
+    pub fn into_bufs(self) -> (Vec<u8>, Vec<u8>, Option<flate2::Decompress>) {
         let split = if self.buf.len() > 4 * INITIAL_BUF {
             Vec::new()
         } else {
             self.buf
         };
-        (split, self.r.into_buf())
+        let (raw, inflate) = self.r.into_parts();
+        (split, raw, inflate)
     }
 }
