@@ -1,19 +1,17 @@
 //! The ledger in DynamoDB: written by the launcher after every governed call,
 //! read in batches by the detector.
 
+use crate::rounds::{RoundsError, until_processed};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use shared_core::LedgerEntry;
 use shared_core::ledger::{PK, call_key, vm_key};
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 /// BatchGetItem accepts at most 100 keys per request.
 const BATCH_GET_MAX: usize = 100;
 /// BatchWriteItem accepts at most 25 puts per request.
 const BATCH_WRITE_MAX: usize = 25;
-/// How often unprocessed keys or items are retried before giving up.
-const MAX_UNPROCESSED_ROUNDS: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -211,39 +209,26 @@ impl DynamoLedger {
         Ok(())
     }
 
-    /// Send `pending` with `send` until nothing is left unprocessed, at most
-    /// [`MAX_UNPROCESSED_ROUNDS`] rounds with a growing pause between them;
-    /// `send` answers what is left and what it found. Everything found.
+    /// [`until_processed`], its errors as the ledger's.
     async fn in_rounds<T, R, F, Fut>(
         &self,
         op: &'static str,
-        mut pending: Vec<T>,
-        mut send: F,
+        pending: Vec<T>,
+        send: F,
     ) -> Result<Vec<R>, LedgerError>
     where
         F: FnMut(Vec<T>) -> Fut,
         Fut: std::future::Future<Output = Result<(Vec<T>, Vec<R>), LedgerError>>,
     {
-        let mut found = Vec::new();
-        let mut round = 0;
-        while !pending.is_empty() {
-            if round >= MAX_UNPROCESSED_ROUNDS {
-                return Err(LedgerError::Unprocessed {
-                    table: self.table.clone(),
-                    op,
-                    remaining: pending.len(),
-                    rounds: round,
-                });
-            }
-            if round > 0 {
-                tokio::time::sleep(Duration::from_millis(25u64 << round.min(6))).await;
-            }
-            round += 1;
-            let (left, got) = send(pending).await?;
-            found.extend(got);
-            pending = left;
-        }
-        Ok(found)
+        until_processed(pending, send).await.map_err(|e| match e {
+            RoundsError::Call(e) => e,
+            RoundsError::Unprocessed { remaining, rounds } => LedgerError::Unprocessed {
+                table: self.table.clone(),
+                op,
+                remaining,
+                rounds,
+            },
+        })
     }
 
     /// Which of these MicroVM ids have a `vm#` item. Batched, 100 keys a call.

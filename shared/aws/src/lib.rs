@@ -1,10 +1,12 @@
 //! AWS adapters used by both functions: building SDK configuration once (so
 //! `AWS_ENDPOINT_URL` points every client at moto or an emulator in tests and
-//! local runs), and the DynamoDB ledger (see `shared_core::ledger` for the
-//! table design).
+//! local runs), the DynamoDB ledger (see `shared_core::ledger` for the
+//! table design), and the bounded resending of what DynamoDB's batch calls
+//! leave unprocessed.
 #![forbid(unsafe_code)]
 
 pub mod ledger;
+pub mod rounds;
 
 pub use ledger::{DynamoLedger, LedgerError};
 

@@ -197,13 +197,21 @@ pub(crate) fn split<R: Read>(
     sink: &mut dyn Sink,
     bufs: &mut Buffers,
 ) -> Result<u64, ReadError> {
-    let p = prepare(
-        input,
-        name,
-        std::mem::take(&mut bufs.raw),
-        bufs.inflate.take(),
-    )?;
+    let p = bufs.prepare(input, name)?;
     split_here(p, name, opts, sink, bufs)
+}
+
+impl Buffers {
+    /// `input` with gzip detected and the decoder in place, on these
+    /// buffers and this decoder.
+    fn prepare<R: Read>(&mut self, input: R, name: &str) -> Result<Prepared<R>, ReadError> {
+        prepare(
+            input,
+            name,
+            std::mem::take(&mut self.raw),
+            self.inflate.take(),
+        )
+    }
 }
 
 /// Split a prepared input on this thread.
@@ -233,12 +241,7 @@ pub(crate) fn split_pipelined<R: Read + Send>(
     sink: &mut dyn Sink,
     bufs: &mut Buffers,
 ) -> Result<u64, ReadError> {
-    let p = prepare(
-        input,
-        name,
-        std::mem::take(&mut bufs.raw),
-        bufs.inflate.take(),
-    )?;
+    let p = bufs.prepare(input, name)?;
     if !p.state.is_gzip {
         return split_here(p, name, opts, sink, bufs);
     }

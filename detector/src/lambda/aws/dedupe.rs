@@ -6,6 +6,7 @@ use super::{ctx, now_epoch};
 use crate::lambda::ports::{DedupeStore, MarkWrite, Marks, PortError, PortResult};
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::FutureExt;
+use shared_aws::rounds::{RoundsError, until_processed};
 
 /// The dedupe table: partition key `pk` (string), TTL attribute `expires_at`.
 #[derive(Debug, Clone)]
@@ -54,9 +55,6 @@ fn marks_of(item: &std::collections::HashMap<String, AttributeValue>) -> Marks {
 
 /// Keys a BatchGetItem request may ask for.
 const BATCH_GET_MAX: usize = 100;
-/// Rounds of UnprocessedKeys re-asked before giving up (DynamoDB returns
-/// them under throttling).
-const UNPROCESSED_ROUNDS: usize = 5;
 /// Puts a BatchWriteItem request may hold.
 const BATCH_WRITE_MAX: usize = 25;
 /// BatchWriteItem requests in flight at once.
@@ -88,14 +86,24 @@ fn mark_item(
 }
 
 impl DynamoDedupe {
-    /// Put these items with BatchWriteItem until none is left unprocessed
-    /// (at most [`UNPROCESSED_ROUNDS`] rounds, with a growing pause).
+    /// A failed round of `op` as a port error naming the table.
+    fn rounds_err(&self, op: &str, e: RoundsError<PortError>) -> PortError {
+        match e {
+            RoundsError::Call(e) => e,
+            RoundsError::Unprocessed { remaining, rounds } => PortError::new(
+                self.what(op),
+                format!("{remaining} keys or items still unprocessed after {rounds} rounds"),
+            ),
+        }
+    }
+
+    /// Put these items with BatchWriteItem until none is left unprocessed.
     async fn put_batch(
         &self,
         items: Vec<std::collections::HashMap<String, AttributeValue>>,
     ) -> Result<(), PortError> {
         use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-        let mut pending = items
+        let requests = items
             .into_iter()
             .map(|item| {
                 PutRequest::builder()
@@ -105,10 +113,7 @@ impl DynamoDedupe {
                     .map_err(|e| PortError::new(self.what("BatchWriteItem"), e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        for round in 0..UNPROCESSED_ROUNDS {
-            if round > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(25 << round)).await;
-            }
+        until_processed(requests, |pending| async move {
             let out = self
                 .client
                 .batch_write_item()
@@ -116,22 +121,16 @@ impl DynamoDedupe {
                 .send()
                 .await
                 .map_err(|e| PortError::new(self.what("BatchWriteItem"), ctx(e)))?;
-            pending = out
+            let left = out
                 .unprocessed_items()
                 .and_then(|u| u.get(&self.table))
                 .cloned()
                 .unwrap_or_default();
-            if pending.is_empty() {
-                return Ok(());
-            }
-        }
-        Err(PortError::new(
-            self.what("BatchWriteItem"),
-            format!(
-                "{} marks still unprocessed after {UNPROCESSED_ROUNDS} rounds",
-                pending.len()
-            ),
-        ))
+            Ok((left, Vec::<()>::new()))
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| self.rounds_err("BatchWriteItem", e))
     }
 }
 
@@ -147,17 +146,16 @@ impl DedupeStore for DynamoDedupe {
             unique.sort();
             unique.dedup();
             for chunk in unique.chunks(BATCH_GET_MAX) {
-                let mut ask = KeysAndAttributes::builder()
-                    .consistent_read(true)
-                    .set_keys(Some(
-                        chunk
-                            .iter()
-                            .map(|k| [("pk".to_string(), AttributeValue::S((*k).clone()))].into())
-                            .collect(),
-                    ))
-                    .build()
-                    .map_err(|e| PortError::new(self.what("BatchGetItem"), e.to_string()))?;
-                for round in 0.. {
+                let keys: Vec<std::collections::HashMap<String, AttributeValue>> = chunk
+                    .iter()
+                    .map(|k| [("pk".to_string(), AttributeValue::S((*k).clone()))].into())
+                    .collect();
+                let found = until_processed(keys, |pending| async move {
+                    let ask = KeysAndAttributes::builder()
+                        .consistent_read(true)
+                        .set_keys(Some(pending))
+                        .build()
+                        .map_err(|e| PortError::new(self.what("BatchGetItem"), e.to_string()))?;
                     let resp = self
                         .client
                         .batch_get_item()
@@ -165,34 +163,26 @@ impl DedupeStore for DynamoDedupe {
                         .send()
                         .await
                         .map_err(|e| PortError::new(self.what("BatchGetItem"), ctx(e)))?;
-                    for item in resp
+                    let found: Vec<(String, Marks)> = resp
                         .responses()
                         .and_then(|r| r.get(&self.table))
                         .into_iter()
                         .flatten()
-                    {
-                        if let Some(k) = item.get("pk").and_then(|v| v.as_s().ok()) {
-                            out.insert(k.clone(), marks_of(item));
-                        }
-                    }
-                    match resp
+                        .filter_map(|item| {
+                            let k = item.get("pk").and_then(|v| v.as_s().ok())?;
+                            Some((k.clone(), marks_of(item)))
+                        })
+                        .collect();
+                    let left = resp
                         .unprocessed_keys()
                         .and_then(|u| u.get(&self.table))
-                        .filter(|k| !k.keys().is_empty())
-                    {
-                        Some(rest) if round + 1 < UNPROCESSED_ROUNDS => ask = rest.clone(),
-                        Some(rest) => {
-                            return Err(PortError::new(
-                                self.what("BatchGetItem"),
-                                format!(
-                                    "{} keys still unprocessed after {UNPROCESSED_ROUNDS} rounds",
-                                    rest.keys().len()
-                                ),
-                            ));
-                        }
-                        None => break,
-                    }
-                }
+                        .map(|k| k.keys().to_vec())
+                        .unwrap_or_default();
+                    Ok((left, found))
+                })
+                .await
+                .map_err(|e| self.rounds_err("BatchGetItem", e))?;
+                out.extend(found);
             }
             Ok(out)
         }

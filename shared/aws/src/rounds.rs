@@ -1,0 +1,100 @@
+//! DynamoDB's batch calls (`BatchWriteItem`, `BatchGetItem`) may leave part
+//! of a request unprocessed (throttling, the response size limit) and answer
+//! it back: it must be sent again. One bounded loop for every such call.
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Calls per batch before what is still unprocessed is an error.
+pub const MAX_ROUNDS: u32 = 8;
+
+/// Why a batch did not complete.
+#[derive(Debug)]
+pub enum RoundsError<E> {
+    /// A call failed (after the SDK's own retries).
+    Call(E),
+    /// Still unprocessed after [`MAX_ROUNDS`] calls.
+    Unprocessed { remaining: usize, rounds: u32 },
+}
+
+/// Send `pending` with `send` until nothing is left unprocessed: at most
+/// [`MAX_ROUNDS`] calls, with a pause that doubles from 50 ms up to 1.6 s
+/// before each call after the first. `send` answers what is left and what
+/// it found; the answer is everything found.
+pub async fn until_processed<T, R, E, F, Fut>(
+    mut pending: Vec<T>,
+    mut send: F,
+) -> Result<Vec<R>, RoundsError<E>>
+where
+    F: FnMut(Vec<T>) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Vec<R>), E>>,
+{
+    let mut found = Vec::new();
+    let mut round = 0;
+    while !pending.is_empty() {
+        if round >= MAX_ROUNDS {
+            return Err(RoundsError::Unprocessed {
+                remaining: pending.len(),
+                rounds: round,
+            });
+        }
+        if round > 0 {
+            tokio::time::sleep(Duration::from_millis(25u64 << round.min(6))).await;
+        }
+        round += 1;
+        let (left, got) = send(pending).await.map_err(RoundsError::Call)?;
+        found.extend(got);
+        pending = left;
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn what_is_answered_back_is_sent_again_until_none_is_left() {
+        let mut calls = Vec::new();
+        let found = until_processed(vec![1, 2, 3, 4], |pending: Vec<u32>| {
+            calls.push(pending.len());
+            // One item processed per call, the rest answered back.
+            let (done, left) = pending.split_at(1);
+            let (done, left) = (done.to_vec(), left.to_vec());
+            async move { Ok::<_, ()>((left, done)) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(found, [1, 2, 3, 4]);
+        assert_eq!(calls, [4, 3, 2, 1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_never_processed_ends_after_the_last_round() {
+        let mut calls = 0;
+        let err = until_processed(vec!["k"], |pending: Vec<&str>| {
+            calls += 1;
+            async move { Ok::<(Vec<&str>, Vec<()>), ()>((pending, Vec::new())) }
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            RoundsError::Unprocessed {
+                remaining: 1,
+                rounds: MAX_ROUNDS
+            }
+        ));
+        assert_eq!(calls, MAX_ROUNDS);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_call_ends_the_batch_with_its_error() {
+        let err = until_processed(vec![1], |_: Vec<u32>| async {
+            Err::<(Vec<u32>, Vec<()>), _>("throttled")
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(err, RoundsError::Call("throttled")));
+    }
+}
