@@ -1,7 +1,7 @@
 //! The ledger in DynamoDB: written by the launcher after every governed call,
 //! read in batches by the detector.
 
-use crate::rounds::{RoundsError, until_processed};
+use crate::rounds::{RoundsError, until_processed, write_all};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use shared_core::LedgerEntry;
@@ -189,22 +189,11 @@ impl DynamoLedger {
                         .map_err(|e| self.aws_err("BatchWriteItem", e))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            self.in_rounds("BatchWriteItem", requests, |pending| async move {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, pending)
-                    .send()
-                    .await
-                    .map_err(|e| self.aws_err("BatchWriteItem", e))?;
-                let left = out
-                    .unprocessed_items()
-                    .and_then(|u| u.get(&self.table))
-                    .cloned()
-                    .unwrap_or_default();
-                Ok((left, Vec::<()>::new()))
-            })
-            .await?;
+            write_all(&self.client, &self.table, requests)
+                .await
+                .map_err(|e| {
+                    self.rounds_err("BatchWriteItem", e, |e| self.aws_err("BatchWriteItem", e))
+                })?;
         }
         Ok(())
     }
@@ -220,15 +209,27 @@ impl DynamoLedger {
         F: FnMut(Vec<T>) -> Fut,
         Fut: std::future::Future<Output = Result<(Vec<T>, Vec<R>), LedgerError>>,
     {
-        until_processed(pending, send).await.map_err(|e| match e {
-            RoundsError::Call(e) => e,
+        until_processed(pending, send)
+            .await
+            .map_err(|e| self.rounds_err(op, e, |e| e))
+    }
+
+    /// A batch that did not complete as the ledger's error.
+    fn rounds_err<E>(
+        &self,
+        op: &'static str,
+        e: RoundsError<E>,
+        call: impl FnOnce(E) -> LedgerError,
+    ) -> LedgerError {
+        match e {
+            RoundsError::Call(e) => call(e),
             RoundsError::Unprocessed { remaining, rounds } => LedgerError::Unprocessed {
                 table: self.table.clone(),
                 op,
                 remaining,
                 rounds,
             },
-        })
+        }
     }
 
     /// Which of these MicroVM ids have a `vm#` item. Batched, 100 keys a call.

@@ -2,6 +2,9 @@
 //! of a request unprocessed (throttling, the response size limit) and answer
 //! it back: it must be sent again. One bounded loop for every such call.
 
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemError;
+use aws_sdk_dynamodb::types::WriteRequest;
 use std::future::Future;
 use std::time::Duration;
 
@@ -47,6 +50,30 @@ where
         pending = left;
     }
     Ok(found)
+}
+
+/// Write `requests` (at most 25, one request's worth) to `table` with
+/// `BatchWriteItem`, sending again what comes back unprocessed.
+pub async fn write_all(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    requests: Vec<WriteRequest>,
+) -> Result<(), RoundsError<SdkError<BatchWriteItemError>>> {
+    until_processed(requests, |pending| async move {
+        let out = client
+            .batch_write_item()
+            .request_items(table, pending)
+            .send()
+            .await?;
+        let left = out
+            .unprocessed_items()
+            .and_then(|u| u.get(table))
+            .cloned()
+            .unwrap_or_default();
+        Ok((left, Vec::<()>::new()))
+    })
+    .await
+    .map(|_| ())
 }
 
 #[cfg(test)]

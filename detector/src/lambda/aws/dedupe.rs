@@ -6,7 +6,7 @@ use super::{ctx, now_epoch};
 use crate::lambda::ports::{DedupeStore, MarkWrite, Marks, PortError, PortResult};
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::FutureExt;
-use shared_aws::rounds::{RoundsError, until_processed};
+use shared_aws::rounds::{RoundsError, until_processed, write_all};
 
 /// The dedupe table: partition key `pk` (string), TTL attribute `expires_at`.
 #[derive(Debug, Clone)]
@@ -86,10 +86,16 @@ fn mark_item(
 }
 
 impl DynamoDedupe {
-    /// A failed round of `op` as a port error naming the table.
-    fn rounds_err(&self, op: &str, e: RoundsError<PortError>) -> PortError {
+    /// A batch of `op` that did not complete as a port error naming the
+    /// table; `call` turns a failed call's error into one.
+    fn rounds_err<E>(
+        &self,
+        op: &str,
+        e: RoundsError<E>,
+        call: impl FnOnce(E) -> PortError,
+    ) -> PortError {
         match e {
-            RoundsError::Call(e) => e,
+            RoundsError::Call(e) => call(e),
             RoundsError::Unprocessed { remaining, rounds } => PortError::new(
                 self.what(op),
                 format!("{remaining} keys or items still unprocessed after {rounds} rounds"),
@@ -113,24 +119,13 @@ impl DynamoDedupe {
                     .map_err(|e| PortError::new(self.what("BatchWriteItem"), e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        until_processed(requests, |pending| async move {
-            let out = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, pending)
-                .send()
-                .await
-                .map_err(|e| PortError::new(self.what("BatchWriteItem"), ctx(e)))?;
-            let left = out
-                .unprocessed_items()
-                .and_then(|u| u.get(&self.table))
-                .cloned()
-                .unwrap_or_default();
-            Ok((left, Vec::<()>::new()))
-        })
-        .await
-        .map(|_| ())
-        .map_err(|e| self.rounds_err("BatchWriteItem", e))
+        write_all(&self.client, &self.table, requests)
+            .await
+            .map_err(|e| {
+                self.rounds_err("BatchWriteItem", e, |e| {
+                    PortError::new(self.what("BatchWriteItem"), ctx(e))
+                })
+            })
     }
 }
 
@@ -181,7 +176,7 @@ impl DedupeStore for DynamoDedupe {
                     Ok((left, found))
                 })
                 .await
-                .map_err(|e| self.rounds_err("BatchGetItem", e))?;
+                .map_err(|e| self.rounds_err("BatchGetItem", e, |e| e))?;
                 out.extend(found);
             }
             Ok(out)
