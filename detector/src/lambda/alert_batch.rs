@@ -4,12 +4,16 @@
 //! Coalescing: the objects of an SQS batch are read at once, and each
 //! raises its findings as soon as it is read. Raised one object at a time,
 //! every object would cost its own dedupe read, SNS batch and mark write,
-//! however few findings it holds. With a window (the handler's), the first
-//! caller waits up to the window (or until [`FLUSH_AT`] findings are
-//! queued), then raises everything queued by then in one
-//! [`Alerter::raise_all`]; each caller gets the results of its own findings,
-//! so a delivery failure still fails exactly the messages whose findings it
-//! concerns. Without a window, each call is raised on its own.
+//! however few findings it holds. Coalesced (the handler's way), findings
+//! are raised as a group commit: the first caller becomes the leader,
+//! waits out the window if there is one (or until [`FLUSH_AT`] findings are
+//! queued), and raises what is queued in one [`Alerter::raise_all`]; what
+//! other callers queue meanwhile is raised by the same leader in its next
+//! round, as soon as the round in flight ends, until the queue is empty.
+//! Under load the rounds grow on their own, without any wait; each caller
+//! gets the results of its own findings, so a delivery failure still fails
+//! exactly the messages whose findings it concerns. Not coalesced, each
+//! call is raised on its own.
 
 use super::alert::Alert;
 use super::alerter::{AlertError, Alerter, Raised};
@@ -20,10 +24,13 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{Notify, oneshot};
 
-/// How long the handler lets findings gather before raising them together.
-pub const COALESCE_WINDOW: Duration = Duration::from_millis(20);
+/// How long the handler's first round lets findings gather before it is
+/// raised: none, since the rounds that follow gather whatever arrives while
+/// one is in flight.
+pub const COALESCE_WINDOW: Duration = Duration::ZERO;
 
-/// Queued findings that are raised at once, window or not.
+/// Queued findings that end the first round's window early, and the most
+/// one round raises (the rest wait for the next round).
 pub const FLUSH_AT: usize = 100;
 
 type Reply = oneshot::Sender<Result<Raised, AlertError>>;
@@ -45,11 +52,18 @@ struct LeaderGuard<'q> {
 }
 
 impl LeaderGuard<'_> {
-    fn take(mut self) -> Vec<(Alert, Reply)> {
-        self.armed = false;
+    /// The next round (up to [`FLUSH_AT`] findings, oldest first), or `None`
+    /// when the queue is empty: then leadership ends, in the same critical
+    /// section, so a caller queueing next becomes the next leader.
+    fn next_round(&mut self) -> Option<Vec<(Alert, Reply)>> {
         let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        q.leader = false;
-        std::mem::take(&mut q.queued)
+        if q.queued.is_empty() {
+            q.leader = false;
+            self.armed = false;
+            return None;
+        }
+        let n = q.queued.len().min(FLUSH_AT);
+        Some(q.queued.drain(..n).collect())
     }
 }
 
@@ -67,7 +81,9 @@ impl Drop for LeaderGuard<'_> {
 /// invocation and counts. Shared by concurrent tasks of one invocation.
 pub struct AlertBatch<'a> {
     alerter: &'a Alerter,
-    window: Duration,
+    /// The first round's window when coalescing; `None`: each call on its
+    /// own.
+    window: Option<Duration>,
     queue: Mutex<Queue>,
     full: Notify,
     seen: Mutex<HashSet<String>>,
@@ -80,11 +96,17 @@ pub struct AlertBatch<'a> {
 impl<'a> AlertBatch<'a> {
     /// Each call raised on its own.
     pub fn new(alerter: &'a Alerter) -> AlertBatch<'a> {
-        AlertBatch::coalescing(alerter, Duration::ZERO)
+        AlertBatch::with_window(alerter, None)
     }
 
-    /// Findings raised within `window` of each other raised together.
+    /// Findings raised together in rounds (see the module's text): the
+    /// first round after `window` (zero: at once), each next one as soon as
+    /// the one before ends.
     pub fn coalescing(alerter: &'a Alerter, window: Duration) -> AlertBatch<'a> {
+        AlertBatch::with_window(alerter, Some(window))
+    }
+
+    fn with_window(alerter: &'a Alerter, window: Option<Duration>) -> AlertBatch<'a> {
         AlertBatch {
             alerter,
             window,
@@ -131,10 +153,9 @@ impl<'a> AlertBatch<'a> {
             }
         }
         let batch: Vec<&Alert> = fresh.iter().map(|(_, a)| *a).collect();
-        let raised = if self.window.is_zero() || batch.is_empty() {
-            self.alerter.raise_all(&batch).await
-        } else {
-            self.coalesced(&batch).await
+        let raised = match self.window {
+            Some(window) if !batch.is_empty() => self.coalesced(&batch, window).await,
+            _ => self.alerter.raise_all(&batch).await,
         };
         for ((i, a), r) in fresh.into_iter().zip(raised) {
             match &r {
@@ -166,9 +187,14 @@ impl<'a> AlertBatch<'a> {
             .collect()
     }
 
-    /// Queue `alerts` for the next flush; the first caller to queue waits
-    /// out the window and flushes. One result per alert, in order.
-    async fn coalesced(&self, alerts: &[&Alert]) -> Vec<Result<Raised, AlertError>> {
+    /// Queue `alerts` for the next round; a caller that finds no leader
+    /// leads: waits out the window, then raises rounds until the queue is
+    /// empty. One result per alert, in order.
+    async fn coalesced(
+        &self,
+        alerts: &[&Alert],
+        window: Duration,
+    ) -> Vec<Result<Raised, AlertError>> {
         let mut replies = Vec::with_capacity(alerts.len());
         let lead = {
             let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
@@ -183,21 +209,24 @@ impl<'a> AlertBatch<'a> {
             !std::mem::replace(&mut q.leader, true)
         };
         if lead {
-            let guard = LeaderGuard {
+            let mut guard = LeaderGuard {
                 queue: &self.queue,
                 armed: true,
             };
-            tokio::select! {
-                () = tokio::time::sleep(self.window) => {}
-                () = self.full.notified() => {}
+            if !window.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(window) => {}
+                    () = self.full.notified() => {}
+                }
             }
-            let queued = guard.take();
-            let (queued, tx): (Vec<Alert>, Vec<Reply>) = queued.into_iter().unzip();
-            let refs: Vec<&Alert> = queued.iter().collect();
-            let results = self.alerter.raise_all(&refs).await;
-            for (tx, r) in tx.into_iter().zip(results) {
-                // A caller that is gone has nothing to be told.
-                let _ = tx.send(r);
+            while let Some(round) = guard.next_round() {
+                let (queued, tx): (Vec<Alert>, Vec<Reply>) = round.into_iter().unzip();
+                let refs: Vec<&Alert> = queued.iter().collect();
+                let results = self.alerter.raise_all(&refs).await;
+                for (tx, r) in tx.into_iter().zip(results) {
+                    // A caller that is gone has nothing to be told.
+                    let _ = tx.send(r);
+                }
             }
         }
         let mut out = Vec::with_capacity(alerts.len());
@@ -256,6 +285,71 @@ mod tests {
         let mut c = Counters::default();
         batch.fold_into(&mut c);
         assert_eq!((c.findings, c.alerted), (3, 3));
+    }
+
+    #[tokio::test]
+    async fn findings_queued_while_a_round_is_in_flight_are_raised_together_in_the_next_round() {
+        let rig = Rig::new(NOW);
+        *rig.channel.delay.lock().unwrap() = Duration::from_millis(300);
+        let alerter = rig.alerter();
+        let batch = AlertBatch::coalescing(&alerter, Duration::ZERO);
+        let first = alert("ai-0");
+        let later: Vec<Alert> = (1..=3).map(|i| alert(&format!("ai-{i}"))).collect();
+        let started = std::time::Instant::now();
+        // The first finding is raised at once; three more arrive while its
+        // round is being delivered.
+        let queued_later = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            futures::future::join_all(later.iter().map(|a| batch.raise(a))).await
+        };
+        let (lead, rest) = tokio::join!(batch.raise(&first), queued_later);
+        assert_eq!(lead.unwrap(), Raised::Alerted);
+        assert!(rest.iter().all(|r| matches!(r, Ok(Raised::Alerted))));
+        assert_eq!(*rig.channel.batches.lock().unwrap(), [1, 3]);
+        // Two rounds, not one per finding, and no window waited out first.
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(rig.dedupe.marks.lock().unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_round_raises_at_most_flush_at_findings_and_the_rest_follow_in_order() {
+        let rig = Rig::new(NOW);
+        *rig.channel.delay.lock().unwrap() = Duration::from_millis(100);
+        let alerter = rig.alerter();
+        let batch = AlertBatch::coalescing(&alerter, Duration::ZERO);
+        let first = alert("ai-first");
+        let many: Vec<Alert> = (0..FLUSH_AT * 2 + 50)
+            .map(|i| alert(&format!("ai-{i}")))
+            .collect();
+        let queued_later = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            batch.raise_all(many.iter().collect()).await
+        };
+        let (lead, rest) = tokio::join!(batch.raise(&first), queued_later);
+        assert_eq!(lead.unwrap(), Raised::Alerted);
+        assert_eq!(rest.len(), many.len());
+        assert!(rest.iter().all(|r| matches!(r, Ok(Raised::Alerted))));
+        assert_eq!(
+            *rig.channel.batches.lock().unwrap(),
+            [1, FLUSH_AT, FLUSH_AT, 50]
+        );
+        let delivered: Vec<String> = rig
+            .channel
+            .delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|a| a.dedupe.as_key())
+            .collect();
+        let want: Vec<String> = std::iter::once(&first)
+            .chain(&many)
+            .map(|a| a.dedupe.as_key())
+            .collect();
+        assert_eq!(delivered, want, "delivered in the order raised");
     }
 
     #[tokio::test]

@@ -68,6 +68,8 @@ pub struct FakeChannel {
     /// The size of each batch handed to the channel.
     pub batches: Mutex<Vec<usize>>,
     pub fail: AtomicBool,
+    /// How long each batch takes to deliver.
+    pub delay: Mutex<std::time::Duration>,
 }
 
 impl Default for FakeChannel {
@@ -83,6 +85,7 @@ impl FakeChannel {
             delivered: Mutex::default(),
             batches: Mutex::default(),
             fail: AtomicBool::default(),
+            delay: Mutex::default(),
         }
     }
 }
@@ -107,6 +110,10 @@ impl AlertChannel for FakeChannel {
     ) -> futures::future::BoxFuture<'a, Vec<Result<(), PortError>>> {
         async move {
             self.batches.lock().unwrap().push(alerts.len());
+            let delay = *self.delay.lock().unwrap();
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             let mut out = Vec::new();
             for a in alerts {
                 out.push(self.deliver(a).await);

@@ -57,16 +57,20 @@ pub struct State {
     /// cap). Raising an object's findings does not hold a slot, so the
     /// next object is read meanwhile.
     pub read_concurrency: usize,
-    /// How long findings gather before they are raised together (see
-    /// [`AlertBatch::coalescing`]); zero raises each object's on its own.
+    /// How long the first round of findings gathers before it is raised
+    /// (see [`AlertBatch::coalescing`]); zero raises it at once. Each next
+    /// round holds what was found while the one before was in flight.
     pub coalesce_window: std::time::Duration,
 }
 
-/// One invocation's findings (each raised once, coalesced) and its read
-/// slots.
+/// One invocation's findings (each raised once, coalesced), its read
+/// slots, and whether its heartbeat is written.
 struct Run<'a> {
     batch: AlertBatch<'a>,
     reads: tokio::sync::Semaphore,
+    /// The first object read to its end writes the heartbeat, while its
+    /// findings are raised and the other objects are read.
+    beaten: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +116,7 @@ pub async fn handle(state: &State, event: &Value) -> Result<Value, HandleError> 
     let run = Run {
         batch: AlertBatch::coalescing(&state.alerter, state.coalesce_window),
         reads: tokio::sync::Semaphore::new(state.read_concurrency.max(1)),
+        beaten: std::sync::atomic::AtomicBool::new(false),
     };
     let batch = &run.batch;
     let mut counters = Counters::default();
@@ -175,17 +180,6 @@ pub async fn handle(state: &State, event: &Value) -> Result<Value, HandleError> 
         }
     };
     let now = state.alerter.clock().now_epoch();
-    if counters.objects_read > 0
-        && let Err(e) = state.heartbeat.beat(now).await
-    {
-        counters.heartbeat_failures += 1;
-        state.alerter.log().line(&json!({
-            "log": "heartbeat-failed",
-            "level": "ERROR",
-            "error": e.to_string(),
-            "consequence": "the sweep may report no-log-objects-read although objects were read",
-        }));
-    }
     batch.fold_into(&mut counters);
     state
         .alerter
@@ -380,8 +374,32 @@ async fn run_object(
     fold_stats(scanner.stats(), counters);
     drop(slot);
     // Findings read before a failure are raised anyway (de-duplication makes
-    // the retry cheap); then the failure fails the message.
-    let bad = handle_events(state, events, &run.batch, counters).await?;
+    // the retry cheap); then the failure fails the message. The first object
+    // read whole writes the heartbeat meanwhile.
+    let read_whole = matches!(&read, Ok(r) if !r.digest && r.record_errors == 0);
+    let beat = read_whole && !run.beaten.swap(true, std::sync::atomic::Ordering::Relaxed);
+    let (bad, beaten) = futures::join!(handle_events(state, events, &run.batch, counters), async {
+        if beat {
+            Some(
+                state
+                    .heartbeat
+                    .beat(state.alerter.clock().now_epoch())
+                    .await,
+            )
+        } else {
+            None
+        }
+    });
+    if let Some(Err(e)) = beaten {
+        counters.heartbeat_failures += 1;
+        state.alerter.log().line(&json!({
+            "log": "heartbeat-failed",
+            "level": "ERROR",
+            "error": e.to_string(),
+            "consequence": "the sweep may report no-log-objects-read although objects were read",
+        }));
+    }
+    let bad = bad?;
     match read {
         Err(source) => Err(HandleError::Read {
             bucket: o.bucket.clone(),
