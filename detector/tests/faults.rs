@@ -213,11 +213,46 @@ async fn transient_sns_throttling_is_retried_by_the_sdk_and_each_finding_is_aler
 }
 
 #[tokio::test]
+async fn a_round_of_25_findings_goes_out_in_three_publish_batches_at_once_each_alerted_once() {
+    let rig = Rig::new().await;
+    let ids: Vec<String> = (0..25).map(|_| fresh_id("ev")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let key = rig.log_file(&refs).await;
+    let publish = Matcher::sns("PublishBatch");
+    let answer = handle(&rig.state, &rig.sqs("m1", &key)).await.unwrap();
+    assert_eq!(failed_ids(&answer), Vec::<String>::new(), "{answer}");
+    assert_eq!(answer["counters"]["alerted"], 25);
+    // 10 + 10 + 5 entries, the three requests in flight together.
+    assert_eq!(rig.proxy.count(&publish), 3);
+    assert_eq!(rig.proxy.count(&Matcher::sns("Publish")), 0);
+    let alerts = rig.alerts().await;
+    assert_eq!(per_event(&alerts, &refs), vec![1; 25]);
+    assert_eq!(alerts.len(), 25);
+    for ev in &refs {
+        assert!(rig.marked_on(&format!("event#{ev}"), "sns").await, "{ev}");
+    }
+    // Every request failing past the SDK's retries fails every finding,
+    // each request retried on its own.
+    rig.proxy
+        .fail_always(publish.clone(), Fault::sns_internal_error());
+    let more: Vec<String> = (0..25).map(|_| fresh_id("ev")).collect();
+    let more_refs: Vec<&str> = more.iter().map(String::as_str).collect();
+    let key = rig.log_file(&more_refs).await;
+    let answer = handle(&rig.state, &rig.sqs("m2", &key)).await.unwrap();
+    assert_eq!(failed_ids(&answer), ["m2"]);
+    assert_eq!(answer["counters"]["alert_failures"], 25, "{answer}");
+    assert_eq!(rig.proxy.count(&publish), 3 + 3 * ATTEMPTS);
+    for ev in &more_refs {
+        assert!(!rig.marked_on(&format!("event#{ev}"), "sns").await, "{ev}");
+    }
+}
+
+#[tokio::test]
 async fn sns_failure_past_the_sdk_retries_fails_the_message_and_the_redelivery_completes_without_duplicates()
  {
     let mut rig = Rig::new().await;
-    // One message at a time, each object's findings raised on their own,
-    // so that the faults hit the first one's Publish only.
+    // One message at a time, so each object's findings are a round of their
+    // own, raised at once: the faults hit the first one's Publish only.
     rig.state.message_concurrency = 1;
     rig.state.coalesce_window = std::time::Duration::ZERO;
     let (a, b) = (fresh_id("ev"), fresh_id("ev"));
