@@ -37,7 +37,7 @@
 
 mod common;
 
-use common::{NoLog, env_num};
+use common::{NoLog, env_num, process_cpu_secs};
 use detector::lambda::config::Config;
 use detector::lambda::handler::handle;
 use detector::lambda::state::build_with_log;
@@ -63,11 +63,7 @@ fn moto_cpu() -> Option<f64> {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tmp/moto.pid");
         std::fs::read_to_string(file).ok()
     })?;
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0)
+    process_cpu_secs(pid.trim())
 }
 
 /// "moto used X CPU s" for a phase, or nothing when moto's PID is unknown.

@@ -20,6 +20,9 @@
 //! before and after: the machine may be shared.
 #![forbid(unsafe_code)]
 
+mod common;
+
+use common::{env_num, process_cpu_secs};
 use detector_core::parallel::{self, Delivery, Input, Job};
 use detector_core::{
     Classifier, ClassifierConfig, ResourceRef, ScanEvent, ScanOptions, Scanner, TamperConfig,
@@ -39,13 +42,6 @@ fn workspace() -> PathBuf {
         .parent()
         .unwrap()
         .to_path_buf()
-}
-
-fn env_num(key: &str, default: u64) -> u64 {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// The files `detector scan DIR` reads: recursive, sorted, by extension.
@@ -118,15 +114,9 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// User + system CPU seconds of this process so far, every thread included
-/// (`/proc/self/stat` fields 14 and 15, in USER_HZ = 100 ticks per second).
+/// User + system CPU seconds of this process so far, every thread included.
 fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    // The command name (field 2) may hold spaces; fields count from after it.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-    ticks as f64 / 100.0
+    process_cpu_secs("self").expect("/proc/self/stat is readable")
 }
 
 fn load_average() -> String {

@@ -46,6 +46,18 @@ impl detector::lambda::ports::HeartbeatStore for Off {
     }
 }
 
+/// User + system CPU seconds of a process so far, every thread included
+/// (`/proc/PID/stat` fields 14 and 15, in USER_HZ = 100 ticks per second);
+/// `pid` may be `self`. `None` when there is no such process.
+pub fn process_cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields count from after it.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
 pub fn env_num(key: &str, default: u64) -> u64 {
     std::env::var(key)
         .ok()

@@ -376,6 +376,8 @@ async fn run_object(
     // Findings read before a failure are raised anyway (de-duplication makes
     // the retry cheap); then the failure fails the message. The first object
     // read whole writes the heartbeat meanwhile.
+    // Read to its end with every record readable, and a log file (not a
+    // digest): what `objects_read` counts.
     let read_whole = matches!(&read, Ok(r) if !r.digest && r.record_errors == 0);
     let beat = read_whole && !run.beaten.swap(true, std::sync::atomic::Ordering::Relaxed);
     let (bad, beaten) = futures::join!(handle_events(state, events, &run.batch, counters), async {
@@ -423,7 +425,7 @@ async fn run_object(
                     ),
                 }));
             }
-            if !report.digest {
+            if read_whole {
                 counters.objects_read += 1;
             }
             Ok(())

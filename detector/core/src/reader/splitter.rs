@@ -606,10 +606,9 @@ impl<'o, R: Read> Splitter<'o, R> {
         self.base + self.end as u64
     }
 
-    /// The buffers (the splitter's and the raw input's), for the next
-    /// input; a splitter buffer grown for a large record is let go instead.
-    /// The buffers and decoder, for the next input: the split buffer (unless
-    /// it grew large), the raw input's, and the gzip decoder.
+    /// The buffers and decoder, for the next input: the split buffer (a
+    /// buffer grown for a large record is let go instead), the raw input's,
+    /// and the gzip decoder.
     pub fn into_bufs(self) -> (Vec<u8>, Vec<u8>, Option<flate2::Decompress>) {
         let split = if self.buf.len() > 4 * INITIAL_BUF {
             Vec::new()
