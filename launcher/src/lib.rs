@@ -8,6 +8,7 @@
 pub mod adapters;
 pub mod app;
 pub mod bootstrap;
+pub mod function_url;
 pub mod lambda;
 pub mod seal;
 pub mod settings;

@@ -23,7 +23,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The pending table in memory (tombstones are kept for the process's life).
 #[derive(Default)]
 pub struct MemoryStore {
-    items: Mutex<HashMap<String, (PendingRecord, Option<Secret>)>>,
+    /// Each item, with its token and the binding it was stored under.
+    items: Mutex<HashMap<String, (PendingRecord, Option<(Secret, String)>)>>,
     keys: Mutex<HashMap<String, KeyClaim>>,
     counters: Mutex<HashMap<(String, i64), u32>>,
     /// Makes every write fail (a storage outage).
@@ -140,9 +141,9 @@ impl PendingStore for MemoryStore {
                     r.state = finish.state;
                     r.result = finish.result.or(r.result.take());
                     r.error = finish.error;
-                    r.has_token = finish.token.is_some();
+                    *tok = finish.token.zip(finish.token_binding);
+                    r.has_token = tok.is_some();
                     r.executing_since = None;
-                    *tok = finish.token;
                     Ok(Transition::Done)
                 }
                 other => Ok(Transition::LostRace {
@@ -155,13 +156,24 @@ impl PendingStore for MemoryStore {
     fn take_token_once<'a>(
         &'a self,
         request_id: &'a str,
+        binding: &'a str,
     ) -> BoxFut<'a, Result<Option<Secret>, StoreError>> {
         Box::pin(async move {
             let mut items = lock(&self.items);
-            Ok(items.get_mut(request_id).and_then(|(r, tok)| {
-                r.has_token = false;
-                tok.take()
-            }))
+            let Some((r, tok)) = items.get_mut(request_id) else {
+                return Ok(None);
+            };
+            match tok {
+                Some((_, b)) if b != binding => Err(StoreError {
+                    message: format!(
+                        "item `{request_id}`: the token is bound to another agent, request or action"
+                    ),
+                }),
+                _ => {
+                    r.has_token = false;
+                    Ok(tok.take().map(|(t, _)| t))
+                }
+            }
         })
     }
 
@@ -519,6 +531,7 @@ impl Approvals for MemoryApprovals {
                 decision,
                 external_request_id: Some(key),
                 action_type: req.as_ref().map(|r| r.action_type.to_string()),
+                action_digest: req.as_ref().map(|r| r.idempotency_key.clone()),
                 microvm_id: req.and_then(|r| r.microvm_id),
             })
         })

@@ -13,7 +13,8 @@
 
 use super::audit::Phase;
 use super::{Service, ServiceError};
-use crate::approval::State;
+use crate::approval::{Resolution, State, action_digest};
+use crate::policy::{self, Target, Verdict};
 use crate::ports::{ExecResult, Finish, MicrovmError, PendingRecord, ReplyTo, Transition};
 use crate::request::Action;
 use serde::Serialize;
@@ -147,17 +148,19 @@ impl Service {
                 result: Some(result.clone()),
                 error: None,
                 token: None,
+                token_binding: None,
             }));
         }
-        if self
-            .config
-            .agents
-            .get(&rec.agent_id)
-            .is_none_or(|a| !a.enabled)
-        {
+        let Some(agent) = self.config.agents.get(&rec.agent_id).filter(|a| a.enabled) else {
             return Ok(Some(Finish::failed(format!(
                 "interrupted, and agent `{}` is no longer registered and enabled",
                 rec.agent_id
+            ))));
+        };
+        if let Err(reason) = self.reconfirm(rec, agent).await? {
+            tracing::error!(target: "audit", contro1_request_id = %rec.request_id, reason = %reason, "reconciler refused a stuck run: nothing issued");
+            return Ok(Some(Finish::failed(format!(
+                "interrupted, and not confirmed again: {reason}"
             ))));
         }
         let call = self.run_call(&rec.request_id, &rec.agent_id, &rec.action)?;
@@ -184,6 +187,7 @@ impl Service {
                     result: Some(result),
                     error: None,
                     token: None,
+                    token_binding: None,
                 }))
             }
             Err(e @ MicrovmError::Rejected { .. }) => {
@@ -206,6 +210,52 @@ impl Service {
                 Ok(Some(Finish::failed(e.public_message())))
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Before a stuck run is issued again: the stored action must still be
+    /// the one decided on. Its digest, recomputed from the item, must be the
+    /// stored key; an approval must be confirmed again by Contro1 (`GET
+    /// /requests/{id}`: approved, for this digest); an auto-approval must
+    /// still be auto-approved by the policy. `Err(reason)` refuses;
+    /// Contro1 unreachable is an error (the item is left for a later run).
+    async fn reconfirm(
+        &self,
+        rec: &PendingRecord,
+        agent: &crate::agents::Agent,
+    ) -> Result<Result<(), String>, ServiceError> {
+        if action_digest(&rec.agent_id, &rec.action) != rec.idempotency_key {
+            return Ok(Err(
+                "the stored action does not match its digest (the item was changed)".into(),
+            ));
+        }
+        match rec.decision.decision {
+            Verdict::RequireApproval => {
+                let status = self.ports.approvals.get_request(&rec.request_id).await?;
+                match super::callback::confirm(rec, &status) {
+                    Ok(Resolution::Approved) => Ok(Ok(())),
+                    Ok(other) => Ok(Err(format!("Contro1 records the request as {other:?}"))),
+                    Err(ServiceError::Unconfirmed { reason, .. }) => Ok(Err(reason)),
+                    Err(e) => Err(e),
+                }
+            }
+            Verdict::AutoApprove => {
+                let now = policy::evaluate(
+                    &self.config.policy,
+                    Some(agent),
+                    &rec.action,
+                    Target::NotApplicable,
+                );
+                if now.decision == Verdict::AutoApprove {
+                    Ok(Ok(()))
+                } else {
+                    Ok(Err(format!(
+                        "the policy no longer auto-approves it ({})",
+                        now.rule_id
+                    )))
+                }
+            }
+            Verdict::Block => Ok(Err("the policy blocked it".into())),
         }
     }
 
