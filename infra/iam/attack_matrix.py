@@ -8,7 +8,7 @@ pipeline or the deployment role makes. Every request is evaluated by infra/iam/e
 against the artefacts infra/policies/generate.py writes (from the SAM template, example
 values) and the resource policies the template declares, in these columns:
 
-  deny      the caller's identity policies + the generated deny policy (single account)
+  deny      the caller's identity policies + the generated deny policies (single account)
   boundary  the caller's identity policies under the generated permissions boundary
   scp       the caller's identity policies under FullAWSAccess + every generated SCP file
   res-only  the caller's identity policies alone (what the resource policies do by themselves;
@@ -83,7 +83,7 @@ class Row:
 
 @dataclass
 class Artefacts:
-    deny: dict
+    denies: list[tuple[str, dict]]
     boundary: dict
     scps: list[dict]
     agent_policy: dict | None
@@ -98,7 +98,7 @@ def build_artefacts(template_path: pathlib.Path) -> Artefacts:
     docs = {k: json.loads(v) for k, v in files.items()}
     scps = [docs[k] for k in sorted(docs) if k.startswith("scp-")]
     return Artefacts(
-        deny=docs["deny-direct-microvm-access.json"],
+        denies=[(k, v) for k, v in sorted(docs.items()) if k.startswith("deny-") and not k.endswith("-boundary.json")],
         boundary=docs["deny-direct-microvm-access-boundary.json"],
         scps=scps,
         agent_policy=docs.get("agent-invoke-launcher.json"),
@@ -111,7 +111,7 @@ def decide(row: Row, art: Artefacts, column: str) -> Decision:
     rp = art.deployed.resource_policy(row.request.resource)
     ident = list(row.identity)
     if column == "deny":
-        return evaluate(row.request, identity=ident + [("deny-policy", art.deny)], resource_policy=rp)
+        return evaluate(row.request, identity=ident + list(art.denies), resource_policy=rp)
     if column == "boundary":
         return evaluate(row.request, identity=ident, boundary=("boundary", art.boundary), resource_policy=rp)
     if column == "scp":
@@ -173,8 +173,11 @@ def rows(art: Artefacts) -> list[Row]:
     def service(threat, what, svc, action, resource, ctx, legit=True):
         return Row(threat, "aws-service", what, Request(svc, action, resource, ctx), legit=legit, columns=("res-only",))
 
+    # The boundary is never on the deployment, pipeline or break-glass role (nobody but the
+    # pipeline may change them), so their calls are judged without it.
     def trusted(actor, who, what, action, resource, ctx=None):
-        return Row("own", actor, what, Request(who, action, resource, ctx or {}), legit=True, identity=[ADMIN_ACCESS])
+        return Row("own", actor, what, Request(who, action, resource, ctx or {}), legit=True, identity=[ADMIN_ACCESS],
+                   columns=("deny", "scp", "res-only"))
 
     out = [
         # T1-T10, the first pass
