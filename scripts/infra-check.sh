@@ -16,7 +16,10 @@
 #      queries are infra/athena/bypass-hunt.sql (which must parse as Trino SQL); the
 #      committed deny policy, boundary and SCP are what infra/policies/generate.py makes;
 #      the least-privilege check: each role's granted actions against the SDK operations its
-#      function's Rust sources call (allow-listed differences carry a reason);
+#      function's Rust sources call (allow-listed differences carry a reason); the IAM policy
+#      evaluator's and the generator's unit tests; the attack matrix (infra/iam/attack_matrix.py:
+#      every THREAT-MODEL row as IAM requests, evaluated against the generated deny policies,
+#      boundary and SCP and the template's resource policies);
 #   7. the organization templates (infra/org: member, security, forwarding) and the CDK app's
 #      stacks for them: cfn-lint on both forms, `sam validate --lint` (the two SAM ones),
 #      infra/guard/organization.guard on both forms and its negative tests on both, parity
@@ -184,6 +187,16 @@ say "deny policy, boundary and SCP generated from the stack's deny policy"
 "$INFRA_VENV/bin/python" infra/policies/generate.py --template "$SAM_TEMPLATE" --example --check infra/policies >&2 \
     || fail "infra/policies/*.json are not what generate.py makes from $SAM_TEMPLATE"
 ok "generated policies current"
+
+say "IAM policy evaluator and generator tests (infra/iam, infra/policies)"
+"$INFRA_VENV/bin/python" -m unittest infra/iam/test_evaluator.py infra/policies/test_generate.py >&2 \
+    || fail "evaluator or generator tests"
+ok "evaluator and generator tests"
+
+say "attack matrix: THREAT-MODEL T1-T19 evaluated against the generated policies and the template's resource policies"
+"$INFRA_VENV/bin/python" infra/iam/attack_matrix.py --template "$SAM_TEMPLATE" --why >&2 \
+    || fail "attack matrix (an attack is allowed or a launcher/detector call is denied; see the table above)"
+ok "attack matrix"
 
 say "Athena SQL syntax (Trino parser)"
 "$INFRA_VENV/bin/python" infra/tests/athena_sql_parses.py infra/athena/bypass-hunt.sql >&2 \

@@ -330,13 +330,10 @@ def resolved_deny(template: dict, args: dict) -> dict:
 # What a role under the boundary may still do on the governance resources: read them, and call
 # the launcher through its Function URL (a direct Invoke is denied by its own statement).
 BOUNDARY_READS = [
-    "lambda:InvokeFunctionUrl", "lambda:InvokeFunction", "lambda:Get*", "lambda:List*",
-    "iam:Get*", "iam:List*", "s3:GetObject*", "s3:GetBucket*", "s3:ListBucket*",
-    "dynamodb:Describe*", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan",
-    "sqs:GetQueue*", "sns:GetTopicAttributes", "sns:ListSubscriptionsByTopic", "events:Describe*", "events:List*",
-    "ssm:GetParameter*", "logs:Describe*", "logs:Get*", "logs:FilterLogEvents", "logs:StartQuery",
-    "cloudwatch:Describe*", "cloudtrail:Describe*", "cloudtrail:Get*", "cloudtrail:List*",
-    "cloudformation:Describe*", "cloudformation:Get*", "cloudformation:List*", "secretsmanager:Describe*",
+    "lambda:InvokeFunctionUrl", "lambda:InvokeFunction", "lambda:Get*", "lambda:List*", "iam:Get*", "iam:List*",
+    "s3:GetObject*", "s3:GetBucket*", "s3:ListBucket*", "dynamodb:Describe*", "dynamodb:Get*", "dynamodb:BatchGet*",
+    "dynamodb:Query", "logs:Describe*", "logs:Get*", "logs:FilterLogEvents", "logs:StartQuery",
+    "cloudtrail:Describe*", "cloudtrail:Get*", "cloudformation:Describe*", "cloudformation:Get*", "cloudformation:List*",
 ]
 
 
@@ -370,12 +367,15 @@ def boundary(deny: dict, args: dict) -> dict:
             folded_resources.extend(r for r in resources if r not in folded_resources)
             continue
         kept.append(st)
+    # A statement left that only repeats the fold for the same exempt paths adds nothing.
+    paths = sorted(governance_paths)
+    kept = [st for st in kept if not _subsumed(st, folded_resources, paths)]
     folded = {
         "Sid": "OnlyReadsOnTheGovernanceResources",
         "Effect": "Deny",
         "NotAction": BOUNDARY_READS,
         "Resource": folded_resources,
-        "Condition": {"ArnNotLike": {"aws:PrincipalArn": sorted(governance_paths)}},
+        "Condition": {"ArnNotLike": {"aws:PrincipalArn": paths}},
     }
     return {
         "Version": "2012-10-17",
@@ -385,6 +385,19 @@ def boundary(deny: dict, args: dict) -> dict:
             *kept,
         ],
     }
+
+
+def _subsumed(st: dict, folded_resources: list[str], paths: list[str]) -> bool:
+    cond = st.get("Condition", {})
+    if list(cond) != ["ArnNotLike"] or list(cond["ArnNotLike"]) != ["aws:PrincipalArn"]:
+        return False
+    if sorted(_principal_exemptions(st)) != paths or "Action" not in st:
+        return False
+    resources = st.get("Resource", [])
+    resources = [resources] if isinstance(resources, str) else resources
+    actions = [st["Action"]] if isinstance(st["Action"], str) else st["Action"]
+    reads = [a.lower() for a in BOUNDARY_READS]
+    return all(r in folded_resources for r in resources) and not any(a.lower() in reads for a in actions)
 
 
 def _principal_exemptions(st: dict) -> list[str]:
@@ -435,7 +448,7 @@ def minified(doc: dict) -> str:
     return json.dumps(doc, separators=(",", ":"))
 
 
-def split_scp(deny: dict) -> list[dict]:
+def split_scp(deny: dict, args: dict | None = None) -> list[dict]:
     """Packs the statements, in order, into as few SCPs as fit the character limit."""
     docs: list[dict] = []
     for st in statements_of(deny):
@@ -444,7 +457,8 @@ def split_scp(deny: dict) -> list[dict]:
             continue
         doc = {"Version": "2012-10-17", "Statement": [st]}
         if len(minified(doc)) > SCP_MAX_CHARS:
-            raise GenerateError(f"statement {st.get('Sid')} alone exceeds the SCP limit of {SCP_MAX_CHARS} characters")
+            advice = f": {what_to_drop(args)}" if args else ""
+            raise GenerateError(f"scp-deny-direct-microvm-access: statement {st.get('Sid')} alone exceeds the SCP limit of {SCP_MAX_CHARS} characters{advice}")
         docs.append(doc)
     return docs
 
@@ -491,7 +505,7 @@ def artefacts(template: dict, args: dict, scp_args: dict) -> dict[str, str]:
     out["deny-direct-microvm-access-boundary.json"] = json.dumps(boundary(everything, args), indent=2) + "\n"
     out["stack-policy.json"] = json.dumps(stack_policy(), indent=2) + "\n"
     out["agent-invoke-launcher.json"] = json.dumps(agent_policy(args), indent=2) + "\n"
-    for i, doc in enumerate(split_scp(resolved_deny(template, scp_args)), 1):
+    for i, doc in enumerate(split_scp(resolved_deny(template, scp_args), scp_args), 1):
         out[f"scp-deny-direct-microvm-access-{i}.json"] = minified(doc) + "\n"
     check_sizes(out, args, scp_args)
     return out
