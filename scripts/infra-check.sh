@@ -194,9 +194,11 @@ say "IAM policy evaluator and generator tests (infra/iam, infra/policies)"
 ok "evaluator and generator tests"
 
 say "attack matrix: THREAT-MODEL T1-T19 evaluated against the generated policies and the template's resource policies"
-"$INFRA_VENV/bin/python" infra/iam/attack_matrix.py --template "$SAM_TEMPLATE" --why >&2 \
-    || fail "attack matrix (an attack is allowed or a launcher/detector call is denied; see the table above)"
-ok "attack matrix"
+"$INFRA_VENV/bin/python" infra/iam/attack_matrix.py --template "$SAM_TEMPLATE" --why --self-test >&2 \
+    || fail "attack matrix on $SAM_TEMPLATE (an attack is allowed or a launcher/detector call is denied; see the table above)"
+"$INFRA_VENV/bin/python" infra/iam/attack_matrix.py --template "$CDK_TEMPLATE" --why --only-failures >&2 \
+    || fail "attack matrix on $CDK_TEMPLATE"
+ok "attack matrix (SAM and CDK)"
 
 say "Athena SQL syntax (Trino parser)"
 "$INFRA_VENV/bin/python" infra/tests/athena_sql_parses.py infra/athena/bypass-hunt.sql >&2 \

@@ -24,6 +24,7 @@ Usage: attack_matrix.py [--template infra/sam/template.yaml] [--only-failures]
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import pathlib
 import sys
@@ -35,7 +36,7 @@ sys.path.insert(0, str(HERE.parent / "policies"))
 
 import generate  # noqa: E402
 from evaluator import Decision, Request, evaluate  # noqa: E402
-from template_model import Deployed, load_template  # noqa: E402
+from template_model import Deployed  # noqa: E402
 
 A = generate.EXAMPLE["account"]
 R = generate.EXAMPLE["region"]
@@ -91,8 +92,10 @@ class Artefacts:
     deployed: Deployed
 
 
-def build_artefacts(template_path: pathlib.Path) -> Artefacts:
+def build_artefacts(template_path: pathlib.Path, mutate=None) -> Artefacts:
     template = generate.load_template(template_path)
+    if mutate:
+        mutate(template)
     args, scp_args = dict(generate.EXAMPLE), dict(generate.EXAMPLE_SCP)
     files = generate.artefacts(template, args, scp_args)
     docs = {k: json.loads(v) for k, v in files.items()}
@@ -103,7 +106,7 @@ def build_artefacts(template_path: pathlib.Path) -> Artefacts:
         scps=scps,
         agent_policy=docs.get("agent-invoke-launcher.json"),
         stack_policy=docs.get("stack-policy.json"),
-        deployed=Deployed(load_template(template_path), template_values()),
+        deployed=Deployed(copy.deepcopy(template), template_values()),
     )
 
 
@@ -359,6 +362,66 @@ def special_rows(art: Artefacts, template_path: pathlib.Path) -> list[tuple[str,
     return out
 
 
+def evaluate_all(art: Artefacts, template_path: pathlib.Path) -> tuple[list[tuple[Row, dict, list[str]]], list]:
+    """Every row with its decisions and the columns that fail it; and the special rows."""
+    out = []
+    for row in rows(art):
+        decisions = {c: (decide(row, art, c) if c in row.columns else None) for c in COLUMNS}
+        if row.legit:
+            bad = [c for c, dcs in decisions.items() if dcs is not None and not dcs.allowed]
+        else:
+            judged = [c for c in ("deny", "boundary", "scp") if c in row.columns] or list(row.columns)
+            bad = [c for c in judged if decisions[c] is not None and decisions[c].allowed]
+        out.append((row, decisions, bad))
+    return out, special_rows(art, template_path)
+
+
+def _statements(t: dict, lid: str) -> list:
+    return t["Resources"][lid]["Properties"]["PolicyDocument"]["Statement"]
+
+
+def _drop_bypass_policy(t: dict) -> None:
+    del t["Resources"]["DenyGovernanceBypassPolicy"]
+
+
+def _claim_images_with_create_star(t: dict) -> None:
+    st = next(s for s in _statements(t, "DenyDirectMicrovmAccessPolicy") if s.get("Sid") == "OnlyTheDeployerChangesTheGovernanceStack")
+    st["Action"] = ["lambda:Create*" if a == "lambda:CreateFunction*" else a for a in st["Action"]]
+
+
+def _open_direct_invoke(t: dict) -> None:
+    sts = _statements(t, "DenyGovernanceBypassPolicy")
+    sts[:] = [s for s in sts if s.get("Sid") != "FunctionsOnlyThroughTheirUrls"]
+
+
+def _secret_policy_admits_writes(t: dict) -> None:
+    del t["Resources"]["DenyGovernanceBypassPolicy"]
+    del t["Resources"]["Contro1ApiKeySecretPolicy"]
+
+
+MUTATIONS = {
+    "without the governance-bypass deny policy": (_drop_bypass_policy, "T11"),
+    "lambda:Create* on the allowed images": (_claim_images_with_create_star, "own"),
+    "direct invocation not denied": (_open_direct_invoke, "T16"),
+    "no secret policy and no bypass deny": (_secret_policy_admits_writes, "T14"),
+}
+
+
+def self_test(template_path: pathlib.Path) -> int:
+    """Each mutation of the template must make the matrix fail, on a row of the named threat."""
+    failed = 0
+    for name, (mutate, threat) in MUTATIONS.items():
+        art = build_artefacts(template_path, mutate)
+        results, special = evaluate_all(art, template_path)
+        hit = [r for r, _, bad in results if bad and r.threat == threat]
+        if hit:
+            print(f"ok   self-test: {name}: {len(hit)} {threat} row(s) fail, e.g. {hit[0].actor} {hit[0].request.action}")
+        else:
+            failed += 1
+            print(f"FAIL self-test: {name}: no {threat} row fails")
+    return failed
+
+
 def cell(dcs: Decision | None) -> str:
     if dcs is None:
         return "-"
@@ -370,6 +433,7 @@ def main() -> int:
     ap.add_argument("--template", default=str(HERE.parent / "sam" / "template.yaml"))
     ap.add_argument("--only-failures", action="store_true")
     ap.add_argument("--why", action="store_true", help="print the deciding policy and statement of each failure")
+    ap.add_argument("--self-test", action="store_true", help="also require mutated templates to fail (SAM template only)")
     a = ap.parse_args()
     template_path = pathlib.Path(a.template)
     try:
@@ -382,14 +446,9 @@ def main() -> int:
     print(header)
     print("-" * len(header))
     counts = {"attack": 0, "legit": 0}
-    for row in rows(art):
-        decisions = {c: (decide(row, art, c) if c in row.columns else None) for c in COLUMNS}
+    results, special = evaluate_all(art, template_path)
+    for row, decisions, bad in results:
         counts["legit" if row.legit else "attack"] += 1
-        if row.legit:
-            bad = [c for c, dcs in decisions.items() if dcs is not None and not dcs.allowed]
-        else:
-            judged = [c for c in ("deny", "boundary", "scp") if c in row.columns] or list(row.columns)
-            bad = [c for c in judged if decisions[c] is not None and decisions[c].allowed]
         verdict = "ok" if not bad else ("FAIL: denied in " if row.legit else "FAIL: allowed in ") + ",".join(bad)
         if bad:
             failures.append(f"{row.threat} {row.actor} {row.request.action} {row.request.resource}: {verdict}")
@@ -400,7 +459,7 @@ def main() -> int:
             continue
         print(f"{row.threat:<5} {row.actor:<11} {row.request.action:<40} {row.what[:52]:<52} "
               + " ".join(f"{cell(decisions[c]):<8}" for c in COLUMNS) + f" {verdict}")
-    for threat, actor, what, outcome, good in special_rows(art, template_path):
+    for threat, actor, what, outcome, good in special:
         verdict = "ok" if good else "FAIL"
         if not good:
             failures.append(f"{threat} {actor} {what}: {outcome}")
@@ -410,7 +469,8 @@ def main() -> int:
     print()
     print(f"attack_matrix: {counts['attack']} attacks, {counts['legit']} legitimate calls, "
           f"{len(failures)} failures (template {template_path})")
-    return 1 if failures else 0
+    st_failed = self_test(template_path) if a.self_test else 0
+    return 1 if failures or st_failed else 0
 
 
 if __name__ == "__main__":
