@@ -18,7 +18,11 @@ The resource's own policy (queue, bucket, table, key, secret, topic, function pe
 applies in every column. It prints the matrix and exits 1 when an attack is allowed in the
 deny, boundary or scp column, or when a legitimate call is denied in any column.
 
-Usage: attack_matrix.py [--template infra/sam/template.yaml] [--only-failures]
+--self-test also evaluates mutated copies of the template (the bypass deny policy removed,
+lambda:Create* back on the allowed images, the direct-invoke deny removed, a secret policy
+removed) and requires each to fail a row of the threat it opens.
+
+Usage: attack_matrix.py [--template infra/sam/template.yaml] [--only-failures] [--why] [--self-test]
 """
 
 from __future__ import annotations
