@@ -1,0 +1,151 @@
+"""The governance surface: a canonical JSON of every security-relevant property of a template.
+
+Built from the template after the SAM transform, with intrinsics resolved symbolically
+(resolve.py): parameters stay `${Name}`, both branches of a condition stay visible, resources
+are keyed by type and by the name they carry (not by logical id), lists whose order does not
+matter are sorted, and every IAM statement is listed under the principal or resource it
+applies to, whatever the shape it was written in (inline, AWS::IAM::Policy, ManagedPolicy,
+RolePolicy, User, Group; Statement as an object or a list).
+
+Sections:
+- parameters: type, default, allowed values/pattern, bounds (a default is a deploy value);
+- conditions: as written (normalised);
+- identity: principal -> its identity statements (each naming the policy it came from),
+  its permissions boundary and, for roles, its trust statements;
+- resource_policies: resource -> statements (bucket, queue, topic, key, table, secret, event
+  bus, Lambda permissions);
+- resources: every resource of a governed type with all its properties except the policy
+  documents above and documentation text (functions with environment, concurrency, URL auth;
+  trail and selectors; bucket notification, versioning, lifecycle; queues; mappings; rules
+  with state, schedule, pattern and targets; keys; topics; alarms; log groups; ...).
+"""
+
+from __future__ import annotations
+
+import json
+
+from .model import build
+
+# Properties that carry no security meaning (documentation, build inputs) or that are
+# listed in the identity/resource_policies sections instead.
+DROPPED = {
+    "Description", "AlarmDescription", "Code", "CodeUri", "Metadata",
+    "PolicyDocument", "Policies", "AssumeRolePolicyDocument", "KeyPolicy", "ResourcePolicy",
+}
+# Types whose every property is copied into the surface. Any other type is listed by key
+# with its properties too: the surface errs on the side of showing a change.
+UNORDERED = {"Action", "NotAction", "Resource", "NotResource", "Events", "Architectures", "Layers",
+             "AlarmActions", "OKActions", "InsufficientDataActions", "ManagedPolicyArns", "Roles", "Users",
+             "Groups", "Queues", "Topics", "FunctionResponseTypes", "Equals", "NotEquals", "StartsWith",
+             "NotStartsWith", "EndsWith", "NotEndsWith"}
+
+
+def canonical(node, key: str | None = None):
+    if isinstance(node, dict):
+        return {k: canonical(v, k) for k, v in sorted(node.items())}
+    if isinstance(node, list):
+        items = [canonical(x) for x in node]
+        if key in UNORDERED or key == "Statement":
+            items = sorted(items, key=lambda x: json.dumps(x, sort_keys=True))
+        return items
+    return node
+
+
+def _statements(doc) -> list:
+    st = doc.get("Statement", []) if isinstance(doc, dict) else []
+    st = st if isinstance(st, list) else [st]
+    out = []
+    for s in st:
+        if isinstance(s, dict):
+            s = dict(s)
+            for k in ("Action", "NotAction", "Resource", "NotResource"):
+                if isinstance(s.get(k), str):
+                    s[k] = [s[k]]
+            p = s.get("Principal")
+            if p == "*":
+                s["Principal"] = {"AWS": ["*"]}
+            elif isinstance(p, dict):
+                s["Principal"] = {k: (v if isinstance(v, list) else [v]) for k, v in p.items()}
+        out.append(canonical(s))
+    return sorted(out, key=lambda x: json.dumps(x, sort_keys=True))
+
+
+def _text(v) -> str:
+    return v if isinstance(v, str) else json.dumps(v, sort_keys=True, separators=(",", ":"))
+
+
+def resource_key(typ: str, props: dict, name: str) -> str:
+    p = props
+    short = typ.replace("AWS::", "")
+    derived = {
+        "AWS::Lambda::Permission": lambda: f"{_text(p.get('FunctionName'))} {_text(p.get('Action'))} to {_text(p.get('Principal'))}"
+        + (f" from {_text(p['SourceArn'])}" if "SourceArn" in p else ""),
+        "AWS::Lambda::EventSourceMapping": lambda: f"{_text(p.get('EventSourceArn'))} -> {_text(p.get('FunctionName'))}",
+        "AWS::Lambda::Url": lambda: f"{_text(p.get('TargetFunctionArn'))} qualifier {_text(p.get('Qualifier', '$LATEST'))}",
+        "AWS::Lambda::Alias": lambda: f"{_text(p.get('FunctionName'))} alias {_text(p.get('Name'))}",
+        "AWS::Lambda::Version": lambda: f"{_text(p.get('FunctionName'))}",
+        "AWS::Lambda::EventInvokeConfig": lambda: f"{_text(p.get('FunctionName'))} qualifier {_text(p.get('Qualifier'))}",
+        "AWS::SQS::QueuePolicy": lambda: _text(sorted(map(_text, p.get("Queues", [])))),
+        "AWS::SNS::TopicPolicy": lambda: _text(sorted(map(_text, p.get("Topics", [])))),
+        "AWS::S3::BucketPolicy": lambda: _text(p.get("Bucket")),
+        "AWS::SNS::Subscription": lambda: f"{_text(p.get('TopicArn'))} -> {_text(p.get('Protocol'))} {_text(p.get('Endpoint'))}",
+        "AWS::IAM::Policy": lambda: f"{name} on {_text(sorted(map(_text, p.get('Roles', []) + p.get('Users', []) + p.get('Groups', []))))}",
+    }.get(typ)
+    return f"{short} {derived() if derived else name}"
+
+
+def surface(template: dict) -> dict:
+    m = build(template, symbolic=True)
+    out: dict = {"parameters": {}, "conditions": {}, "identity": {}, "resource_policies": {}, "resources": {}}
+    for name, p in sorted(template.get("Parameters", {}).items()):
+        if name == "BootstrapVersion":
+            continue
+        kept = {k: v for k, v in p.items() if k not in ("Description", "ConstraintDescription")}
+        out["parameters"][name] = canonical(json.loads(json.dumps(kept), parse_int=str, parse_float=str))
+    out["conditions"] = canonical({k: v for k, v in template.get("Conditions", {}).items() if k != "CDKMetadataAvailable"})
+    for arn, pr in sorted(m.principals.items()):
+        entry: dict = {"statements": []}
+        for src, doc in pr.identity:
+            for st in _statements(doc):
+                entry["statements"].append({"from": src, **st})
+        entry["statements"].sort(key=lambda x: json.dumps(x, sort_keys=True))
+        if pr.boundary:
+            entry["boundary"] = {"from": pr.boundary[0], "statements": _statements(pr.boundary[1])}
+        if pr.trust is not None:
+            entry["trust"] = _statements(pr.trust)
+        out["identity"][pr.label] = entry
+    for rp in m.resource_policies:
+        key = rp.label
+        n = 2
+        while key in out["resource_policies"] and out["resource_policies"][key] != _statements(rp.doc):
+            key = f"{rp.label} #{n}"
+            n += 1
+        out["resource_policies"].setdefault(key, [])
+        for st in _statements(rp.doc):
+            if st not in out["resource_policies"][key]:
+                out["resource_policies"][key].append(st)
+        out["resource_policies"][key].sort(key=lambda x: json.dumps(x, sort_keys=True))
+    for lid, x in m.resources.items():
+        typ = x["Type"]
+        if typ in ("AWS::CDK::Metadata",):
+            continue
+        raw = template["Resources"][lid]
+        props = {k: v for k, v in x["Properties"].items() if k not in DROPPED}
+        if typ == "AWS::Lambda::Function" and "Tags" in props:
+            props["Tags"] = [t for t in props["Tags"] if not (isinstance(t, dict) and t.get("Key") == "lambda:createdBy")]
+        for attr in ("Condition", "DeletionPolicy", "UpdateReplacePolicy"):
+            if attr in raw:
+                props[attr] = raw[attr]
+        key = resource_key(typ, x["Properties"], x["name"])
+        base, n = key, 2
+        while key in out["resources"]:
+            key = f"{base} #{n}"
+            n += 1
+        out["resources"][key] = canonical(props)
+    out["resources"] = dict(sorted(out["resources"].items()))
+    out["resource_policies"] = dict(sorted(out["resource_policies"].items()))
+    return out
+
+
+def dumps(s: dict) -> str:
+    return json.dumps(s, indent=1, sort_keys=True) + "\n"
