@@ -70,6 +70,20 @@ def _statement_sets(label: str, old: list, new: list, out: list[str]) -> None:
         out.append(f"{label} gained the statement: {statement_words(n[k])}")
 
 
+def _policy_section(a: dict, b: dict, out: list[str]) -> None:
+    for k in sorted(set(a) | set(b)):
+        if k not in b:
+            out.append(f"{k} removed")
+            for s in a[k]:
+                out.append(f"{k} lost the statement: {statement_words(s)}")
+        elif k not in a:
+            out.append(f"{k} added")
+            for s in b[k]:
+                out.append(f"{k} gained the statement: {statement_words(s)}")
+        else:
+            _statement_sets(k, a[k], b[k], out)
+
+
 def differences(old: dict, new: dict) -> list[str]:
     out: list[str] = []
     for section, what in (("parameters", "parameter"), ("conditions", "condition")):
@@ -99,18 +113,8 @@ def differences(old: dict, new: dict) -> list[str]:
         _statement_sets(f"{k} trust policy", a[k].get("trust", []), b[k].get("trust", []), out)
         if a[k].get("boundary") != b[k].get("boundary"):
             out.append(f"{k} permissions boundary changed from {_short(a[k].get('boundary'))} to {_short(b[k].get('boundary'))}")
-    a, b = old.get("resource_policies", {}), new.get("resource_policies", {})
-    for k in sorted(set(a) | set(b)):
-        if k not in b:
-            out.append(f"{k} removed")
-            for s in a[k]:
-                out.append(f"{k} lost the statement: {statement_words(s)}")
-        elif k not in a:
-            out.append(f"{k} added")
-            for s in b[k]:
-                out.append(f"{k} gained the statement: {statement_words(s)}")
-        else:
-            _statement_sets(k, a[k], b[k], out)
+    for section in ("policies", "resource_policies"):
+        _policy_section(old.get(section, {}), new.get(section, {}), out)
     a, b = old.get("resources", {}), new.get("resources", {})
     for k in sorted(set(a) | set(b)):
         if k not in b:

@@ -12,6 +12,8 @@ Sections:
 - conditions: as written (normalised);
 - identity: principal -> its identity statements (each naming the policy it came from),
   its permissions boundary and, for roles, its trust statements;
+- policies: every AWS::IAM::ManagedPolicy and AWS::IAM::Policy document by name, attached
+  or not (the deny policy is attached to nothing in the template);
 - resource_policies: resource -> statements (bucket, queue, topic, key, table, secret, event
   bus, Lambda permissions);
 - resources: every resource of a governed type with all its properties except the policy
@@ -96,7 +98,7 @@ def resource_key(typ: str, props: dict, name: str) -> str:
 
 def surface(template: dict) -> dict:
     m = build(template, symbolic=True)
-    out: dict = {"parameters": {}, "conditions": {}, "identity": {}, "resource_policies": {}, "resources": {}}
+    out: dict = {"parameters": {}, "conditions": {}, "identity": {}, "policies": {}, "resource_policies": {}, "resources": {}}
     for name, p in sorted(template.get("Parameters", {}).items()):
         if name == "BootstrapVersion":
             continue
@@ -114,6 +116,13 @@ def surface(template: dict) -> dict:
         if pr.trust is not None:
             entry["trust"] = _statements(pr.trust)
         out["identity"][pr.label] = entry
+    # Every policy document by itself as well, attached or not (the stack's deny policy is
+    # attached to no principal of the template).
+    for lid, x in m.resources.items():
+        if x["Type"] in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"):
+            key = resource_key(x["Type"], x["Properties"], x["name"])
+            out["policies"][key] = _statements(x["Properties"].get("PolicyDocument", {}))
+    out["policies"] = dict(sorted(out["policies"].items()))
     for rp in m.resource_policies:
         key = rp.label
         n = 2
