@@ -50,7 +50,10 @@ class Result:
         return not (self.guard or self.invariants or self.baseline)
 
 
-def check(raw: dict, baseline: pathlib.Path | None, rules: pathlib.Path | None, update: bool = False) -> Result:
+def check(raw: dict, baseline: pathlib.Path | None, rules: pathlib.Path | None, update: bool = False,
+          build_raw: dict | None = None) -> Result:
+    """build_raw: the template as written, when `raw` is already expanded (the mutation tests
+    mutate the expanded SAM template; its Transform and CodeUri come from the original)."""
     t0 = time.monotonic()
     res = Result()
     if rules is not None:
@@ -66,7 +69,7 @@ def check(raw: dict, baseline: pathlib.Path | None, rules: pathlib.Path | None, 
         return res
     res.invariants = invariants.check(plain)
     try:
-        res.surface = surface.surface(plain)
+        res.surface = surface.surface(plain, build_raw if build_raw is not None else raw)
     except Exception as e:  # noqa: BLE001
         res.baseline = [f"cannot compute the governance surface: {e}"]
         res.seconds = time.monotonic() - t0

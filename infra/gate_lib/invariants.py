@@ -20,6 +20,7 @@ REMEDIATION comes from a parameter, once more for each value that parameter allo
 from __future__ import annotations
 
 import copy
+import json
 import re
 from dataclasses import dataclass
 
@@ -97,6 +98,8 @@ class Checker:
         self.m = m
         self.scenario = scenario
         self.findings: list[Finding] = []
+        self._stripped: dict = {}
+        self._stripped_rp: dict = {}
         fns = m.of_type("AWS::Lambda::Function")
         self.launchers = [lid for lid, x in fns if str(x["name"]).endswith("-launcher") or "ALLOWED_IMAGE_ARNS" in _env(m, lid)]
         self.detectors = [lid for lid, x in fns if str(x["name"]).endswith("-detector") or "LAUNCHER_ROLE_ARNS" in _env(m, lid)]
@@ -151,7 +154,10 @@ class Checker:
                boundary=None, resource_policy="auto", strip_resource_allows=False) -> bool:
         rp = self.resource_policy(resource) if resource_policy == "auto" else resource_policy
         if rp and strip_resource_allows:
-            rp = (rp[0], _strip_allow_conditions(rp[1]))
+            key = json.dumps(rp, sort_keys=True)
+            if key not in self._stripped_rp:
+                self._stripped_rp[key] = (rp[0], _strip_allow_conditions(rp[1]))
+            rp = self._stripped_rp[key]
         try:
             d = evaluate(Request(principal, action, resource, dict(context or {})), identity=identity,
                          resource_policy=rp, boundary=boundary)
@@ -162,9 +168,11 @@ class Checker:
         return d.allowed
 
     def template_principal_can(self, arn: str, action: str, resource: str, context: dict | None = None) -> bool:
-        p = self.m.principals[arn]
-        identity = [(n, _strip_allow_conditions(d)) for n, d in p.identity]
-        boundary = (p.boundary[0], _strip_allow_conditions(p.boundary[1])) if p.boundary else None
+        if arn not in self._stripped:
+            p = self.m.principals[arn]
+            self._stripped[arn] = ([(n, _strip_allow_conditions(d)) for n, d in p.identity],
+                                   (p.boundary[0], _strip_allow_conditions(p.boundary[1])) if p.boundary else None)
+        identity, boundary = self._stripped[arn]
         ctx = {"aws:PrincipalArn": arn, **(context or {})}
         return self.decide(arn, identity, action, resource, ctx, boundary, strip_resource_allows=True)
 

@@ -8,6 +8,8 @@ applies to, whatever the shape it was written in (inline, AWS::IAM::Policy, Mana
 RolePolicy, User, Group; Statement as an object or a list).
 
 Sections:
+- build: the Transform and each function's code source as written (SAM CodeUri and build
+  metadata, CDK asset path), which the expansion drops;
 - parameters: type, default, allowed values/pattern, bounds (a default is a deploy value);
 - conditions: as written (normalised);
 - identity: principal -> its identity statements (each naming the policy it came from),
@@ -25,8 +27,10 @@ Sections:
 from __future__ import annotations
 
 import json
+import pathlib
 
 from .model import build
+from .resolve import Resolver
 
 # Properties that carry no security meaning (documentation, build inputs) or that are
 # listed in the identity/resource_policies sections instead.
@@ -96,9 +100,51 @@ def resource_key(typ: str, props: dict, name: str) -> str:
     return f"{short} {derived() if derived else name}"
 
 
-def surface(template: dict) -> dict:
+REPO = pathlib.Path(__file__).resolve().parent.parent.parent
+
+
+def _repo_relative(path: str) -> str:
+    """The CDK writes absolute asset paths: relative to the repository, so that every
+    checkout gives the same surface."""
+    p = pathlib.Path(path)
+    try:
+        return "<repo>/" + str(p.resolve().relative_to(REPO)) if p.is_absolute() else path
+    except ValueError:
+        return path
+
+
+def build_inputs(raw: dict) -> dict:
+    """What the template as written says about building and transforming it: its Transform
+    (a macro rewrites the template at deploy time) and, per function, the code it is built
+    from (SAM's CodeUri and build metadata; the CDK's asset path). The SAM transform and the
+    CDK asset hash do not carry these into the expanded template."""
+    out: dict = {}
+    if "Transform" in raw:
+        out["Transform"] = raw["Transform"]
+    r = Resolver(raw, symbolic=True)
+    for lid, res in raw.get("Resources", {}).items():
+        if res.get("Type") not in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            continue
+        props = res.get("Properties", {})
+        meta = res.get("Metadata", {})
+        entry = {k: props[k] for k in ("CodeUri", "Handler", "Runtime", "ImageUri", "InlineCode", "Layers") if k in props}
+        entry.update({k: meta[k] for k in ("BuildMethod", "BuildProperties", "aws:asset:path", "aws:asset:property") if k in meta})
+        if isinstance(entry.get("aws:asset:path"), str):
+            entry["aws:asset:path"] = _repo_relative(entry["aws:asset:path"])
+        if isinstance(props.get("Code"), dict) and "ZipFile" in props["Code"]:
+            entry["ZipFile"] = props["Code"]["ZipFile"]
+        try:
+            name = r.value(props.get("FunctionName", "{" + lid + "}"))
+        except Exception:  # noqa: BLE001 - only a key
+            name = "{" + lid + "}"
+        out[f"function {name if isinstance(name, str) else lid}"] = canonical(json.loads(json.dumps(entry)))
+    return out
+
+
+def surface(template: dict, raw: dict | None = None) -> dict:
     m = build(template, symbolic=True)
-    out: dict = {"parameters": {}, "conditions": {}, "identity": {}, "policies": {}, "resource_policies": {}, "resources": {}}
+    out: dict = {"parameters": {}, "conditions": {}, "identity": {}, "policies": {}, "resource_policies": {}, "resources": {},
+                 "build": build_inputs(raw if raw is not None else template)}
     for name, p in sorted(template.get("Parameters", {}).items()):
         if name == "BootstrapVersion":
             continue

@@ -585,13 +585,13 @@ MUTATIONS = [
 
 
 def run_one(args):
-    name, mutate, need_inv, label, plain, base, rules = args
+    name, mutate, need_inv, label, raw, plain, base, rules = args
     t = copy.deepcopy(plain)
     try:
         mutate(t)
     except NothingToBreak as e:
         return name, label, None, f"nothing to break: {e}"
-    r = cli.check(t, base, rules)
+    r = cli.check(t, base, rules, build_raw=raw)
     return name, label, r, None
 
 
@@ -601,16 +601,17 @@ def main() -> int:
         return 2
     templates = []
     for label, path in (("SAM", sys.argv[1]), ("CDK", sys.argv[2])):
-        plain = model.expand(model.load(path))
+        raw = model.load(path)
+        plain = model.expand(copy.deepcopy(raw))
         base = cli.baseline_path(path)
         rules = guard.default_rules(path)
-        clean = cli.check(plain, base, rules)
+        clean = cli.check(plain, base, rules, build_raw=raw)
         if not clean.ok:
             print(f"FAIL: the unmutated {label} template does not pass the gate: "
                   f"{clean.guard + [f.message for f in clean.invariants] + clean.baseline}")
             return 1
-        templates.append((label, plain, base, rules))
-    jobs = [(n, m, inv, label, plain, base, rules) for n, m, inv in MUTATIONS for label, plain, base, rules in templates]
+        templates.append((label, raw, plain, base, rules))
+    jobs = [(n, m, inv, *tpl) for n, m, inv in MUTATIONS for tpl in templates]
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as ex:
         results = list(ex.map(run_one, jobs))
     by = {(n, label): (r, err) for n, label, r, err in results}
