@@ -20,6 +20,7 @@ import concurrent.futures
 import copy
 import json
 import pathlib
+import re
 import sys
 
 INFRA = pathlib.Path(__file__).resolve().parent.parent
@@ -584,6 +585,48 @@ MUTATIONS = [
 ]
 
 
+RENAMED = ["LedgerTable", "PendingTable", "DedupeTable", "DetectorQueue", "DetectorDeadLetterQueue", "AlertTopic",
+           "TrailBucket", "Trail", "AlertKey", "TokenKey", "DenyDirectMicrovmAccessPolicy", "IntegrityBaselineParameter"]
+
+
+def renamed(t: dict) -> dict:
+    """The template with the logical ids of its named resources changed (references too)."""
+    text = json.dumps(t)
+    for lid in RENAMED:
+        if lid not in t["Resources"]:
+            raise NothingToBreak(f"no resource {lid} to rename")
+        text = re.sub(rf"(?<![:\w]){lid}(?!\w)", lid + "Renamed", text)
+    return json.loads(text)
+
+
+def self_tests(templates) -> list[tuple[bool, str]]:
+    out = []
+    for label, raw, plain, base, rules in templates:
+        r = cli.check(renamed(plain), base, None, build_raw=raw)
+        out.append((not r.baseline and not r.invariants,
+                    f"{label}: renaming the logical ids of {len(RENAMED)} named resources changes nothing in the surface"
+                    + ("" if not r.baseline else f" -- but: {r.baseline[:3]}")))
+        t = copy.deepcopy(plain)
+        m_launcher_role_arns_star(t)
+        r = cli.check(t, base, None, build_raw=raw)
+        hit = [d for d in r.baseline if "LAUNCHER_ROLE_ARNS changed from" in d and d.endswith('to "*"')]
+        out.append((len(r.baseline) == 1 and bool(hit),
+                    f"{label}: LAUNCHER_ROLE_ARNS=* is exactly one difference, in words: {r.baseline}"))
+        t = copy.deepcopy(plain)
+        _, role = role_of(t, "detector")
+        for pol in role["Properties"]["Policies"]:
+            sts = pol["PolicyDocument"]["Statement"]
+            if isinstance(sts, list) and len(sts) > 1:
+                role["Properties"]["Policies"] = [p for p in role["Properties"]["Policies"] if p is not pol] + [
+                    {"PolicyName": pol["PolicyName"], "PolicyDocument": {"Version": "2012-10-17", "Statement": sts[0]}},
+                    {"PolicyName": pol["PolicyName"], "PolicyDocument": {"Version": "2012-10-17", "Statement": sts[1:]}}]
+                break
+        r = cli.check(t, base, None, build_raw=raw)
+        out.append((not r.baseline, f"{label}: splitting a policy so that one Statement is an object changes nothing in the surface"
+                    + ("" if not r.baseline else f" -- but: {r.baseline[:3]}")))
+    return out
+
+
 def run_one(args):
     name, mutate, need_inv, label, raw, plain, base, rules = args
     t = copy.deepcopy(plain)
@@ -639,6 +682,12 @@ def main() -> int:
                 print(f"example ({label}, {name}): {r.invariants[0].message}")
     n = len(MUTATIONS) * len(templates)
     print(f"{len(MUTATIONS)} mutations x {len(templates)} templates: {n - failures} passed, {failures} failed")
+    caught_by_guard = sum(1 for name, _, _ in MUTATIONS if all(by[(name, lb)][0] and by[(name, lb)][0].guard for lb, *_ in templates))
+    print(f"the cfn-guard rules alone catch {caught_by_guard} of {len(MUTATIONS)} on both templates")
+    st = self_tests(templates)
+    for ok, what in st:
+        print(("ok: " if ok else "FAIL: ") + what)
+    failures += sum(1 for ok, _ in st if not ok)
     return 1 if failures else 0
 
 
