@@ -376,8 +376,6 @@ class Checker:
                 if days is not None and _int(days, 0) < LOG_RETENTION_FLOOR_DAYS:
                     self.fail("trail-bucket-keeps-logs", f"{name}: lifecycle rule {rule.get('Id', '?')} deletes old versions "
                               f"after {days} days (floor {LOG_RETENTION_FLOOR_DAYS})")
-            if str(p.get("ObjectLockEnabled", "false")).lower() == "true" and False:
-                pass
             qcs = (p.get("NotificationConfiguration") or {}).get("QueueConfigurations", [])
             ok = [q for q in qcs if str(q.get("Queue")) in detector_queues
                   and str(q.get("Event", "")) in ("s3:ObjectCreated:*", "s3:ObjectCreated:Put")]
@@ -451,13 +449,13 @@ class Checker:
             if not roles:
                 self.fail("detector-knows-the-launcher", f"{name}: LAUNCHER_ROLE_ARNS is empty")
             for v in roles:
-                part = v.split(":", 5)
-                if len(part) != 6 or not part[5].startswith("role/") or "*" in part[5].split("/")[-1] and not self.launcher_roles:
-                    pass
+                # The launcher role of this template, or (a detector in another account than
+                # the launcher) one role ARN under the launcher path: never a wildcard role.
                 if v in self.launcher_roles:
                     continue
-                if len(part) != 6 or not part[5].startswith("role/") or (self.prefix and not part[5].startswith(f"role/{self.prefix}/launcher/")) \
-                        or "*" in part[5] or "?" in part[5] or (self.launcher_roles and v not in self.launcher_roles):
+                part = v.split(":", 5)
+                if len(part) != 6 or not part[5].startswith("role/") or "?" in part[5] or "*" in part[5].rsplit("/", 1)[-1] \
+                        or (self.prefix and not part[5].startswith(f"role/{self.prefix}/launcher/")) or self.launcher_roles:
                     self.fail("detector-knows-the-launcher",
                               f"{name}: LAUNCHER_ROLE_ARNS names {v!r}, not the launcher role "
                               f"({', '.join(sorted(self.launcher_roles)) or 'a role under /' + str(self.prefix) + '/launcher/'})")

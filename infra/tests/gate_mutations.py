@@ -599,8 +599,28 @@ def renamed(t: dict) -> dict:
     return json.loads(text)
 
 
+def docs_tests() -> list[tuple[bool, str]]:
+    """infra/README.md names every invariant the code reports, the mutation count, and the
+    CODEOWNERS entry that .github/CODEOWNERS holds."""
+    readme = (INFRA / "README.md").read_text()
+    section = readme.split("## The governance gate", 1)[-1].split("\n## ", 1)[0]
+    code = set(re.findall(r'self\.fail\("([a-z-]+)"', (INFRA / "gate_lib" / "invariants.py").read_text()))
+    code |= {"template-resolves"}
+    documented = set(re.findall(r"^\| (`[a-z-]+`(?:, `[a-z-]+`)*) \|", section, re.M))
+    documented = {x.strip("` ") for d in documented for x in d.split(",")}
+    owners = (INFRA.parent / ".github" / "CODEOWNERS").read_text()
+    entry = re.search(r"^/infra/baseline/\s+\S+", section, re.M)
+    return [
+        (code == documented, f"infra/README.md documents exactly the invariants the code reports "
+         f"(undocumented: {sorted(code - documented)}, stale: {sorted(documented - code)})"),
+        (f"({len(MUTATIONS)} insider weakenings" in section, f"infra/README.md gives the number of mutations ({len(MUTATIONS)})"),
+        (bool(entry) and entry.group(0).split()[0] in owners and entry.group(0).split()[1] in owners,
+         "the CODEOWNERS entry in infra/README.md is in .github/CODEOWNERS"),
+    ]
+
+
 def self_tests(templates) -> list[tuple[bool, str]]:
-    out = []
+    out = docs_tests()
     for label, raw, plain, base, rules in templates:
         r = cli.check(renamed(plain), base, None, build_raw=raw)
         out.append((not r.baseline and not r.invariants,
