@@ -11,7 +11,7 @@ Sections:
 - build: the Transform and each function's code source as written (SAM CodeUri and build
   metadata, CDK asset path), which the expansion drops;
 - parameters: type, default, allowed values/pattern, bounds (a default is a deploy value);
-- conditions: as written (normalised);
+- conditions, mappings, rules: as written (normalised);
 - identity: principal -> its identity statements (each naming the policy it came from),
   its permissions boundary and, for roles, its trust statements;
 - policies: every AWS::IAM::ManagedPolicy and AWS::IAM::Policy document by name, attached
@@ -151,6 +151,9 @@ def surface(template: dict, raw: dict | None = None) -> dict:
         kept = {k: v for k, v in p.items() if k not in ("Description", "ConstraintDescription")}
         out["parameters"][name] = canonical(json.loads(json.dumps(kept), parse_int=str, parse_float=str))
     out["conditions"] = canonical({k: v for k, v in template.get("Conditions", {}).items() if k != "CDKMetadataAvailable"})
+    # Mappings feed FindInMap (alarm periods); Rules assert on parameters at deploy time.
+    out["mappings"] = canonical(json.loads(json.dumps(template.get("Mappings", {})), parse_int=str, parse_float=str))
+    out["rules"] = canonical(template.get("Rules", {}))
     for arn, pr in sorted(m.principals.items()):
         entry: dict = {"statements": []}
         for src, doc in pr.identity:
