@@ -6,8 +6,8 @@ infra/iam/evaluator.py, for three kinds of principal:
 * every principal of the template (roles, users, groups, and roles the template attaches
   policies to by name). Conditions on their Allow statements are dropped before evaluating
   (the question is whether the principal can EVER do it; Deny statements keep theirs);
-* an insider: a role of the account allowed everything, with the stack's unattached deny
-  policy attached (what the deny policy promises for every other role);
+* an insider: a role of the account allowed everything, with the stack's deny policy (each
+  managed policy made only of Deny statements) attached (what the deny policy promises for every other role);
 * an insider without the deny policy (what the table, bucket and key policies promise for
   principals the deny policy was never attached to).
 
@@ -81,6 +81,12 @@ def _strip_allow_conditions(doc: dict) -> dict:
     return doc
 
 
+def _only_denies(doc) -> bool:
+    sts = doc.get("Statement", []) if isinstance(doc, dict) else []
+    sts = sts if isinstance(sts, list) else [sts]
+    return bool(sts) and all(isinstance(st, dict) and st.get("Effect") == "Deny" for st in sts)
+
+
 def _env(m: Model, lid: str) -> dict:
     v = m.resources[lid]["Properties"].get("Environment", {})
     v = v.get("Variables", {}) if isinstance(v, dict) else {}
@@ -112,16 +118,11 @@ class Checker:
             or (self.prefix and f":role/{self.prefix}/" in a))}
         remediation = {str(_env(m, lid).get("REMEDIATION", "off")).lower() for lid in self.detectors}
         self.remediation_on = bool(remediation & {"suspend", "terminate"})
-        attached = set()
-        for lid, x in m.resources.items():
-            if x["Type"] == "AWS::IAM::ManagedPolicy" and any(x["Properties"].get(k) for k in ("Roles", "Users", "Groups")):
-                attached.add(x["arn"])
-        for lid, x in m.resources.items():
-            for arn in x["Properties"].get("ManagedPolicyArns", []) if x["Type"].startswith("AWS::IAM::") else []:
-                attached.add(arn)
+        # The stack's deny policy (for every other role): each managed policy made only of
+        # Deny statements, attached to something in the template or not.
         self.deny_policies = [(f"managed policy {x['name']}", x["Properties"].get("PolicyDocument", {}))
                               for lid, x in m.resources.items()
-                              if x["Type"] == "AWS::IAM::ManagedPolicy" and x["arn"] not in attached]
+                              if x["Type"] == "AWS::IAM::ManagedPolicy" and _only_denies(x["Properties"].get("PolicyDocument"))]
 
     # ------------------------------------------------------------------ helpers
     def fail(self, invariant: str, message: str) -> None:
@@ -221,8 +222,8 @@ class Checker:
                                   f"{self.who(arn)} ({why}) can {action} on {img}")
                         break
         if self.launchers and self.detectors and not self.deny_policies:
-            self.fail("deny-policy-present", "the template has the launcher and the detector but no unattached "
-                      "managed policy to deny everyone else the governed actions")
+            self.fail("deny-policy-present", "the template has the launcher and the detector but no managed "
+                      "policy of Deny statements to keep everyone else from the governed actions and the stack")
         if self.deny_policies:
             for action in GOVERNED:
                 for img in probes:

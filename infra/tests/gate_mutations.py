@@ -131,11 +131,12 @@ def alarms(t, metric=None) -> list[dict]:
 
 
 def deny_policy_statements(t) -> list[list]:
-    attached = json.dumps([r["Properties"].get("ManagedPolicyArns") for r in t["Resources"].values()])
+    """The statements of each managed policy made only of Deny statements."""
     out = [r["Properties"]["PolicyDocument"]["Statement"] for lid, r in find(t, "AWS::IAM::ManagedPolicy")
-           if not any(r["Properties"].get(k) for k in ("Roles", "Users", "Groups")) and lid not in attached]
+           if isinstance(r["Properties"]["PolicyDocument"].get("Statement"), list)
+           and all(st.get("Effect") == "Deny" for st in r["Properties"]["PolicyDocument"]["Statement"])]
     if not out:
-        raise NothingToBreak("no unattached managed (deny) policy")
+        raise NothingToBreak("no managed policy of Deny statements")
     return out
 
 
