@@ -87,7 +87,8 @@ def _policy_section(a: dict, b: dict, out: list[str]) -> None:
 def differences(old: dict, new: dict) -> list[str]:
     out: list[str] = []
     for section, what in (("parameters", "parameter"), ("conditions", "condition"), ("mappings", "mapping"),
-                          ("rules", "template rule"), ("build", "build input")):
+                          ("rules", "template rule"), ("outputs", "output"), ("template_metadata", "template metadata"),
+                          ("build", "build input")):
         a, b = old.get(section, {}), new.get(section, {})
         for k in sorted(set(a) | set(b)):
             if k not in b:

@@ -11,7 +11,8 @@ Sections:
 - build: the Transform and each function's code source as written (SAM CodeUri and build
   metadata, CDK asset path), which the expansion drops;
 - parameters: type, default, allowed values/pattern, bounds (a default is a deploy value);
-- conditions, mappings, rules: as written (normalised);
+- conditions, mappings, rules, outputs (values and exports), template Metadata but the
+  parameter interface: as written (normalised);
 - identity: principal -> its identity statements (each naming the policy it came from),
   its permissions boundary and, for roles, its trust statements;
 - policies: every AWS::IAM::ManagedPolicy and AWS::IAM::Policy document by name, attached
@@ -19,7 +20,8 @@ Sections:
 - resource_policies: resource -> statements (bucket, queue, topic, key, table, secret, event
   bus, Lambda permissions);
 - resources: every resource of a governed type with all its properties except the policy
-  documents above and documentation text (functions with environment, concurrency, URL auth;
+  documents above and documentation text, with the resource's Metadata but construct paths
+  and build bookkeeping (a SuppressedRules entry shows) (functions with environment, concurrency, URL auth;
   trail and selectors; bucket notification, versioning, lifecycle; queues; mappings; rules
   with state, schedule, pattern and targets; keys; topics; alarms; log groups; ...).
 """
@@ -38,6 +40,8 @@ DROPPED = {
     "Description", "AlarmDescription", "Code", "CodeUri", "Metadata",
     "PolicyDocument", "Policies", "AssumeRolePolicyDocument", "KeyPolicy", "ResourcePolicy",
 }
+METADATA_NOISE = {"aws:cdk:path", "aws:asset:path", "aws:asset:property", "aws:asset:is-bundled",
+                  "aws:asset:dockerfile-path", "SamResourceId", "BuildMethod", "BuildProperties", "SamTransformed"}
 # Types whose every property is copied into the surface. Any other type is listed by key
 # with its properties too: the surface errs on the side of showing a change.
 UNORDERED = {"Action", "NotAction", "Resource", "NotResource", "Events", "Architectures", "Layers",
@@ -154,6 +158,11 @@ def surface(template: dict, raw: dict | None = None) -> dict:
     # Mappings feed FindInMap (alarm periods); Rules assert on parameters at deploy time.
     out["mappings"] = canonical(json.loads(json.dumps(template.get("Mappings", {})), parse_int=str, parse_float=str))
     out["rules"] = canonical(template.get("Rules", {}))
+    out["outputs"] = canonical(m.r.value({k: {a: v[a] for a in ("Value", "Export", "Condition") if a in v}
+                                          for k, v in template.get("Outputs", {}).items()}))
+    top = {k: v for k, v in (template.get("Metadata") or {}).items() if k != "AWS::CloudFormation::Interface"}
+    if top:
+        out["template_metadata"] = canonical(top)
     for arn, pr in sorted(m.principals.items()):
         entry: dict = {"statements": []}
         for src, doc in pr.identity:
@@ -194,6 +203,11 @@ def surface(template: dict, raw: dict | None = None) -> dict:
         for attr in ("Condition", "DeletionPolicy", "UpdateReplacePolicy"):
             if attr in raw:
                 props[attr] = raw[attr]
+        # Metadata can suppress checks (cfn-guard's SuppressedRules, cfn-lint, cdk-nag): kept,
+        # but for construct paths and build/asset bookkeeping.
+        meta = {k: v for k, v in (raw.get("Metadata") or {}).items() if k not in METADATA_NOISE}
+        if meta:
+            props["Metadata"] = meta
         key = resource_key(typ, x["Properties"], x["name"])
         base, n = key, 2
         while key in out["resources"]:

@@ -253,6 +253,12 @@ def m_validation_off(t):
     trail(t)["EnableLogFileValidation"] = False
 
 
+def m_guard_suppressed_single_region(t):
+    lid, res = one(t, "AWS::CloudTrail::Trail")
+    res["Properties"]["IsMultiRegionTrail"] = False
+    res.setdefault("Metadata", {})["guard"] = {"SuppressedRules": ["created_trail_logs_microvm_data_events"]}
+
+
 def m_trail_not_logging(t):
     trail(t)["IsLogging"] = False
 
@@ -532,6 +538,7 @@ MUTATIONS = [
     ("trail MicroVM data-event selector removed", m_selector_removed, True),
     ("trail log-file validation off", m_validation_off, True),
     ("trail IsLogging false", m_trail_not_logging, True),
+    ("trail single-region, its guard rule suppressed in the resource's Metadata", m_guard_suppressed_single_region, True),
     ("trail bucket lifecycle expires logs after 1 day", m_lifecycle_one_day, True),
     ("trail bucket lifecycle deletes noncurrent versions after 1 day", m_noncurrent_versions_one_day, True),
     ("trail bucket versioning suspended", m_versioning_suspended, True),
