@@ -26,7 +26,8 @@
 #   8. infra/gate (cfn-guard rules, semantic invariants, governance-surface baseline diff) on
 #      the SAM template, the CDK synth output and the organization templates (both forms), and
 #      the gate's mutation tests (infra/tests/gate_mutations.py: each insider weakening,
-#      applied to SAM and CDK, must fail the gate);
+#      applied to SAM and CDK, and those that fit the member and security templates to both of
+#      their forms, must fail the gate);
 #   9. INFRA_BUILD=1 only (slow): `cargo lambda build --release --arm64` for both functions
 #      (x86-64 if the arm64 std cannot be installed here), printing the zip sizes.
 #
@@ -244,7 +245,9 @@ export CFN_GUARD
 ok "infra/gate on SAM, CDK and the organization templates"
 
 say "infra/gate mutation tests (each insider weakening must fail the gate on SAM and CDK)"
-"$INFRA_VENV/bin/python" infra/tests/gate_mutations.py "$SAM_TEMPLATE" "$CDK_TEMPLATE" >&2 \
+"$INFRA_VENV/bin/python" infra/tests/gate_mutations.py "$SAM_TEMPLATE" "$CDK_TEMPLATE" \
+    --org member infra/org/member.yaml "${ORG_CDK_TEMPLATES[0]}" \
+    --org security infra/org/security.yaml "${ORG_CDK_TEMPLATES[1]}" >&2 \
     || fail "infra/gate mutation tests"
 ok "infra/gate mutation tests"
 

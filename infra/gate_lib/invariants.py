@@ -384,6 +384,20 @@ class Checker:
                 self.fail("notification-reaches-the-detector",
                           f"{name}: no s3:ObjectCreated notification to the detector's queue ({', '.join(sorted(detector_queues)) or 'none'})")
 
+    def notified_queues(self) -> set[str]:
+        """The queues log-file notifications reach: the detector's queue by name, the queue a
+        trail bucket notifies, a queue subscribed to a topic."""
+        out = {x["arn"] for _, x in self.m.of_type("AWS::SQS::Queue") if str(x["name"]).endswith("-detector")}
+        trail_buckets = {str(x["Properties"].get("S3BucketName")) for _, x in self.m.of_type("AWS::CloudTrail::Trail")}
+        for _, x in self.m.of_type("AWS::S3::Bucket"):
+            if x["name"] in trail_buckets:
+                for qc in (x["Properties"].get("NotificationConfiguration") or {}).get("QueueConfigurations", []):
+                    out.add(str(qc.get("Queue")))
+        for _, x in self.m.of_type("AWS::SNS::Subscription"):
+            if str(x["Properties"].get("Protocol")) == "sqs":
+                out.add(str(x["Properties"].get("Endpoint")))
+        return out
+
     def detector_queues(self) -> set[str]:
         fns = {self.m.resources[lid]["arn"] for lid in self.detectors}
         out = set()
@@ -417,8 +431,11 @@ class Checker:
             maps = [(mlid, mx) for mlid, mx in self.m.of_type("AWS::Lambda::EventSourceMapping")
                     if str(mx["Properties"].get("FunctionName", "")).startswith((fn, str(x["name"])))]
             sqs_maps = [(mlid, mx) for mlid, mx in maps if ":sqs:" in str(mx["Properties"].get("EventSourceArn"))]
-            if not sqs_maps and self.m.of_type("AWS::SQS::Queue"):
-                self.fail("detector-consumes-its-queue", f"{name}: no event source mapping from its queue")
+            mapped = {str(mx["Properties"].get("EventSourceArn")) for _, mx in sqs_maps}
+            for q in sorted(self.notified_queues()):
+                if q not in mapped:
+                    self.fail("detector-consumes-its-queue", f"{name}: no event source mapping from {q}, "
+                              "the queue CloudTrail's log-file notifications reach")
             for mlid, mx in sqs_maps:
                 mp = mx["Properties"]
                 if str(mp.get("Enabled", "true")).lower() != "true":

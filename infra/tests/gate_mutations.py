@@ -10,7 +10,11 @@ diff (B). A mutation passes when the gate fails; one marked `invariant=True` mus
 caught by the invariants layer (not only by the baseline diff). A mutation that finds
 nothing to change fails the test (it would prove nothing).
 
-Usage: gate_mutations.py SAM_TEMPLATE CDK_TEMPLATE
+With --org KIND SAM_TEMPLATE CDK_TEMPLATE (repeatable; KIND member or security), the
+mutations that fit that organization template run on both of its forms as well (each must
+be caught by the invariants).
+
+Usage: gate_mutations.py SAM_TEMPLATE CDK_TEMPLATE [--org KIND SAM_TEMPLATE CDK_TEMPLATE]...
 Prints the mutation x layer table and "N passed, N failed"; exits 1 on any failure.
 """
 
@@ -117,8 +121,11 @@ def schedule_rules(t, kind="detector") -> list[dict]:
 
 
 def mapping(t) -> tuple[str, dict]:
+    """The detector's mapping from its queue (the queue named <prefix>-detector)."""
     fn_lid, _ = function(t, "detector")
-    return one(t, "AWS::Lambda::EventSourceMapping", lambda lid, r, n: fn_lid in json.dumps(r["Properties"]["FunctionName"]))
+    qlid, _ = one(t, "AWS::SQS::Queue", lambda lid, r, n: str(n).endswith("-detector"))
+    return one(t, "AWS::Lambda::EventSourceMapping", lambda lid, r, n: fn_lid in json.dumps(r["Properties"]["FunctionName"])
+               and qlid in json.dumps(r["Properties"]["EventSourceArn"]))
 
 
 def key_with_alias(t, suffix) -> dict:
@@ -413,6 +420,11 @@ def m_alarm_actions_disabled(t):
     alarms(t, "Throttles")[0]["ActionsEnabled"] = False
 
 
+def m_alarm_actions_disabled_any(t):
+    for a in alarms(t):
+        a["ActionsEnabled"] = False
+
+
 def m_alarm_actions_removed(t):
     for a in alarms(t, "ApproximateAgeOfOldestMessage"):
         a.pop("AlarmActions")
@@ -655,6 +667,16 @@ def self_tests(templates) -> list[tuple[bool, str]]:
     return out
 
 
+# The organization templates: the mutations that fit each one's resources, on both forms.
+ORG_MUTATIONS = {
+    "member": [m_role_plain_path_update_code, m_role_plain_launcher_path_run, m_user_with_run, m_role_no_path_passrole, m_ledger_policy_narrowed, m_ledger_policy_exempts_every_role,
+               m_launcher_role_trusts_account, m_alarm_actions_disabled_any],
+    "security": [m_launcher_role_arns_star, m_mapping_removed, m_mapping_disabled, m_sweep_daily, m_sweep_disabled,
+                 m_reserved_concurrency_zero, m_remediation_terminate_caps_removed, m_alert_key_kms_star_to_everyone,
+                 m_topic_open_to_subscribe, m_notaction_grant, m_aws_managed_admin, m_sweep_alarm_missing_not_breaching],
+}
+
+
 def run_one(args):
     name, mutate, need_inv, label, raw, plain, base, rules = args
     t = copy.deepcopy(plain)
@@ -666,12 +688,42 @@ def run_one(args):
     return name, label, r, None
 
 
+def org_mutations(orgs) -> int:
+    """Each organization template's mutations on both of its forms; returns the failures."""
+    failures = 0
+    for kind, sam_path, cdk_path in orgs:
+        for mutate in ORG_MUTATIONS[kind]:
+            cells = []
+            for path in (sam_path, cdk_path):
+                raw = model.load(path)
+                plain = model.expand(copy.deepcopy(raw))
+                name, label, r, err = run_one((mutate.__name__, mutate, True, path, raw, plain,
+                                               cli.baseline_path(path), guard.default_rules(path)))
+                if err:
+                    cells.append("ERR  ")
+                    print(f"  {path}: {err}")
+                    failures += 1
+                    continue
+                bad = r.ok or not r.invariants
+                failures += bad
+                cells.append(("G" if r.guard else "-") + ("I" if r.invariants else "-") + ("B" if r.baseline else "-")
+                             + ("!!" if bad else "  "))
+            print(f"{kind + ': ' + mutate.__name__[2:].replace('_', ' '):<60}  {'  '.join(cells)}")
+    return failures
+
+
 def main() -> int:
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    orgs = []
+    while "--org" in args:
+        i = args.index("--org")
+        orgs.append(tuple(args[i + 1:i + 4]))
+        args = args[:i] + args[i + 4:]
+    if len(args) != 2 or any(len(o) != 3 or o[0] not in ORG_MUTATIONS for o in orgs):
         print(__doc__, file=sys.stderr)
         return 2
     templates = []
-    for label, path in (("SAM", sys.argv[1]), ("CDK", sys.argv[2])):
+    for label, path in (("SAM", args[0]), ("CDK", args[1])):
         raw = model.load(path)
         plain = model.expand(copy.deepcopy(raw))
         base = cli.baseline_path(path)
@@ -712,6 +764,7 @@ def main() -> int:
     print(f"{len(MUTATIONS)} mutations x {len(templates)} templates: {n - failures} passed, {failures} failed")
     caught_by_guard = sum(1 for name, _, _ in MUTATIONS if all(by[(name, lb)][0] and by[(name, lb)][0].guard for lb, *_ in templates))
     print(f"the cfn-guard rules alone catch {caught_by_guard} of {len(MUTATIONS)} on both templates")
+    failures += org_mutations(orgs)
     st = self_tests(templates)
     for ok, what in st:
         print(("ok: " if ok else "FAIL: ") + what)
