@@ -12,7 +12,6 @@ Resource policies: bucket, queue, topic, key, table, secret, event bus, Lambda p
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import pathlib
@@ -288,10 +287,6 @@ def _lambda_permission(lid: str, p: dict, resources: dict, r: Resolver) -> Resou
     if p.get("SourceArn"):
         label += f" from {p['SourceArn'] if isinstance(p['SourceArn'], str) else json.dumps(p['SourceArn'], sort_keys=True)}"
     return ResourcePolicy(label, "AWS::Lambda::Function", [fn], {"Statement": [st]}, lid)
-
-
-def copy_template(t: dict) -> dict:
-    return json.loads(json.dumps(t)) if not isinstance(t, dict) else copy.deepcopy(t)
 
 
 __all__ = ["load", "expand", "build", "Model", "Principal", "ResourcePolicy", "canon_id"]
