@@ -359,10 +359,11 @@ def m_topic_open_to_subscribe(t):
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sns:Subscribe", "Resource": {"Ref": tlid}}]}}})
 
 
-def m_queue_open_to_send(t):
-    _, qp = one(t, "AWS::SQS::QueuePolicy", lambda lid, r, n: "-detector\"" in json.dumps(r["Properties"]["Queues"]) or True)
+def m_queue_open_to_receive(t):
+    qlid, _ = one(t, "AWS::SQS::Queue", lambda lid, r, n: str(n).endswith("-detector"))
+    _, qp = one(t, "AWS::SQS::QueuePolicy", lambda lid, r, n: qlid in json.dumps(r["Properties"]["Queues"]))
     qp["Properties"]["PolicyDocument"]["Statement"].append(
-        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sqs:SendMessage", "Resource": "*"})
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage"], "Resource": "*"})
 
 
 def m_launcher_role_arns_star(t):
@@ -498,7 +499,12 @@ def m_detector_invokable_by_everyone(t):
 
 
 def m_role_reads_webhook_secret(t):
+    """A new role reads the webhook secret; a resource policy on the secret, if the template
+    has one, goes with it (otherwise it would still refuse the read)."""
     slid, _ = one(t, "AWS::SecretsManager::Secret", lambda lid, r, n: "Webhook" in lid or "webhook" in json.dumps(r))
+    for plid, p in list(t["Resources"].items()):
+        if p.get("Type") == "AWS::SecretsManager::ResourcePolicy" and slid in json.dumps(p["Properties"].get("SecretId")):
+            del t["Resources"][plid]
     add(t, "OpsRole", new_role("/ops/", [allow("secretsmanager:GetSecretValue", {"Ref": slid})]))
 
 
@@ -568,7 +574,7 @@ MUTATIONS = [
     ("kms:* on * to everyone in the alert key policy", m_alert_key_kms_star_to_everyone, True),
     ("kms:* on * to a non-admin role in the alert key policy", m_alert_key_kms_star_to_a_role, True),
     ("alert topic open to Subscribe", m_topic_open_to_subscribe, True),
-    ("detector queue open to SendMessage from anyone", m_queue_open_to_send, True),
+    ("detector queue open to ReceiveMessage by anyone (steals the notifications)", m_queue_open_to_receive, True),
     ("LAUNCHER_ROLE_ARNS=*", m_launcher_role_arns_star, True),
     ("LAUNCHER_ROLE_ARNS names another role", m_launcher_role_arns_other_role, True),
     ("DEPLOYMENT_ROLE_ARNS=* (every change counted, none alerted)", m_deployment_role_arns_star, True),
@@ -595,7 +601,7 @@ MUTATIONS = [
     ("launcher role trusts the account", m_launcher_role_trusts_account, True),
     ("detector behind a public Function URL", m_detector_public_url, True),
     ("detector invokable by everyone", m_detector_invokable_by_everyone, True),
-    ("new role reads the webhook secret", m_role_reads_webhook_secret, True),
+    ("new role reads the webhook secret (its resource policy, if any, dropped)", m_role_reads_webhook_secret, True),
     ("detector role may stop the trail", m_detector_role_stops_trail, True),
     ("launcher role may change the detector's rules", m_launcher_role_disables_rules, True),
     # Grants the resource policies still refuse: not effective, so no invariant fires; the
