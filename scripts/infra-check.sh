@@ -26,7 +26,12 @@
 #      (SAM against CDK, in step 6's parity run), their copies of single-account resources
 #      against the originals (org_drift.py), a ledger write across accounts refused on both
 #      sides (cross_account_ledger.py); the least-privilege check above covers their roles;
-#   8. INFRA_BUILD=1 only (slow): `cargo lambda build --release --arm64` for both functions
+#   8. infra/gate (cfn-guard rules, semantic invariants, governance-surface baseline diff) on
+#      the SAM template, the CDK synth output and the organization templates (both forms), and
+#      the gate's mutation tests (infra/tests/gate_mutations.py: each insider weakening,
+#      applied to SAM and CDK, and those that fit the member and security templates to both of
+#      their forms, must fail the gate);
+#   9. INFRA_BUILD=1 only (slow): `cargo lambda build --release --arm64` for both functions
 #      (x86-64 if the arm64 std cannot be installed here), printing the zip sizes.
 #
 # Exit status non-zero on the first failing step, with the step named.
@@ -247,7 +252,21 @@ say "a ledger write across accounts is refused (identity and resource policies)"
     || fail "cross-account ledger write"
 ok "cross-account ledger write refused"
 
-# ---------------------------------------------------------------- 8. optional build
+# ---------------------------------------------------------------- 8. governance gate
+say "infra/gate: guard rules, invariants and the governance-surface baseline"
+export CFN_GUARD
+"$INFRA_VENV/bin/python" infra/gate "$SAM_TEMPLATE" "$CDK_TEMPLATE" "${ORG_TEMPLATES[@]}" "${ORG_CDK_TEMPLATES[@]}" >&2 \
+    || fail "infra/gate (a difference from infra/baseline/ is reviewed and committed with infra/gate --update)"
+ok "infra/gate on SAM, CDK and the organization templates"
+
+say "infra/gate mutation tests (each insider weakening must fail the gate on SAM and CDK)"
+"$INFRA_VENV/bin/python" infra/tests/gate_mutations.py "$SAM_TEMPLATE" "$CDK_TEMPLATE" \
+    --org member infra/org/member.yaml "${ORG_CDK_TEMPLATES[0]}" \
+    --org security infra/org/security.yaml "${ORG_CDK_TEMPLATES[1]}" >&2 \
+    || fail "infra/gate mutation tests"
+ok "infra/gate mutation tests"
+
+# ---------------------------------------------------------------- 9. optional build
 if [[ "${INFRA_BUILD:-0}" == 1 ]]; then
     ensure_pip_tools infra/requirements-build.txt build
     export PATH="$INFRA_VENV/bin:$PATH"   # cargo-lambda and python-zig/zig for cross-linking
