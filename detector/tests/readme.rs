@@ -97,7 +97,10 @@ fn quick_start_1_prints_the_findings_and_the_summary_the_readme_shows() {
         let actual = lines[i];
         let mut at = 0;
         for piece in shown.split(" ... ") {
-            let piece = piece.trim_start_matches('{').trim_end_matches([',', '}']);
+            // The line's own `{`, `, ...}` and the separators' commas are the README's.
+            let piece = piece
+                .trim_start_matches('{')
+                .trim_end_matches(['}', '.', ' ', ',']);
             let found = actual[at..].find(piece).unwrap_or_else(|| {
                 panic!("README line {i}: {piece:?} not in (the rest of) {actual}")
             });
