@@ -309,9 +309,9 @@ def generated_corpus(n: int = 3000, seed: int = 24) -> list[dict]:
     sources = ["lambda.amazonaws.com", "lambda-microvms.amazonaws.com", "ec2.amazonaws.com"]
 
     def identity() -> dict:
-        kind = rnd.choice(["launcher", "launcher", "launcher", "other-role", "user", "root", "fed-user",
-                           "path-role", "no-issuer", "foreign-launcher", "gov", "service", "bad-issuer"])
-        session = rnd.choice(["microvm-launcher", "microvm-launcher", "spare-session", "alice", " microvm-launcher"])
+        kind = rnd.choice(["launcher"] * 12 + ["other-role", "user", "root", "fed-user", "path-role", "no-issuer",
+                                                "foreign-launcher", "gov", "service", "bad-issuer"])
+        session = rnd.choice(["microvm-launcher"] * 6 + ["spare-session", "alice", " microvm-launcher"])
         role_acc = other if kind == "foreign-launcher" else acc
         if kind in ("launcher", "foreign-launcher", "other-role", "path-role", "gov", "no-issuer"):
             part = "aws-us-gov" if kind == "gov" else "aws"
@@ -363,10 +363,10 @@ def generated_corpus(n: int = 3000, seed: int = 24) -> list[dict]:
             "requestParameters": params if rnd.random() < 0.95 else None,
             "responseElements": {"microvmId": f"mvm-r{i:05d}"} if rnd.random() < 0.5 else None,
             "eventID": f"gen-{i:05d}" if rnd.random() < 0.97 else f"gen-{max(i - 1, 0):05d}",
-            "recipientAccountId": rnd.choice([acc] * 8 + [other]),
+            "recipientAccountId": rnd.choice([acc] * 20 + [other]),
             "eventType": "AwsApiCall",
         }
-        rid = rnd.choice([f"rid-{i}", f"rid-{i}", f"rid-{i}", "", None, "MISSING"])
+        rid = rnd.choice([f"rid-{i}"] * 12 + ["", None, "MISSING"])
         if rid != "MISSING":
             r["requestID"] = rid
         if rnd.random() < 0.2:
