@@ -7,7 +7,9 @@
 #   4. starts moto on 127.0.0.1:${MOTO_PORT:-5000} unless one already answers, and stops it
 #      on exit (by PID) only if this script started it;
 #   5. exports MOTO_ENDPOINT and runs every unit, integration and doc test of the workspace,
-#      and builds (does not run) the benchmarks; RUN_BENCHES=1 runs them as well.
+#      and builds (does not run) the benchmarks; RUN_BENCHES=1 runs them as well;
+#   6. the Contro1 conformance test: the stand-in (`launcher contro1-dev`) driven by Contro1's
+#      official SDK, centcom (tests/conformance/contro1_centcom.py); fails when it is missing.
 #
 # Extra arguments go to the main `cargo test` call, e.g.
 #   scripts/test.sh -p testkit            (one package instead of the whole workspace)
@@ -88,6 +90,9 @@ for a in "$@"; do
 done
 step "cargo test --doc ${scope[*]} ${doc_args[*]}"
 cargo test "${scope[@]}" "${doc_args[@]}" --doc
+
+step "Contro1 conformance: the stand-in driven by the official centcom SDK"
+"$VENV_DIR/bin/python" "$REPO_ROOT/tests/conformance/contro1_centcom.py"
 
 if [[ "${RUN_BENCHES:-0}" == 1 ]]; then
     step "cargo bench ${scope[*]} ${doc_args[*]}"

@@ -138,10 +138,7 @@ def to_duckdb(trino_sql: str) -> str:
             return exp.Anonymous(this="trino_json_extract", expressions=[node.this, node.expression])
         return node
 
-    tree = tree.transform(swap)
-    out = tree.sql(dialect="duckdb")
-    # JSONPath arguments come back as sqlglot path expressions; DuckDB takes the '$.a' text.
-    return out
+    return tree.transform(swap).sql(dialect="duckdb")
 
 
 def header_rules(sql: str) -> tuple[list[str], dict[str, str]]:
