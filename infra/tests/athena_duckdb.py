@@ -188,6 +188,54 @@ def table_columns(tree: exp.Create) -> tuple[list[tuple[str, exp.DataType]], lis
     return cols, parts
 
 
+# Where CloudTrail writes (the CloudTrail User Guide's log file layout), per DDL file.
+LAYOUTS = {
+    "cloudtrail-table.sql": r"^s3://[^/]+/AWSLogs/\$\{account\}/CloudTrail/\$\{region\}/\$\{partition_date\}$",
+    "cloudtrail-table-organization.sql":
+        r"^s3://[^/]+/AWSLogs/o-[a-z0-9]+/\$\{account\}/CloudTrail/\$\{region\}/\$\{partition_date\}$",
+}
+
+
+def projection_problems(name: str, tree: exp.Create) -> list[str]:
+    """What is wrong with a DDL's partition projection: every partition column projected,
+    the location template naming each, under LOCATION, in CloudTrail's layout, and a real
+    log file's key (the examples') found under the prefix it projects for that file's day."""
+    props = {p.name: p.args["value"].name for p in tree.find_all(exp.Property)
+             if type(p) is exp.Property and p.args.get("value") is not None}
+    location = tree.find(exp.LocationProperty).this.name
+    template = props.get("storage.location.template", "")
+    problems = []
+    if props.get("projection.enabled") != "true":
+        problems.append("projection.enabled is not 'true'")
+    for col, _ in table_columns(tree)[1]:
+        if f"projection.{col}.type" not in props:
+            problems.append(f"partition column {col} has no projection.{col}.type")
+        if "${" + col + "}" not in template:
+            problems.append(f"storage.location.template does not name ${{{col}}}")
+    if props.get("projection.partition_date.format") != "yyyy/MM/dd":
+        problems.append("partition_date is not projected as yyyy/MM/dd (CloudTrail's day folders)")
+    if not template.startswith(location):
+        problems.append(f"storage.location.template {template!r} is not under LOCATION {location!r}")
+    if not re.match(LAYOUTS[name], template):
+        problems.append(f"storage.location.template {template!r} is not CloudTrail's layout {LAYOUTS[name]}")
+    if name == "cloudtrail-table.sql":
+        logs = sorted((EXAMPLES / "cloudtrail").rglob("*_CloudTrail_*.json.gz"))
+        if not logs:
+            problems.append("no example CloudTrail log file to check the template against")
+        for log in logs:
+            key = log.relative_to(EXAMPLES / "cloudtrail").as_posix()
+            m = re.match(r"AWSLogs/(\d{12})/CloudTrail/([a-z0-9-]+)/(\d{4}/\d{2}/\d{2})/", key)
+            if not m:
+                problems.append(f"example {key} is not in the layout")
+                continue
+            prefix = (template.replace("${account}", m[1]).replace("${region}", m[2])
+                      .replace("${partition_date}", m[3]))
+            key_prefix = prefix.split("/", 3)[3] + "/"  # without s3://BUCKET/
+            if not key.startswith(key_prefix):
+                problems.append(f"the projected prefix {prefix} does not hold {key}")
+    return problems
+
+
 def serde_value(value, dtype: exp.DataType):
     """A JSON value as Athena's CloudTrail SerDe gives it for a column of `dtype`."""
     if value is None:
@@ -488,6 +536,16 @@ def main() -> int:
                       + ", ".join(n for n, _ in parts))
         except (sqlglot.errors.ParseError, AssertionError) as e:
             checks.fail(f"{path.relative_to(REPO)} does not parse: {e}")
+    for name, t in trees.items():
+        problems = projection_problems(name, t)
+        if problems:
+            checks.fail(f"{name} partition projection: " + "; ".join(problems))
+        else:
+            checks.ok(f"{name} partition projection: account, region, partition_date projected into "
+                      "CloudTrail's layout (and the example log's key is under its day's prefix)"
+                      if name == "cloudtrail-table.sql" else
+                      f"{name} partition projection: account, region, partition_date projected into "
+                      "the organization trail's layout")
     if len(trees) == 2:
         a, b = (table_columns(t) for t in trees.values())
         if [(n, d.sql("athena")) for n, d in a[0] + a[1]] == [(n, d.sql("athena")) for n, d in b[0] + b[1]]:
