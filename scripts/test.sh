@@ -15,7 +15,9 @@
 #   6. runs the shared data tier (the `shared_tier::` tests, #[ignore]d otherwise) when its
 #      data is present: $MICROVM_SHARED_DIR, or ../shared beside the repository, names the
 #      shared root, the directory with data/cloudtrail/ inside;
-#   7. ends with one summary of every test binary that failed.
+#   7. the Contro1 conformance test: the stand-in (`launcher contro1-dev`) driven by Contro1's
+#      official SDK, centcom (tests/conformance/contro1_centcom.py); fails when it is missing;
+#   8. ends with one summary of every test binary that failed.
 #
 # Extra arguments go to the main `cargo test` call, e.g.
 #   scripts/test.sh -p testkit            (one package instead of the whole workspace)
@@ -201,6 +203,8 @@ if [[ "$shared_tier" == 1 ]]; then
     phase "shared data tier ($MICROVM_SHARED_DIR): cargo test ${scope[*]} ${pkg_args[*]} -- --ignored shared_tier::" \
         cargo test "${scope[@]}" "${pkg_args[@]}" --no-fail-fast --lib --tests -- --ignored shared_tier::
 fi
+phase "Contro1 conformance: the stand-in driven by the official centcom SDK" \
+    "$VENV_DIR/bin/python" "$REPO_ROOT/tests/conformance/contro1_centcom.py"
 if [[ "${RUN_BENCHES:-0}" == 1 ]]; then
     phase "cargo bench ${scope[*]} ${pkg_args[*]}" cargo bench "${scope[@]}" "${pkg_args[@]}"
 else
