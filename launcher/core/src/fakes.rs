@@ -339,6 +339,11 @@ pub struct RecordingMicrovms {
     counter: AtomicU64,
     pub fail: AtomicBool,
     pub absent: Mutex<HashSet<String>>,
+    /// MicroVMs AWS started whose answer never reached the launcher
+    /// (`(image_arn, microvm_id)`), listed by `started_since`.
+    pub lost_runs: Mutex<Vec<(String, String)>>,
+    /// Makes `started_since` fail (ListMicrovms unavailable).
+    pub fail_list: AtomicBool,
 }
 
 impl RecordingMicrovms {
@@ -431,6 +436,40 @@ impl MicrovmApi for RecordingMicrovms {
 
     fn exists<'a>(&'a self, microvm_id: &'a str) -> BoxFut<'a, Result<bool, MicrovmError>> {
         Box::pin(async move { Ok(!lock(&self.absent).contains(microvm_id)) })
+    }
+
+    /// Every MicroVM of the image this fake started or was told was started
+    /// (it keeps no start times: `since` is not applied).
+    fn started_since<'a>(
+        &'a self,
+        image_arn: &'a str,
+        _since: i64,
+    ) -> BoxFut<'a, Result<Vec<String>, MicrovmError>> {
+        Box::pin(async move {
+            if self.fail_list.load(Ordering::SeqCst) {
+                return Err(MicrovmError::Unavailable {
+                    operation: "ListMicrovms",
+                    message: "injected".into(),
+                    aws_request_id: None,
+                    attempt_request_ids: Vec::new(),
+                });
+            }
+            let absent = lock(&self.absent).clone();
+            let mut ids: Vec<String> = lock(&self.runs)
+                .iter()
+                .filter(|r| r.image_arn == image_arn)
+                .map(|r| format!("vm-{}", r.client_token))
+                .chain(
+                    lock(&self.lost_runs)
+                        .iter()
+                        .filter(|(i, _)| i == image_arn)
+                        .map(|(_, id)| id.clone()),
+                )
+                .filter(|id| !absent.contains(id))
+                .collect();
+            ids.dedup();
+            Ok(ids)
+        })
     }
 }
 

@@ -376,6 +376,16 @@ pub trait MicrovmApi: Send + Sync {
     ) -> BoxFut<'a, Result<LifecycleOutput, MicrovmError>>;
     /// Does the MicroVM exist (GetMicrovm; not a governed call)?
     fn exists<'a>(&'a self, microvm_id: &'a str) -> BoxFut<'a, Result<bool, MicrovmError>>;
+    /// The MicroVMs of `image_arn` started at or after `since` (epoch
+    /// seconds) and not terminated (ListMicrovms filtered by image, every
+    /// page; not a governed call): what an interrupted RunMicrovm may have
+    /// started. The API has no lookup by `clientToken`, so this is the
+    /// narrowest one it allows.
+    fn started_since<'a>(
+        &'a self,
+        image_arn: &'a str,
+        since: i64,
+    ) -> BoxFut<'a, Result<Vec<String>, MicrovmError>>;
 }
 
 /// A human-review request to create in Contro1. Every text in it has been
