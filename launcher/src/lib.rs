@@ -11,6 +11,7 @@ pub mod bootstrap;
 pub mod function_url;
 pub mod lambda;
 pub mod seal;
+pub mod serve;
 pub mod settings;
 pub mod simulator;
 pub mod store;
