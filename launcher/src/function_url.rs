@@ -66,9 +66,12 @@ pub fn check(event: &Value, surface: Surface, region: Option<&str>) -> Result<()
         match text(event, path) {
             Some(v) if v == value => Ok(()),
             other => Err(NotFunctionUrl(format!(
-                "`{}` is {:?}, expected {value:?}",
+                "`{}` is {}, expected {value:?}",
                 path.join("."),
-                other.map(|v| v.chars().take(64).collect::<String>())
+                other.map_or_else(
+                    || "missing".to_string(),
+                    |v| format!("`{}`", shared_core::text::clean(v, 64))
+                )
             ))),
         }
     };
@@ -78,7 +81,7 @@ pub fn check(event: &Value, surface: Surface, region: Option<&str>) -> Result<()
     if let Some(k) = top.keys().find(|k| !TOP_LEVEL.contains(&k.as_str())) {
         return bad(format!(
             "top-level key `{}` is not in a Function URL payload",
-            k.chars().take(64).collect::<String>()
+            shared_core::text::clean(k, 64)
         ));
     }
     want(&["version"], "2.0")?;
@@ -107,7 +110,7 @@ pub fn check(event: &Value, surface: Surface, region: Option<&str>) -> Result<()
     {
         return bad(format!(
             "`requestContext.domainName` names region `{}`, the function runs in `{region}`",
-            url_region.chars().take(32).collect::<String>()
+            shared_core::text::clean(url_region, 32)
         ));
     }
     if text(ctx, &["http", "method"]).is_none_or(str::is_empty) {
