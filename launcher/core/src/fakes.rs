@@ -20,11 +20,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A pending item and its token with the binding it was sealed under.
+type StoredItem = (PendingRecord, Option<(Secret, String)>);
+
 /// The pending table in memory (tombstones are kept for the process's life).
 #[derive(Default)]
 pub struct MemoryStore {
     /// Each item, with its token and the binding it was stored under.
-    items: Mutex<HashMap<String, (PendingRecord, Option<(Secret, String)>)>>,
+    items: Mutex<HashMap<String, StoredItem>>,
     keys: Mutex<HashMap<String, KeyClaim>>,
     counters: Mutex<HashMap<(String, i64), u32>>,
     /// Makes every write fail (a storage outage).
