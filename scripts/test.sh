@@ -7,12 +7,15 @@
 #   4. starts moto on 127.0.0.1:${MOTO_PORT:-5000} unless one already answers, and stops it
 #      on exit (by PID) only if this script started it;
 #   5. exports MOTO_ENDPOINT and runs every unit, integration and doc test of the workspace,
-#      and builds (does not run) the benchmarks; RUN_BENCHES=1 runs them as well.
+#      and builds (does not run) the benchmarks; RUN_BENCHES=1 runs them as well;
+#   6. checks the detector's OCSF and ASFF output against the published OCSF schema and
+#      botocore's Security Hub model (scripts/conformance/check.sh, docs/outputs.md).
 #
 # Extra arguments go to the main `cargo test` call, e.g.
 #   scripts/test.sh -p testkit            (one package instead of the whole workspace)
 #   scripts/test.sh -- --nocapture        (flags for the test binaries)
 # Environment: MOTO_PORT (default 5000), SKIP_INFRA_CHECK=1, RUN_BENCHES=1.
+# With -p/--package the conformance step runs only when the detector is among the packages.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -95,4 +98,25 @@ if [[ "${RUN_BENCHES:-0}" == 1 ]]; then
 else
     step "benchmarks: build only (RUN_BENCHES=1 runs them)"
     cargo test "${scope[@]}" "${doc_args[@]}" --benches --no-run
+fi
+
+# The conformance of the outputs needs the detector; with -p it runs only if the detector is
+# one of the packages named.
+run_conformance=1
+if [[ ${#scope[@]} -eq 0 ]]; then
+    run_conformance=0
+    prev=""
+    for a in "$@"; do
+        [[ "$a" == "--" ]] && break
+        if [[ ("$prev" == "-p" || "$prev" == "--package") && "$a" == detector ]] || [[ "$a" == --package=detector ]]; then
+            run_conformance=1
+        fi
+        prev="$a"
+    done
+fi
+if [[ "$run_conformance" == 1 ]]; then
+    step "conformance of the detector's outputs (scripts/conformance/check.sh)"
+    "$REPO_ROOT/scripts/conformance/check.sh"
+else
+    step "conformance skipped: the detector is not among the packages tested"
 fi
