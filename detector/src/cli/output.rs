@@ -12,7 +12,7 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 pub enum Format {
     /// One JSON finding per line (the detector's own schema).
     Jsonl,
-    /// One OCSF 1.3.0 Detection Finding (class 2004) per line.
+    /// One OCSF 1.4.0 Detection Finding (class 2004) per line.
     Ocsf,
     /// One AWS Security Finding Format finding per line (BatchImportFindings).
     Asff,
