@@ -226,3 +226,36 @@ async fn without_the_import_role_every_finding_is_imported_in_the_detector_accou
     assert_eq!(here[0]["AwsAccountId"], ACCOUNT);
     assert!(security_hub_findings(MEMBER, &needle).await.is_empty());
 }
+
+#[test]
+fn a_multi_megabyte_record_fits_every_channel_limit() {
+    use detector::lambda::alert::{Alert, SNS_MESSAGE_MAX};
+    use detector::lambda::aws::{EVENT_SOURCE, chat_message, event_detail};
+    let mut f = detector_core::Finding::new(
+        detector_core::Rule::NonLauncherPrincipal,
+        detector_core::Severity::High,
+        "RunMicrovm succeeded outside the launcher".into(),
+        "big".into(),
+    );
+    f.event_id = Some("ev-big".into());
+    f.user_agent = Some("\u{1}".repeat(1_900_000));
+    f.principal_arn = Some("arn:aws:iam::123456789012:user/".to_string() + &"m".repeat(900_000));
+    f.reason = Some("r".repeat(900_000));
+    // Each kept connector is clipped to 4 KiB of control characters, six
+    // bytes each in JSON: 64 of them are 1.5 MB before fitting.
+    f.network_connectors = (0..10_000).map(|_| "\u{1}".repeat(8192)).collect();
+    let alert = Alert::from_finding(f.with_incident_key());
+    let detail = event_detail(&alert);
+    let entry = EVENT_SOURCE.len() + alert.finding.event.as_str().len() + detail.len();
+    assert!(entry <= 256 * 1024, "EventBridge entry {entry} bytes");
+    assert!(detail.contains("...[truncated "), "no marker");
+    serde_json::from_str::<Value>(&detail).expect("the detail is still JSON");
+    let chat = chat_message(&alert);
+    assert!(chat.len() <= SNS_MESSAGE_MAX, "chat {} bytes", chat.len());
+    let message = alert.message();
+    assert!(
+        message.len() + alert.subject().len() <= SNS_MESSAGE_MAX,
+        "SNS message {} bytes",
+        message.len()
+    );
+}

@@ -18,7 +18,7 @@ mod targets;
 mod trails;
 
 pub use dedupe::DynamoDedupe;
-pub use destinations::{ChatChannel, EventBusChannel, chat_message, event_detail};
+pub use destinations::{ChatChannel, EVENT_SOURCE, EventBusChannel, chat_message, event_detail};
 pub use functions::SdkFunctions;
 pub use microvms::SdkMicrovms;
 pub use objects::S3Objects;
