@@ -13,7 +13,10 @@
 #   6. parity: the SAM template (expanded by the SAM translator) and the CDK output agree
 #      property by property after normalising intrinsics and logical ids, except the
 #      allow-listed differences; --self-test proves mutated copies fail; both Athena named
-#      queries are infra/athena/bypass-hunt.sql (which must parse as Trino SQL); the
+#      queries are infra/athena/bypass-hunt.sql (which must parse as Trino SQL, and run on
+#      DuckDB through sqlglot with the same findings as `detector scan`, finding by finding,
+#      over the edge cases, the fixtures, a generated corpus and ../shared/data: it builds
+#      the detector; infra/tests/athena_duckdb.py); the
 #      committed deny policy, boundary and SCP are what infra/policies/generate.py makes;
 #      the least-privilege check: each role's granted actions against the SDK operations its
 #      function's Rust sources call (allow-listed differences carry a reason); the IAM policy
@@ -209,6 +212,11 @@ say "Athena SQL syntax (Trino parser)"
 "$INFRA_VENV/bin/python" infra/tests/athena_sql_parses.py infra/athena/bypass-hunt.sql >&2 \
     || fail "infra/athena/bypass-hunt.sql does not parse"
 ok "Athena SQL parses"
+
+say "Athena SQL and table DDL on DuckDB against detector scan"
+"$INFRA_VENV/bin/python" infra/tests/athena_duckdb.py >&2 \
+    || fail "infra/athena: the hunt on DuckDB differs from detector scan (or the DDL does not parse)"
+ok "Athena hunt agrees with detector scan"
 
 # ---------------------------------------------------------------- 7. organization templates
 for t in "${ORG_TEMPLATES[@]}"; do

@@ -9,8 +9,8 @@
 #     and the very request bodies the Rust SDK sends (captured by the securityhub_wire test);
 #   - bounds: a crafted record of several MB (user agent, request parameters) gives an OCSF and
 #     a JSON line within 256 KiB and an ASFF finding within 240 KB, all still valid.
-# Inputs: the bundled examples and, beside the repository, ../shared/data/cloudtrail (the real
-# data; a missing directory fails the check, never skips it).
+# Inputs: the bundled examples, the repository's real CloudTrail data (tests/data/cloudtrail)
+# and the shared data tier when it is present.
 #
 # Usage: scripts/conformance/check.sh [DETECTOR_BINARY]
 #   (default: the workspace's debug build, brought up to date with `cargo build` first).
@@ -27,18 +27,26 @@ else
     BIN="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/debug/detector"
     cargo build -q -p detector --bin detector >&2 # a no-op when up to date
 fi
-# MICROVM_SHARED_DIR overrides ../shared as for the Rust tests (the shared root, or the
-# CloudTrail data directory itself).
-REAL_DATA="$REPO_ROOT/../shared/data/cloudtrail"
-if [[ -n "${MICROVM_SHARED_DIR:-}" ]]; then
-    REAL_DATA="$MICROVM_SHARED_DIR"
-    [[ -d "$REAL_DATA/data/cloudtrail" ]] && REAL_DATA="$REAL_DATA/data/cloudtrail"
-fi
-if [[ ! -d "$REAL_DATA" ]]; then
-    echo "conformance: $REAL_DATA is missing (the real CloudTrail data beside the repository;" \
-        "MICROVM_SHARED_DIR names another place)" >&2
+# Real CloudTrail data: the repository's own (tests/data/cloudtrail), and the shared data tier
+# when present (MICROVM_SHARED_DIR, else ../shared beside the repository: the shared root, or
+# the CloudTrail data directory itself); MICROVM_REQUIRE_SHARED=1 makes its absence a failure,
+# as for the Rust tests.
+REAL_DATA=("$REPO_ROOT/tests/data/cloudtrail")
+shared="${MICROVM_SHARED_DIR:-$REPO_ROOT/../shared}"
+if [[ -d "$shared/data/cloudtrail" ]]; then
+    REAL_DATA+=("$shared/data/cloudtrail")
+elif [[ -n "${MICROVM_SHARED_DIR:-}" && -d "$MICROVM_SHARED_DIR" ]]; then
+    REAL_DATA+=("$MICROVM_SHARED_DIR")
+elif [[ "${MICROVM_REQUIRE_SHARED:-0}" == 1 ]]; then
+    echo "conformance: MICROVM_REQUIRE_SHARED=1 but $shared has no data/cloudtrail/" >&2
     exit 1
+else
+    echo "conformance: shared data tier absent; checking the repository's own data" >&2
 fi
+for d in "${REAL_DATA[@]}"; do
+    [[ -d "$d" ]] || { echo "conformance: $d is missing" >&2; exit 1; }
+done
+echo "real data: ${REAL_DATA[*]}"
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
@@ -94,6 +102,16 @@ rec = {
 json.dump({"Records": [rec]}, open(sys.argv[1], "w"))
 PY
 
+mkdir -p "$WORK/badregion"
+"$PY" - "$WORK/big/oversize.json" "$WORK/badregion/bad.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+rec = doc["Records"][0]
+rec.update(userAgent="ua", requestParameters={"imageIdentifier": "x"},
+           awsRegion="us-east-1\n\u001b[2Jevil", eventID="ev-\u001b[31mred")
+json.dump(doc, open(sys.argv[2], "w"))
+PY
+
 EXAMPLES="$REPO_ROOT/detector/fixtures/examples"
 SH=(--security-hub-account 999988887777 --security-hub-region us-east-1)
 
@@ -145,26 +163,24 @@ check "the ASFF validator refuses invalid findings" \
 
 check "OCSF golden file" "$PY" "$HERE/ocsf_validate.py" detector/core/tests/golden/examples.ocsf.jsonl
 check "ASFF golden file" "$PY" "$HERE/asff_validate.py" detector/core/tests/golden/examples.asff.jsonl
-check "scan --format ocsf (examples, real data)" scan ocsf "$WORK/all.ocsf.jsonl" "$EXAMPLES" "$REAL_DATA"
+check "scan --format ocsf (examples, real data)" scan ocsf "$WORK/all.ocsf.jsonl" "$EXAMPLES" "${REAL_DATA[@]}"
 check "OCSF of every finding" "$PY" "$HERE/ocsf_validate.py" "$WORK/all.ocsf.jsonl"
 check "scan --format asff (examples; each finding's own account)" \
     scan asff "$WORK/all.asff.jsonl" "$EXAMPLES"
-# The real data has findings whose record names no valid region: without a Security Hub
-# region they cannot be placed, and the scan must say so (exit 2, each named) and still
-# write the others.
+check "scan --format asff (examples, real data; a Security Hub account)" \
+    scan asff "$WORK/sh.asff.jsonl" "${SH[@]}" "$EXAMPLES" "${REAL_DATA[@]}"
+check "ASFF of every finding" "$PY" "$HERE/asff_validate.py" "$WORK/all.asff.jsonl" "$WORK/sh.asff.jsonl"
+# A record naming a region that is not one cannot be placed without a Security Hub region:
+# the scan names it on stderr, escaped, and exits 2.
 unplaceable() {
     local rc=0
-    "$BIN" scan --format asff "$REAL_DATA" >"$WORK/real.asff.jsonl" 2>"$WORK/real.stderr" || rc=$?
+    "$BIN" scan --format asff "$WORK/badregion" >"$WORK/bad.asff.jsonl" 2>"$WORK/bad.stderr" || rc=$?
     local named
-    named="$(grep -c 'cannot be encoded as ASFF' "$WORK/real.stderr" || true)"
-    echo "exit $rc; $named finding(s) named as not encodable; $(wc -l <"$WORK/real.asff.jsonl") written"
-    [[ "$rc" -eq 2 && "$named" -gt 0 && -s "$WORK/real.asff.jsonl" ]]
+    named="$(grep -c 'cannot be encoded as ASFF' "$WORK/bad.stderr" || true)"
+    echo "exit $rc; $named finding(s) named as not encodable"
+    [[ "$rc" -eq 2 && "$named" -eq 1 ]] && ! grep -q $'\x1b' "$WORK/bad.stderr"
 }
-check "scan --format asff (real data; a record's bad region is named, exit 2)" unplaceable
-check "scan --format asff (examples, real data; a Security Hub account)" \
-    scan asff "$WORK/sh.asff.jsonl" "${SH[@]}" "$EXAMPLES" "$REAL_DATA"
-check "ASFF of every finding" "$PY" "$HERE/asff_validate.py" "$WORK/all.asff.jsonl" "$WORK/sh.asff.jsonl" \
-    "$WORK/real.asff.jsonl"
+check "scan --format asff (a record's bad region is named, exit 2)" unplaceable
 check "scan --format ocsf (oversize record)" scan ocsf "$WORK/big.ocsf.jsonl" "$WORK/big"
 check "OCSF of the oversize record" "$PY" "$HERE/ocsf_validate.py" "$WORK/big.ocsf.jsonl"
 check "OCSF line bound" max_line "$WORK/big.ocsf.jsonl" $((256 * 1024))

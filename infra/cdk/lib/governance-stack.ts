@@ -273,6 +273,7 @@ export class GovernanceStack extends Stack {
         CloudTrailTable: Fn.sub('${AthenaDatabase}.${AthenaCloudTrailTable}'),
         LauncherRoleArn: launcher.role.attrArn,
         LauncherSessionNames: launcher.fn.fn.functionName,
+        HuntDays: '30',
       }),
     });
 
