@@ -135,8 +135,9 @@ impl Output {
                 self.rows.push(f);
             }
             Format::Jsonl => {
-                let v = json_line(&f);
-                self.json_line(&v);
+                let mut line = json_line(&f).into_bytes();
+                line.push(b'\n');
+                self.write(&line);
             }
             Format::Ocsf => {
                 let v = ocsf::detection_finding(&f, self.now_ms);

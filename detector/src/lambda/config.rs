@@ -499,7 +499,10 @@ mod tests {
             ("TRAIL_HEALTH", "maybe"),
             ("SECURITY_HUB", "yes"),
             ("CHAT_TOPIC_ARN", "slack-channel"),
-            ("SECURITY_HUB_ROLE_NAME", "arn:aws:iam::111122223333:role/import"),
+            (
+                "SECURITY_HUB_ROLE_NAME",
+                "arn:aws:iam::111122223333:role/import",
+            ),
             ("SECURITY_HUB_ROLE_NAME", "import role"),
             ("SWEEP_ACCOUNTS", "1234"),
             ("SWEEP_ACCOUNTS", "organization"),

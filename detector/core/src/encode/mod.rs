@@ -27,12 +27,17 @@ pub const PRODUCT_NAME: &str = "MicroVM governance detector";
 /// The vendor (company) name encodings give.
 pub const VENDOR_NAME: &str = "MicroVM governance";
 
-/// The finding in the detector's own JSON schema, at most
-/// [`bound::LINE_MAX`] bytes serialised (long texts cut with a marker).
-pub fn json_line(f: &Finding) -> serde_json::Value {
+/// The finding in the detector's own JSON schema, fields in their declared
+/// order, at most [`bound::LINE_MAX`] bytes (a longer one is fitted: long
+/// texts cut with a marker, its fields then in alphabetical order).
+pub fn json_line(f: &Finding) -> String {
+    let line = serde_json::to_string(f).unwrap_or_default();
+    if line.len() <= bound::LINE_MAX {
+        return line;
+    }
     let mut v = serde_json::to_value(f).unwrap_or(serde_json::Value::Null);
     bound::fit(&mut v, bound::LINE_MAX);
-    v
+    v.to_string()
 }
 
 /// The AWS partition a region belongs to (`aws-cn` for China, `aws-us-gov`
