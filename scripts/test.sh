@@ -17,7 +17,10 @@
 #      shared root, the directory with data/cloudtrail/ inside;
 #   7. the Contro1 conformance test: the stand-in (`launcher contro1-dev`) driven by Contro1's
 #      official SDK, centcom (tests/conformance/contro1_centcom.py); fails when it is missing;
-#   8. ends with one summary of every test binary that failed.
+#   8. checks the detector's OCSF and ASFF output against the published OCSF schema and
+#      botocore's Security Hub model (scripts/conformance/check.sh, docs/outputs.md), when the
+#      detector is among the packages tested;
+#   9. ends with one summary of every test binary that failed.
 #
 # Extra arguments go to the main `cargo test` call, e.g.
 #   scripts/test.sh -p testkit            (one package instead of the whole workspace)
@@ -205,6 +208,12 @@ if [[ "$shared_tier" == 1 ]]; then
 fi
 phase "Contro1 conformance: the stand-in driven by the official centcom SDK" \
     "$VENV_DIR/bin/python" "$REPO_ROOT/tests/conformance/contro1_centcom.py"
+if [[ ${#scope[@]} -gt 0 || " ${pkg_args[*]} " == *" -p detector "* || " ${pkg_args[*]} " == *" --package=detector "* ]]; then
+    phase "conformance of the detector's outputs: OCSF schema, botocore's Security Hub model (scripts/conformance/check.sh)" \
+        "$REPO_ROOT/scripts/conformance/check.sh"
+else
+    step "conformance of the detector's outputs skipped: the detector is not among the packages tested"
+fi
 if [[ "${RUN_BENCHES:-0}" == 1 ]]; then
     phase "cargo bench ${scope[*]} ${pkg_args[*]}" cargo bench "${scope[@]}" "${pkg_args[@]}"
 else

@@ -136,3 +136,126 @@ async fn a_missing_bus_fails_only_its_channel_and_the_retry_goes_to_it_alone() {
     assert!(rig.alerts().await.is_empty());
     assert_eq!(rig.contro1.state().audit_records().len(), 1);
 }
+
+/// The findings in `account`'s Security Hub whose `Id` contains `needle`.
+async fn security_hub_findings(account: &str, needle: &str) -> Vec<Value> {
+    let sdk = if account == ACCOUNT {
+        moto::sdk_config().await
+    } else {
+        moto::sdk_config_in(account, "reader").await
+    };
+    let out = aws_sdk_securityhub::Client::new(&sdk)
+        .get_findings()
+        .max_results(100)
+        .send()
+        .await
+        .unwrap();
+    out.findings()
+        .iter()
+        .filter(|f| f.id().is_some_and(|id| id.contains(needle)))
+        .map(|f| {
+            json!({"Id": f.id(), "AwsAccountId": f.aws_account_id(), "ProductArn": f.product_arn(),
+                   "Partition": f.resources()[0].partition().map(|p| p.as_str().to_string())})
+        })
+        .collect()
+}
+
+/// A bypass `RunMicrovm` recorded in `account`.
+fn bypass_in(account: &str, event_id: &str) -> Value {
+    let mut ev = bypass_event(event_id);
+    let d = &mut ev["detail"];
+    d["recipientAccountId"] = json!(account);
+    d["userIdentity"]["accountId"] = json!(account);
+    d["userIdentity"]["arn"] = json!(format!("arn:aws:iam::{account}:user/mallory"));
+    d["responseElements"]["microvmId"] = json!(format!("ai-{event_id}"));
+    ev
+}
+
+#[tokio::test]
+async fn organization_findings_are_imported_in_the_account_each_names() {
+    const MEMBER_A: &str = "444455556666";
+    const MEMBER_B: &str = "777788889999";
+    let mut rig = Rig::new().await;
+    rig.env.insert("SECURITY_HUB".into(), "on".into());
+    rig.env.insert(
+        "SECURITY_HUB_ROLE_NAME".into(),
+        "microvm-securityhub-import".into(),
+    );
+    let st = rig.state().await;
+    let run = testkit::unique_name("org");
+    for (account, n) in [(MEMBER_A, 1), (MEMBER_B, 2), (ACCOUNT, 3)] {
+        handle(&st, &bypass_in(account, &format!("ev-{run}-{n}")))
+            .await
+            .unwrap();
+    }
+    // Each finding is in the Security Hub of the account it is about, with
+    // that account in AwsAccountId and in the product ARN (as the API
+    // requires of the default product ARN), and nowhere else.
+    for (account, n) in [(MEMBER_A, 1), (MEMBER_B, 2), (ACCOUNT, 3)] {
+        let needle = format!("ev-{run}-{n}");
+        let here = security_hub_findings(account, &needle).await;
+        assert_eq!(here.len(), 1, "{account}: {here:?}");
+        assert_eq!(here[0]["AwsAccountId"], account);
+        assert_eq!(
+            here[0]["ProductArn"],
+            format!("arn:aws:securityhub:us-east-1:{account}:product/{account}/default")
+        );
+        assert_eq!(here[0]["Partition"], "aws");
+        for other in [MEMBER_A, MEMBER_B, ACCOUNT]
+            .into_iter()
+            .filter(|o| *o != account)
+        {
+            assert!(
+                security_hub_findings(other, &needle).await.is_empty(),
+                "{needle} also in {other}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn without_the_import_role_every_finding_is_imported_in_the_detector_account() {
+    const MEMBER: &str = "121212121212";
+    let mut rig = Rig::new().await;
+    rig.env.insert("SECURITY_HUB".into(), "on".into());
+    let st = rig.state().await;
+    let needle = format!("ev-{}", testkit::unique_name("single"));
+    handle(&st, &bypass_in(MEMBER, &needle)).await.unwrap();
+    let here = security_hub_findings(ACCOUNT, &needle).await;
+    assert_eq!(here.len(), 1, "{here:?}");
+    assert_eq!(here[0]["AwsAccountId"], ACCOUNT);
+    assert!(security_hub_findings(MEMBER, &needle).await.is_empty());
+}
+
+#[test]
+fn a_multi_megabyte_record_fits_every_channel_limit() {
+    use detector::lambda::alert::{Alert, SNS_MESSAGE_MAX};
+    use detector::lambda::aws::{EVENT_SOURCE, chat_message, event_detail};
+    let mut f = detector_core::Finding::new(
+        detector_core::Rule::NonLauncherPrincipal,
+        detector_core::Severity::High,
+        "RunMicrovm succeeded outside the launcher".into(),
+        "big".into(),
+    );
+    f.event_id = Some("ev-big".into());
+    f.user_agent = Some("\u{1}".repeat(1_900_000));
+    f.principal_arn = Some("arn:aws:iam::123456789012:user/".to_string() + &"m".repeat(900_000));
+    f.reason = Some("r".repeat(900_000));
+    // Each kept connector is clipped to 4 KiB of control characters, six
+    // bytes each in JSON: 64 of them are 1.5 MB before fitting.
+    f.network_connectors = (0..10_000).map(|_| "\u{1}".repeat(8192)).collect();
+    let alert = Alert::from_finding(f.with_incident_key());
+    let detail = event_detail(&alert);
+    let entry = EVENT_SOURCE.len() + alert.finding.event.as_str().len() + detail.len();
+    assert!(entry <= 256 * 1024, "EventBridge entry {entry} bytes");
+    assert!(detail.contains("...[truncated "), "no marker");
+    serde_json::from_str::<Value>(&detail).expect("the detail is still JSON");
+    let chat = chat_message(&alert);
+    assert!(chat.len() <= SNS_MESSAGE_MAX, "chat {} bytes", chat.len());
+    let message = alert.message();
+    assert!(
+        message.len() + alert.subject().len() <= SNS_MESSAGE_MAX,
+        "SNS message {} bytes",
+        message.len()
+    );
+}

@@ -696,3 +696,74 @@ fn json_that_is_not_cloudtrail_is_a_warning_naming_the_input_and_not_a_record() 
     assert!(err.contains("2 JSON objects not CloudTrail"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_scan_quietly_with_exit_0() {
+    // `detector scan ... | head -0`: stdout is closed before anything is written.
+    let mut child = detector()
+        .args([
+            "scan",
+            "--launcher-role-arn",
+            ROLE,
+            "--launcher-session-name",
+            SESSION,
+        ])
+        .arg(examples())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("error"), "{err}");
+}
+
+#[test]
+fn asff_names_each_finding_it_cannot_place_escaped_and_exits_2() {
+    let dir = temp_dir("asff-bad-region");
+    let rec = serde_json::json!({"Records": [{
+        "eventVersion": "1.11", "eventSource": "lambda.amazonaws.com", "eventName": "RunMicrovm",
+        "eventID": "ev-\u{1b}[31mred", "eventTime": "2026-11-20T10:00:00Z",
+        "awsRegion": "us-east-1\nevil", "eventType": "AwsApiCall", "recipientAccountId": "111122223333",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/m",
+                         "accountId": "111122223333"},
+        "requestParameters": {"imageIdentifier": "arn:aws:lambda:us-east-1:111122223333:microvm-image:x"},
+        "responseElements": {"microvmId": "ai-1", "state": "PENDING"}}]});
+    let path = dir.join("bad.json");
+    std::fs::write(&path, rec.to_string()).unwrap();
+    let out = detector()
+        .args(["scan", "--format", "asff"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot be encoded as ASFF"), "{err}");
+    assert!(!err.contains('\u{1b}'), "raw escape on stderr: {err:?}");
+    assert!(out.stdout.is_empty());
+    // With a Security Hub account and region it is placed there.
+    let out = detector()
+        .args([
+            "scan",
+            "--format",
+            "asff",
+            "--security-hub-account",
+            "999988887777",
+            "--security-hub-region",
+            "eu-west-1",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["AwsAccountId"], "999988887777");
+    assert_eq!(v["Resources"][0]["Region"], "eu-west-1");
+}

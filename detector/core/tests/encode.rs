@@ -1,8 +1,11 @@
 //! The encodings of a finding: golden files for each format over the
 //! bundled examples, and the required fields and value types of the
-//! published schemas, written out here — OCSF 1.3.0 (base event, Finding,
+//! published schemas, written out here — OCSF 1.4.0 (base event, Finding,
 //! Detection Finding class 2004) and ASFF 2018-10-08 (the attributes
-//! `BatchImportFindings` requires, with Security Hub's limits).
+//! `BatchImportFindings` requires, with Security Hub's limits). The
+//! schemas themselves judge the same outputs in
+//! `scripts/conformance/check.sh` (docs/outputs.md). `detector/README.md`'s
+//! field table and example line name exactly the finding's fields.
 //!
 //! `UPDATE_GOLDEN=1 cargo test -p detector-core --test encode` rewrites the
 //! golden files after an intended change (review the diff).
@@ -17,11 +20,7 @@ const NOW_MS: i64 = 1_764_590_400_000; // 2025-12-01T12:00:00Z
 const NOW: &str = "2025-12-01T12:00:00Z";
 
 fn importer() -> asff::Importer {
-    asff::Importer {
-        partition: "aws".into(),
-        region: "us-east-1".into(),
-        account_id: "111122223333".into(),
-    }
+    asff::Importer::new("111122223333", "us-east-1").unwrap()
 }
 
 /// The bundled examples' findings, in a stable order.
@@ -114,7 +113,7 @@ fn each_format_matches_its_golden_file() {
     );
 }
 
-// ---- OCSF 1.3.0 --------------------------------------------------------
+// ---- OCSF 1.4.0 --------------------------------------------------------
 
 fn int(v: &Value, path: &str) -> i64 {
     v.pointer(path)
@@ -145,7 +144,7 @@ fn ocsf_detection_findings_carry_every_required_attribute_with_its_type() {
             "time is epoch milliseconds"
         );
         // metadata (required): version, product (vendor_name required).
-        assert_eq!(string(&v, "/metadata/version"), "1.3.0");
+        assert_eq!(string(&v, "/metadata/version"), "1.4.0");
         string(&v, "/metadata/product/vendor_name");
         string(&v, "/metadata/product/name");
         // Finding (required): finding_info with uid and title.
@@ -158,7 +157,7 @@ fn ocsf_detection_findings_carry_every_required_attribute_with_its_type() {
         assert_eq!(int(&v, "/status_id"), 1);
         assert_eq!(v["is_alert"], Value::Bool(true));
         string(&v, "/cloud/provider");
-        if let Some(ip) = v.pointer("/src_endpoint/ip") {
+        if let Some(ip) = v.pointer("/evidences/0/src_endpoint/ip") {
             ip.as_str()
                 .unwrap()
                 .parse::<std::net::IpAddr>()
@@ -247,6 +246,98 @@ fn asff_findings_carry_every_attribute_batch_import_findings_requires() {
     }
 }
 
+#[test]
+fn asff_refuses_an_account_or_region_that_is_not_one_and_escapes_it() {
+    let e = asff::Importer::new("11112222333", "us-east-1").unwrap_err();
+    assert_eq!(e, asff::AsffError::Account("11112222333".into()));
+    let e = asff::Importer::new("111122223333", "us-east-1\n\u{1b}[31m").unwrap_err();
+    let msg = e.to_string();
+    assert!(!msg.contains('\n') && !msg.contains('\u{1b}'), "{msg:?}");
+    // A finding naming a bad region is not placed without a Security Hub region...
+    let mut f = findings().remove(0);
+    f.region = Some("us-east-1\narn:evil".into());
+    assert!(asff::Importer::for_finding(&f, None, None).is_err());
+    // ... and with one, its resource takes the importer's region, not the record's.
+    let imp = asff::Importer::for_finding(&f, Some("111122223333"), Some("eu-west-1")).unwrap();
+    let v = asff::finding(&f, &imp, NOW);
+    assert_eq!(v["Resources"][0]["Region"], "eu-west-1");
+    assert_eq!(
+        v["ProductArn"],
+        "arn:aws:securityhub:eu-west-1:111122223333:product/111122223333/default"
+    );
+}
+
+#[test]
+fn asff_takes_event_time_only_when_it_is_a_timestamp() {
+    let mut f = findings().remove(0);
+    f.event_time = Some("yesterday\u{7}".into());
+    let v = asff::finding(&f, &importer(), NOW);
+    assert_eq!(v["CreatedAt"], NOW);
+    assert!(v.get("FirstObservedAt").is_none(), "{v}");
+    assert_eq!(
+        v["ProductFields"]["microvm-governance/event_time"],
+        "yesterday\u{7}"
+    );
+}
+
+#[test]
+fn asff_partition_follows_the_region() {
+    let mut f = findings().remove(0);
+    f.region = Some("us-gov-west-1".into());
+    for (region, partition) in [("us-gov-west-1", "aws-us-gov"), ("cn-north-1", "aws-cn")] {
+        f.region = Some(region.into());
+        let imp = asff::Importer::for_finding(&f, Some("111122223333"), None).unwrap();
+        let v = asff::finding(&f, &imp, NOW);
+        assert_eq!(
+            v["ProductArn"],
+            format!(
+                "arn:{partition}:securityhub:{region}:111122223333:product/111122223333/default"
+            )
+        );
+        assert_eq!(v["Resources"][0]["Partition"], partition);
+    }
+}
+
+#[test]
+fn a_huge_record_gives_bounded_lines_in_every_format_with_markers() {
+    use detector_core::encode::{bound, json_line};
+    let mut f = findings().remove(0);
+    f.user_agent = Some("A".repeat(1_900_000));
+    f.summary = "\u{1}".repeat(400_000);
+    f.network_connectors = (0..40_000)
+        .map(|i| format!("arn:aws:lambda:us-east-1:111122223333:nc:{i}"))
+        .collect();
+    f.record = Some(serde_json::json!({"userAgent": "B".repeat(2_000_000)}));
+    let o = ocsf::detection_finding(&f, NOW_MS);
+    let a = asff::finding(&f, &importer(), NOW);
+    let j: Value = serde_json::from_str(&json_line(&f)).unwrap();
+    for (name, v, max) in [
+        ("ocsf", &o, bound::LINE_MAX),
+        ("asff", &a, asff::FINDING_MAX),
+        ("jsonl", &j, bound::LINE_MAX),
+    ] {
+        let n = bound::json_len(v);
+        assert!(n <= max, "{name}: {n} > {max}");
+        // ASFF clips each of its fields to Security Hub's own limits first
+        // and carries neither the record nor the user agent.
+        if name != "asff" {
+            assert!(
+                v.to_string().contains("...[truncated "),
+                "{name}: no marker"
+            );
+        }
+    }
+    // The identifying fields survive the cut.
+    assert_eq!(
+        o["finding_info"]["uid"],
+        ocsf::detection_finding(&findings().remove(0), NOW_MS)["finding_info"]["uid"]
+    );
+    assert_eq!(j["event_id"], serde_json::json!(f.event_id));
+    // A line within the limit keeps the fields in their declared order.
+    let small = json_line(&findings()[0]);
+    assert!(small.starts_with("{\"event\":"), "{small}");
+}
+
 // ---- attacker-controlled text ------------------------------------------
 
 fn hostile() -> Finding {
@@ -301,4 +392,56 @@ fn the_table_fits_the_width_sorts_by_time_and_colours_only_when_asked() {
     sorted.sort_unstable();
     assert_eq!(times, sorted);
     assert!(table::render(&fs, 100, true).contains("\x1b[1;31mcritical\x1b[0m"));
+}
+
+// ---- detector/README.md ------------------------------------------------
+
+/// The names in backticks at the start of each row of the README's
+/// `## Evidence` table (`| `a`, `b` | ...`).
+fn readme_table_fields(readme: &str) -> std::collections::BTreeSet<String> {
+    let section = readme
+        .split("\n## Evidence")
+        .nth(1)
+        .expect("detector/README.md has an `## Evidence` section");
+    let section = section.split("\n## ").next().unwrap();
+    let mut out = std::collections::BTreeSet::new();
+    for line in section.lines().filter(|l| l.starts_with("| `")) {
+        let first = line.split('|').nth(1).unwrap();
+        for name in first.split('`').skip(1).step_by(2) {
+            out.insert(name.to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn the_readme_names_exactly_the_fields_of_a_finding() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let f = &findings()[0];
+    let want: std::collections::BTreeSet<String> = serde_json::to_value(f)
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let table = readme_table_fields(&readme);
+    assert_eq!(
+        table, want,
+        "the README's field table (left) and a finding's fields (right) differ"
+    );
+    // The example line: a JSON object with exactly the finding's fields.
+    let example = readme
+        .lines()
+        .find(|l| l.starts_with('{') && l.contains("\"event\":\"aws.microvm."))
+        .expect("detector/README.md shows a JSON Lines finding");
+    let example: Value = serde_json::from_str(example).unwrap();
+    let shown: std::collections::BTreeSet<String> =
+        example.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(
+        shown, want,
+        "the README's example line (left) and a finding's fields (right)"
+    );
 }

@@ -4,14 +4,15 @@
 //! end. The encodings themselves live in `detector_core::encode`.
 
 use detector_core::Finding;
-use detector_core::encode::{asff, csv, ocsf, table};
+use detector_core::encode::{asff, csv, json_line, ocsf, table};
+use detector_core::text::{FIELD_MAX, clean};
 use std::io::{self, BufWriter, IsTerminal, Write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// One JSON finding per line (the detector's own schema).
     Jsonl,
-    /// One OCSF 1.3.0 Detection Finding (class 2004) per line.
+    /// One OCSF 1.4.0 Detection Finding (class 2004) per line.
     Ocsf,
     /// One AWS Security Finding Format finding per line (BatchImportFindings).
     Asff,
@@ -39,7 +40,7 @@ pub struct Output {
     flush_each: bool,
     now_ms: i64,
     now: String,
-    /// Findings ASFF could not place (no account or region known).
+    /// Findings ASFF could not encode (no valid account or region).
     pub unplaced: u64,
 }
 
@@ -133,35 +134,34 @@ impl Output {
                 f.record = None;
                 self.rows.push(f);
             }
-            Format::Jsonl => self.json_line(&f),
+            Format::Jsonl => {
+                let mut line = json_line(&f).into_bytes();
+                line.push(b'\n');
+                self.write(&line);
+            }
             Format::Ocsf => {
                 let v = ocsf::detection_finding(&f, self.now_ms);
                 self.json_line(&v);
             }
             Format::Asff => {
-                let importer = match (
-                    self.asff
-                        .account_id
-                        .clone()
-                        .or_else(|| f.account_id.clone()),
-                    self.asff.region.clone().or_else(|| f.region.clone()),
-                ) {
-                    (Some(account_id), Some(region)) => asff::Importer {
-                        partition: "aws".into(),
-                        region,
-                        account_id,
-                    },
-                    _ => {
+                let importer = asff::Importer::for_finding(
+                    &f,
+                    self.asff.account_id.as_deref(),
+                    self.asff.region.as_deref(),
+                );
+                match importer {
+                    Ok(importer) => {
+                        let v = asff::finding(&f, &importer, &self.now);
+                        self.json_line(&v);
+                    }
+                    Err(e) => {
                         self.unplaced += 1;
                         eprintln!(
-                            "warning: finding {} has no account or region: pass --security-hub-account and --security-hub-region to place it in ASFF",
-                            f.uid()
+                            "error: finding {} cannot be encoded as ASFF: {e}; pass --security-hub-account and --security-hub-region to place it",
+                            clean(&f.uid(), FIELD_MAX)
                         );
-                        return;
                     }
-                };
-                let v = asff::finding(&f, &importer, &self.now);
-                self.json_line(&v);
+                }
             }
             Format::Csv => {
                 let row = csv::row(&f);
@@ -180,7 +180,7 @@ impl Output {
                 .map(|(w, _)| usize::from(w.0))
                 .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
                 .unwrap_or(160);
-            let coloured = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let coloured = stdout.is_terminal() && colour_allowed(std::env::var_os("NO_COLOR"));
             let t = table::render(&self.rows, width, coloured);
             self.w.write_all(t.as_bytes())?;
         }
@@ -188,9 +188,28 @@ impl Output {
     }
 }
 
+/// Colour unless `NO_COLOR` is set to a non-empty value (no-color.org: an
+/// empty `NO_COLOR` does not turn colour off).
+pub fn colour_allowed(no_color: Option<std::ffi::OsString>) -> bool {
+    no_color.is_none_or(|v| v.is_empty())
+}
+
+/// Whether a write error only means that the reader went away (`| head`):
+/// the scan then ends quietly.
+pub fn reader_gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::BrokenPipe
+}
+
 #[cfg(test)]
 mod tests {
-    use super::rfc3339;
+    use super::{colour_allowed, rfc3339};
+
+    #[test]
+    fn only_a_non_empty_no_color_turns_colour_off() {
+        assert!(colour_allowed(None));
+        assert!(colour_allowed(Some("".into())));
+        assert!(!colour_allowed(Some("1".into())));
+    }
 
     #[test]
     fn unix_times_print_as_rfc3339_utc() {

@@ -427,9 +427,22 @@ impl Run {
             eprint!("\r\x1b[K");
         }
         let write_result = self.out.finish();
+        if let Err(e) = &write_result
+            && super::output::reader_gone(e)
+        {
+            // `detector scan ... | head`: the reader has what it wanted.
+            return ExitCode::SUCCESS;
+        }
         eprint!("{}", summary(stats, &self.counts));
         if let Err(e) = write_result {
             eprintln!("error: writing findings to stdout: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+        if self.out.unplaced > 0 {
+            eprintln!(
+                "error: {} finding(s) could not be encoded as ASFF (named above)",
+                self.out.unplaced
+            );
             return ExitCode::from(EXIT_BAD_INPUT);
         }
         if self.counts.bad_inputs > 0 {

@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 
 /// SNS rejects subjects longer than this.
 pub const SUBJECT_MAX: usize = 100;
-/// SNS messages may be 256 KiB; the JSON details are cut well below it.
+/// SNS refuses a message over 256 KiB (the subject and attributes count).
+pub const SNS_MESSAGE_MAX: usize = 256 * 1024;
+/// The JSON details of an SNS message are fitted well below it.
 pub const DETAILS_MAX: usize = 200 * 1024;
 /// Longest dedupe key kept as it is.
 pub const DEDUPE_KEY_MAX: usize = 1024;
@@ -312,8 +314,11 @@ impl Alert {
             clean(&f.recommended_action, 2 * FIELD_MAX)
         ));
         out.push_str("\n--- details (JSON) ---\n");
-        let details = serde_json::to_string_pretty(&f.bounded(JSON_FIELD_MAX)).unwrap_or_default();
-        out.push_str(&clip(&details, DETAILS_MAX));
+        // Fitted as compact JSON with room for the pretty printer's
+        // whitespace (at most 4 bytes a field), so it stays valid JSON.
+        let mut details = serde_json::to_value(f.bounded(JSON_FIELD_MAX)).unwrap_or(Value::Null);
+        detector_core::encode::bound::fit(&mut details, DETAILS_MAX - 4096);
+        out.push_str(&serde_json::to_string_pretty(&details).unwrap_or_default());
         out.push('\n');
         out
     }

@@ -76,9 +76,14 @@ pub struct TargetsEnv {
 /// Where findings go besides the alert topic and Contro1; each optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Destinations {
-    /// `SECURITY_HUB=on`: BatchImportFindings into the detector's account
-    /// and region (custom integration).
+    /// `SECURITY_HUB=on`: BatchImportFindings (custom integration) in the
+    /// detector's region.
     pub security_hub: bool,
+    /// `SECURITY_HUB_ROLE_NAME`: the role assumed in the account a finding
+    /// names to import it there, as Security Hub requires of the default
+    /// product ARN; unset, every finding is imported in the detector's
+    /// account.
+    pub security_hub_role_name: Option<String>,
     /// `EVENT_BUS_NAME`: a custom EventBridge bus (name or ARN).
     pub event_bus: Option<String>,
     /// `CHAT_TOPIC_ARN`: an SNS topic AWS Chatbot subscribes to.
@@ -163,6 +168,17 @@ impl Config {
                 });
             }
         };
+        let security_hub_role_name = get("SECURITY_HUB_ROLE_NAME").map(|s| s.trim().to_string());
+        if let Some(name) = &security_hub_role_name
+            && !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b))
+        {
+            return Err(ConfigError::Invalid {
+                key: "SECURITY_HUB_ROLE_NAME",
+                reason: format!("`{name}` is not an IAM role name"),
+            });
+        }
         let chat_topic_arn = get("CHAT_TOPIC_ARN").map(|s| s.trim().to_string());
         if let Some(arn) = &chat_topic_arn
             && (!arn.starts_with("arn:") || !arn.contains(":sns:"))
@@ -295,6 +311,7 @@ impl Config {
             },
             destinations: Destinations {
                 security_hub,
+                security_hub_role_name,
                 event_bus: get("EVENT_BUS_NAME").map(|s| s.trim().to_string()),
                 chat_topic_arn,
             },
@@ -482,6 +499,11 @@ mod tests {
             ("TRAIL_HEALTH", "maybe"),
             ("SECURITY_HUB", "yes"),
             ("CHAT_TOPIC_ARN", "slack-channel"),
+            (
+                "SECURITY_HUB_ROLE_NAME",
+                "arn:aws:iam::111122223333:role/import",
+            ),
+            ("SECURITY_HUB_ROLE_NAME", "import role"),
             ("SWEEP_ACCOUNTS", "1234"),
             ("SWEEP_ACCOUNTS", "organization"),
             ("SWEEP_REGIONS", "mars"),

@@ -5,7 +5,7 @@
 use super::alerter::Alerter;
 use super::aws::{
     ChatChannel, DynamoDedupe, EventBusChannel, S3Objects, SdkFunctions, SdkMicrovms, SdkTargets,
-    SdkTrails, SecurityHubChannel, SnsChannel, SqsSweepQueue, TargetsConfig,
+    SdkTrails, SecurityHubChannel, SecurityHubConfig, SnsChannel, SqsSweepQueue, TargetsConfig,
 };
 use super::config::{ApiKeySource, Config};
 use super::contro1::Contro1Channel;
@@ -113,12 +113,13 @@ pub async fn build_with_log(
                 "SECURITY_HUB=on needs the detector's account and region (STS GetCallerIdentity failed or no region is set)".into(),
             ));
         };
+        let own = detector_core::encode::asff::Importer::new(&account_id, &region)
+            .map_err(|e| BuildError::Destination(format!("SECURITY_HUB=on: {e}")))?;
         channels.push(Arc::new(SecurityHubChannel::new(
-            aws_sdk_securityhub::Client::new(sdk),
-            detector_core::encode::asff::Importer {
-                partition: "aws".into(),
-                region,
-                account_id,
+            sdk,
+            SecurityHubConfig {
+                own,
+                role_name: d.security_hub_role_name.clone(),
             },
         )));
     }

@@ -1,20 +1,33 @@
-//! OCSF 1.3.0 Detection Finding (class_uid 2004, category 2 Findings).
+//! OCSF 1.4.0 Detection Finding (class_uid 2004, category 2 Findings).
+//!
+//! 1.4.0, not 1.3.0: it is the first version with `is_alert` on findings,
+//! `http_request` in evidence (the caller's user agent) and a network
+//! endpoint that may be named by `domain` alone (a service calling for a
+//! principal records its name, not an address, in `sourceIPAddress`).
 //!
 //! The base-event attributes OCSF requires (`activity_id`, `category_uid`,
 //! `class_uid`, `type_uid`, `time`, `severity_id`, `metadata` with
 //! `version` and `product.vendor_name`) and the Finding's own
-//! (`finding_info` with `uid` and `title`) are always present; the CloudTrail
-//! record travels as evidence (`evidences[].data`), credentials redacted.
-//! Who made the call maps to `actor`, the call to `api`, the caller's
-//! address to `src_endpoint`, the MicroVM, image and changed resource to
-//! `resources`; what OCSF has no place for is kept in `unmapped`.
+//! (`finding_info` with `uid` and `title`) are always present. The profile
+//! attributes used are declared in `metadata.profiles`: `cloud` (`cloud`,
+//! `api`, `resources[].region` and `cloud_partition`) and `host` (`actor`).
+//! The CloudTrail record travels as evidence (`evidences[].data`),
+//! credentials redacted, with who made the call (`actor`), the call (`api`),
+//! the caller's address (`src_endpoint`) and user agent (`http_request`);
+//! the MicroVM, image and changed resource are `resources`; what OCSF has no
+//! place for is kept in `unmapped`. A line is at most
+//! [`super::bound::LINE_MAX`] bytes (long texts cut with a marker).
+//!
+//! Checked in CI against the schema itself (`scripts/conformance/ocsf_validate.py`).
 
-use super::{PRODUCT_NAME, VENDOR_NAME, console_url, epoch_ms};
+use super::{PRODUCT_NAME, VENDOR_NAME, console_url, epoch_ms, partition_of};
 use crate::finding::{Finding, Severity};
 use serde_json::{Map, Value, json};
 
 /// The OCSF schema version these findings follow.
-pub const OCSF_VERSION: &str = "1.3.0";
+pub const OCSF_VERSION: &str = "1.4.0";
+/// The profiles whose attributes the findings use.
+pub const PROFILES: [&str; 2] = ["cloud", "host"];
 pub const CLASS_UID: u32 = 2004;
 pub const CATEGORY_UID: u32 = 2;
 /// Activity 1: Create.
@@ -51,10 +64,16 @@ fn s(v: &Option<String>) -> Option<Value> {
     v.as_ref().map(|s| Value::String(s.clone()))
 }
 
-/// The finding as an OCSF Detection Finding. `now_ms` is when the finding
-/// was made (`finding_info.created_time`); `time` is the event's time when
-/// known.
+/// The finding as an OCSF Detection Finding of at most
+/// [`super::bound::LINE_MAX`] bytes. `now_ms` is when the finding was made
+/// (`finding_info.created_time`); `time` is the event's time when known.
 pub fn detection_finding(f: &Finding, now_ms: i64) -> Value {
+    let mut v = unbounded(f, now_ms);
+    super::bound::fit(&mut v, super::bound::LINE_MAX);
+    v
+}
+
+fn unbounded(f: &Finding, now_ms: i64) -> Value {
     let (severity_id, severity_caption) = severity(f.severity);
     let event_ms = f.event_time.as_deref().and_then(epoch_ms);
     let ip = f
@@ -91,8 +110,10 @@ pub fn detection_finding(f: &Finding, now_ms: i64) -> Value {
             ("uid", Some(json!(uid))),
             ("type", Some(json!(kind))),
             ("region", s(&f.region)),
-            ("cloud_partition", Some(json!("aws"))),
-            ("account", obj(&[("uid", s(&f.account_id))])),
+            (
+                "cloud_partition",
+                f.region.as_deref().map(|r| json!(partition_of(r))),
+            ),
         ])
     };
     if let Some(vm) = &f.microvm_id {
@@ -104,12 +125,21 @@ pub fn detection_finding(f: &Finding, now_ms: i64) -> Value {
     if let Some(r) = &f.resource {
         resources.extend(resource(r, "AWS::Resource"));
     }
-    let evidence = obj(&[
-        ("actor", actor.clone()),
-        ("api", api.clone()),
-        ("src_endpoint", src_endpoint.clone()),
-        ("data", f.record.clone()),
-    ]);
+    let http_request = obj(&[("user_agent", s(&f.user_agent))]);
+    // OCSF requires evidence to name at least one of actor, api, endpoint or
+    // data: the user agent alone is no evidence.
+    let evidence =
+        (actor.is_some() || api.is_some() || src_endpoint.is_some() || f.record.is_some())
+            .then(|| {
+                obj(&[
+                    ("actor", actor.clone()),
+                    ("api", api.clone()),
+                    ("src_endpoint", src_endpoint),
+                    ("http_request", http_request),
+                    ("data", f.record.clone()),
+                ])
+            })
+            .flatten();
     let mut m = Map::new();
     put(&mut m, "activity_id", Some(json!(ACTIVITY_CREATE)));
     put(&mut m, "activity_name", Some(json!("Create")));
@@ -139,6 +169,7 @@ pub fn detection_finding(f: &Finding, now_ms: i64) -> Value {
         "metadata",
         Some(json!({
             "version": OCSF_VERSION,
+            "profiles": PROFILES,
             "product": {"name": PRODUCT_NAME, "vendor_name": VENDOR_NAME},
             "event_code": f.rule.as_str(),
             "log_name": f.event.as_str(),
@@ -178,12 +209,6 @@ pub fn detection_finding(f: &Finding, now_ms: i64) -> Value {
     );
     put(&mut m, "actor", actor);
     put(&mut m, "api", api);
-    put(&mut m, "src_endpoint", src_endpoint);
-    put(
-        &mut m,
-        "http_request",
-        obj(&[("user_agent", s(&f.user_agent))]),
-    );
     put(
         &mut m,
         "resources",

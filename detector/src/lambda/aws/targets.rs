@@ -114,7 +114,8 @@ impl SdkTargets {
         {
             return Ok(c.clone());
         }
-        let partition = partition(self.own_region().unwrap_or("us-east-1"));
+        let partition =
+            detector_core::encode::partition_of(self.own_region().unwrap_or("us-east-1"));
         let arn = format!("arn:{partition}:iam::{account}:role/{role}");
         let out = aws_sdk_sts::Client::new(&self.sdk)
             .assume_role()
@@ -251,17 +252,5 @@ impl TargetsApi for SdkTargets {
             Ok(out)
         }
         .boxed()
-    }
-}
-
-/// The ARN partition of a region (`aws-cn` for China, `aws-us-gov` for
-/// GovCloud).
-fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
     }
 }
