@@ -79,14 +79,15 @@ impl Rule {
         Rule::LedgerUnreachable,
     ];
 
-    /// The rules the CloudTrail classifier can raise, in the order the
-    /// summary lists them.
-    pub const FROM_RECORDS: [Rule; 16] = [
+    /// The rules the CloudTrail classifier can raise (what `detector scan`
+    /// can report), in the order the summary lists them.
+    pub const FROM_RECORDS: [Rule; 17] = [
         Rule::AccountOutsideOrganization,
         Rule::NonLauncherPrincipal,
         Rule::LauncherSessionMismatch,
         Rule::MissingContro1RequestId,
         Rule::Contro1RequestIdMismatch,
+        Rule::LauncherCallWithoutRequestId,
         Rule::LauncherFunctionChanged,
         Rule::DetectorFunctionChanged,
         Rule::LauncherRolePassedToFunction,

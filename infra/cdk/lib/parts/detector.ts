@@ -111,6 +111,22 @@ export function notificationQueue(kit: Kit, trailBucketName: string, src: TrailS
           },
           Aws.NO_VALUE,
         ),
+        // Nobody floods the queue: only the trail bucket's notifications (and the fan-out topic).
+        {
+          Sid: 'OnlyTheTrailNotificationsSend',
+          Effect: 'Deny',
+          Principal: '*',
+          Action: 'sqs:SendMessage',
+          Resource: queue.attrArn,
+          Condition: {
+            ArnNotLike: {
+              'aws:SourceArn': [
+                Fn.sub('arn:${AWS::Partition}:s3:::${Bucket}', { Bucket: trailBucketName }),
+                Fn.conditionIf(src.hasTopic.logicalId, src.topicArn, Aws.NO_VALUE),
+              ],
+            },
+          },
+        },
         denyInsecureSqs(queue.attrArn),
       ],
     },
