@@ -96,8 +96,8 @@ impl ClientError {
     /// The error as `--json` prints it.
     pub fn to_json(&self) -> Value {
         let mut e = serde_json::json!({"code": self.code(), "message": self.to_string()});
-        if let ClientError::Launcher { field: Some(f), .. } | ClientError::Invalid { field: f, .. } =
-            self
+        if let ClientError::Launcher { field: Some(f), .. }
+        | ClientError::Invalid { field: f, .. } = self
         {
             e["field"] = serde_json::json!(f);
         }
@@ -341,7 +341,9 @@ impl Client {
             });
         }
         let (path, body) = route(action);
-        let (status, answer) = self.send("POST", &path, Some(&body), idempotency_key).await?;
+        let (status, answer) = self
+            .send("POST", &path, Some(&body), idempotency_key)
+            .await?;
         let what = format!("POST {path}");
         match status {
             200 => outcome_of(answer, Some(Kind::Executed), &what),

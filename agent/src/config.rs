@@ -103,7 +103,7 @@ pub struct Profile {
 }
 
 /// The profile file as read: its path (for messages) and text.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct ProfileFile<'a> {
     pub path: &'a str,
     pub text: &'a str,
@@ -233,7 +233,12 @@ impl Settings {
                     ),
                 ));
             }
-            s => return Err(err(&url_src, format!("`{url}`: scheme `{s}` is not http(s)"))),
+            s => {
+                return Err(err(
+                    &url_src,
+                    format!("`{url}`: scheme `{s}` is not http(s)"),
+                ));
+            }
         }
         if parsed.path() != "/" || parsed.query().is_some() {
             return Err(err(
@@ -252,7 +257,9 @@ impl Settings {
         ) {
             (Some(path), ..) => Some(read_token(path, "--token-file", read_token_file)?),
             (None, Some(t), ..) => Some(t.trim().to_string()),
-            (None, None, Some(path), _) => Some(read_token(&path, ENV_TOKEN_FILE, read_token_file)?),
+            (None, None, Some(path), _) => {
+                Some(read_token(&path, ENV_TOKEN_FILE, read_token_file)?)
+            }
             (None, None, None, Some(path)) => {
                 Some(read_token(path, &key_name("token_file"), read_token_file)?)
             }
@@ -480,7 +487,10 @@ token_file = "/tok"
             function_url_region("abc.lambda-url.us-east-1.on.aws").as_deref(),
             Some("us-east-1")
         );
-        assert_eq!(function_url_region("abc.lambda-url.us-east-1.on.aws.evil.com"), None);
+        assert_eq!(
+            function_url_region("abc.lambda-url.us-east-1.on.aws.evil.com"),
+            None
+        );
         assert_eq!(function_url_region("lambda-url.us-east-1.on.aws"), None);
         assert_eq!(function_url_region("a.b.lambda-url.us-east-1.on.aws"), None);
         assert_eq!(function_url_region("example.com"), None);

@@ -5,9 +5,7 @@
 //! Only this file reads the environment, the profile file and token files.
 #![forbid(unsafe_code)]
 
-use agent::cli::{
-    AuthTokenArgs, LifecycleArgs, RunArgs, ShellTokenArgs, elapsed, printable,
-};
+use agent::cli::{AuthTokenArgs, LifecycleArgs, RunArgs, ShellTokenArgs, elapsed, printable};
 use agent::config::{ENV_CONFIG, Flags, ProfileFile, Settings};
 use agent::{Client, ClientError, Kind, Outcome};
 use clap::{Args, Parser, Subcommand};
@@ -209,7 +207,9 @@ fn print_human(o: &Outcome, saved: Option<&str>) {
                 }
             }
             if o.answer.get("replayed") == Some(&serde_json::Value::Bool(true)) {
-                println!("replayed: true (the first answer to this Idempotency-Key; a token is never returned twice)");
+                println!(
+                    "replayed: true (the first answer to this Idempotency-Key; a token is never returned twice)"
+                );
             }
             if o.answer.get("token_already_returned") == Some(&serde_json::Value::Bool(true)) {
                 println!("token_already_returned: true");
@@ -349,8 +349,12 @@ async fn main() -> ExitCode {
                 .await;
             ask(&client, first, &opts).await
         }
-        Cmd::Suspend { args, opts } => lifecycle(&client, args, Lifecycle::Suspend, owner, &opts).await,
-        Cmd::Resume { args, opts } => lifecycle(&client, args, Lifecycle::Resume, owner, &opts).await,
+        Cmd::Suspend { args, opts } => {
+            lifecycle(&client, args, Lifecycle::Suspend, owner, &opts).await
+        }
+        Cmd::Resume { args, opts } => {
+            lifecycle(&client, args, Lifecycle::Resume, owner, &opts).await
+        }
         Cmd::Terminate { args, opts } => {
             lifecycle(&client, args, Lifecycle::Terminate, owner, &opts).await
         }

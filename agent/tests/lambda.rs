@@ -119,7 +119,10 @@ async fn signed_requests_through_an_aws_iam_function_url_run_and_wait_through_an
     let out = output(rig.microvm(&rig.iam_url, &args)).await;
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.json["outcome"], "executed");
-    let vm = out.json["result"]["microvm_id"].as_str().unwrap().to_string();
+    let vm = out.json["result"]["microvm_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let waiting = tokio::spawn(output(rig.microvm(
         &rig.iam_url,
@@ -143,15 +146,22 @@ async fn signed_requests_through_an_aws_iam_function_url_run_and_wait_through_an
             .state()
             .requests()
             .into_iter()
-            .find(|r| r.state == "pending")
+            .find(|r| !r.is_terminal())
             .map(|r| r.id);
         if id.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let id = id.expect("a pending shell-token request in Contro1");
-    let d = rig.contro1.approve(&id, "reviewer@example.com").await.unwrap();
+    let Some(id) = id else {
+        let out = waiting.await.unwrap();
+        panic!("no pending shell-token request in Contro1; microvm: {out:?}");
+    };
+    let d = rig
+        .contro1
+        .approve(&id, "reviewer@example.com")
+        .await
+        .unwrap();
     assert_eq!(d.status, Some(200), "{:?}", d.error);
     let out = waiting.await.unwrap();
     assert_eq!(out.code, 0, "{out:?}");
@@ -207,7 +217,13 @@ async fn a_clock_ten_minutes_slow_is_named_as_clock_skew() {
     let client = Client::with_credentials(settings, Some(creds), slow);
     let e = client.status("req_abc").await.unwrap_err();
     assert!(
-        matches!(e, ClientError::ClockSkew { direction: "behind", .. }),
+        matches!(
+            e,
+            ClientError::ClockSkew {
+                direction: "behind",
+                ..
+            }
+        ),
         "{e}"
     );
     assert!(e.to_string().contains("NTP"), "{e}");

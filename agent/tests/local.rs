@@ -26,8 +26,16 @@ async fn run_within_policy_executes_at_once_and_exits_zero() {
     // The human form names the MicroVM too.
     let out = output(rig.microvm(&run_args())).await;
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.starts_with("executed: RunMicrovm"), "{}", out.stdout);
-    assert!(out.stdout.contains("microvm_id: microvm-"), "{}", out.stdout);
+    assert!(
+        out.stdout.starts_with("executed: RunMicrovm"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("microvm_id: microvm-"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -73,7 +81,11 @@ async fn a_role_outside_the_policy_is_blocked_with_exit_five_naming_the_rule() {
     assert_eq!(out.code, 5, "{out:?}");
     assert_eq!(out.json["outcome"], "blocked");
     assert_eq!(out.json["error"]["rule_id"], "role.not_allowed");
-    assert_eq!(rig.contro1.state().requests().len(), before, "no human asked");
+    assert_eq!(
+        rig.contro1.state().requests().len(),
+        before,
+        "no human asked"
+    );
     let out = output(rig.microvm(&[
         "run",
         "--reason",
@@ -87,7 +99,8 @@ async fn a_role_outside_the_policy_is_blocked_with_exit_five_naming_the_rule() {
     ]))
     .await;
     assert!(
-        out.stdout.starts_with("blocked by policy rule role.not_allowed: "),
+        out.stdout
+            .starts_with("blocked by policy rule role.not_allowed: "),
         "{}",
         out.stdout
     );
@@ -97,13 +110,23 @@ async fn a_role_outside_the_policy_is_blocked_with_exit_five_naming_the_rule() {
 async fn run_wait_follows_an_approval_to_executed_quietly_when_not_on_a_terminal() {
     let rig = Rig::start().await;
     let mut args = run_args();
-    args.extend(["--shell-access", "--wait", "--poll-seconds", "0.2", "--json"]);
+    args.extend([
+        "--shell-access",
+        "--wait",
+        "--poll-seconds",
+        "0.2",
+        "--json",
+    ]);
     let child = tokio::spawn(output(rig.microvm(&args)));
     let id = rig.next_pending(&[]).await;
     // Still waiting while nobody has decided.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(!child.is_finished(), "--wait returned before a decision");
-    let d = rig.contro1.approve(&id, "reviewer@example.com").await.unwrap();
+    let d = rig
+        .contro1
+        .approve(&id, "reviewer@example.com")
+        .await
+        .unwrap();
     assert_eq!(d.status, Some(200), "{:?}", d.error);
     let out = child.await.unwrap();
     assert_eq!(out.code, 0, "{out:?}");
@@ -111,14 +134,20 @@ async fn run_wait_follows_an_approval_to_executed_quietly_when_not_on_a_terminal
     assert_eq!(out.json["request_id"], id.as_str());
     assert_eq!(out.json["decision"]["rule_id"], "run.shell_access");
     assert!(out.json["result"]["microvm_id"].is_string(), "{out:?}");
-    assert_eq!(out.stderr, "", "no progress line when stderr is not a terminal");
+    assert_eq!(
+        out.stderr, "",
+        "no progress line when stderr is not a terminal"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pending_ask_exits_three_and_a_denial_exits_four() {
     let rig = Rig::start().await;
     let vm = output(rig.microvm(&[&run_args()[..], &["--json"]].concat())).await;
-    let vm = vm.json["result"]["microvm_id"].as_str().unwrap().to_string();
+    let vm = vm.json["result"]["microvm_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let out = output(rig.microvm(&[
         "shell-token",
         &vm,
@@ -141,7 +170,11 @@ async fn a_pending_ask_exits_three_and_a_denial_exits_four() {
         "{}",
         human.stdout
     );
-    assert!(human.stdout.contains(&format!("microvm status {id} --wait")));
+    assert!(
+        human
+            .stdout
+            .contains(&format!("microvm status {id} --wait"))
+    );
     rig.contro1.deny(&id, "reviewer@example.com").await.unwrap();
     let out = output(rig.microvm(&["status", &id, "--json"])).await;
     assert_eq!(out.code, 4, "{out:?}");
@@ -153,7 +186,10 @@ async fn a_pending_ask_exits_three_and_a_denial_exits_four() {
 async fn an_expired_request_ends_a_wait_with_exit_six() {
     let rig = Rig::start().await;
     let vm = output(rig.microvm(&[&run_args()[..], &["--json"]].concat())).await;
-    let vm = vm.json["result"]["microvm_id"].as_str().unwrap().to_string();
+    let vm = vm.json["result"]["microvm_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let out = output(rig.microvm(&["suspend", &vm, "--reason", "night", "--json"])).await;
     assert_eq!(out.code, 3, "{out:?}");
     let id = out.json["request_id"].as_str().unwrap().to_string();
@@ -176,7 +212,10 @@ async fn an_expired_request_ends_a_wait_with_exit_six() {
 async fn a_wait_with_a_timeout_stops_pending_with_exit_three() {
     let rig = Rig::start().await;
     let vm = output(rig.microvm(&[&run_args()[..], &["--json"]].concat())).await;
-    let vm = vm.json["result"]["microvm_id"].as_str().unwrap().to_string();
+    let vm = vm.json["result"]["microvm_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let started = Instant::now();
     let out = output(rig.microvm(&[
         "resume",
@@ -200,7 +239,10 @@ async fn a_wait_with_a_timeout_stops_pending_with_exit_three() {
 async fn tokens_are_handed_over_once_and_lifecycle_asks_follow_the_policy() {
     let rig = Rig::start().await;
     let vm = output(rig.microvm(&[&run_args()[..], &["--json"]].concat())).await;
-    let vm = vm.json["result"]["microvm_id"].as_str().unwrap().to_string();
+    let vm = vm.json["result"]["microvm_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // Auth token within policy: at once, with the token.
     let out = output(rig.microvm(&[
@@ -230,7 +272,10 @@ async fn tokens_are_handed_over_once_and_lifecycle_asks_follow_the_policy() {
     ]))
     .await;
     let id = out.json["request_id"].as_str().unwrap().to_string();
-    rig.contro1.approve(&id, "reviewer@example.com").await.unwrap();
+    rig.contro1
+        .approve(&id, "reviewer@example.com")
+        .await
+        .unwrap();
     let first = output(rig.microvm(&["status", &id, "--json"])).await;
     assert_eq!(first.code, 0, "{first:?}");
     assert!(first.json["token"].is_string(), "{first:?}");
@@ -244,9 +289,12 @@ async fn tokens_are_handed_over_once_and_lifecycle_asks_follow_the_policy() {
     assert_eq!(out.code, 3, "{out:?}");
     let id = out.json["request_id"].as_str().unwrap().to_string();
     assert_eq!(out.json["decision"]["rule_id"], "lifecycle.suspend");
-    rig.contro1.approve(&id, "reviewer@example.com").await.unwrap();
-    let out = output(rig.microvm(&["status", &id, "--wait", "--poll-seconds", "0.2", "--json"]))
-        .await;
+    rig.contro1
+        .approve(&id, "reviewer@example.com")
+        .await
+        .unwrap();
+    let out =
+        output(rig.microvm(&["status", &id, "--wait", "--poll-seconds", "0.2", "--json"])).await;
     assert_eq!(out.code, 0, "{out:?}");
 
     // The owner terminates its own MicroVM at once.
@@ -259,7 +307,10 @@ async fn tokens_are_handed_over_once_and_lifecycle_asks_follow_the_policy() {
 async fn a_saved_token_goes_to_a_private_file_and_not_to_stdout() {
     let rig = Rig::start().await;
     let vm = output(rig.microvm(&[&run_args()[..], &["--json"]].concat())).await;
-    let vm = vm.json["result"]["microvm_id"].as_str().unwrap().to_string();
+    let vm = vm.json["result"]["microvm_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let path = rig.home.join("token");
     let out = output(rig.microvm(&[
         "auth-token",

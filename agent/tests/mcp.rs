@@ -13,7 +13,10 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 fn args(v: Value) -> serde_json::Map<String, Value> {
-    v.as_object().unwrap().clone()
+    match v {
+        Value::Object(m) => m,
+        other => panic!("tool arguments must be an object, not {other}"),
+    }
 }
 
 fn structured(r: &CallToolResult) -> Value {
@@ -75,7 +78,12 @@ async fn the_sdk_client_initializes_lists_the_tools_and_calls_them_through_an_ap
     required.sort_unstable();
     assert_eq!(
         required,
-        ["duration_seconds", "execution_role_arn", "image_arn", "reason"]
+        [
+            "duration_seconds",
+            "execution_role_arn",
+            "image_arn",
+            "reason"
+        ]
     );
     assert!(
         schema.to_string().contains("internet"),
@@ -84,10 +92,12 @@ async fn the_sdk_client_initializes_lists_the_tools_and_calls_them_through_an_ap
 
     // Within policy: executed at once.
     let r = client
-        .call_tool(CallToolRequestParams::new("run_microvm").with_arguments(args(json!({
-            "reason": "mcp test", "image_arn": IMAGE, "execution_role_arn": ROLE,
-            "duration_seconds": 600
-        }))))
+        .call_tool(
+            CallToolRequestParams::new("run_microvm").with_arguments(args(json!({
+                "reason": "mcp test", "image_arn": IMAGE, "execution_role_arn": ROLE,
+                "duration_seconds": 600
+            }))),
+        )
         .await
         .unwrap();
     assert_eq!(r.is_error, Some(false));
@@ -98,9 +108,11 @@ async fn the_sdk_client_initializes_lists_the_tools_and_calls_them_through_an_ap
     // A shell token needs a human: the call answers pending at once.
     let started = Instant::now();
     let r = client
-        .call_tool(CallToolRequestParams::new("create_shell_token").with_arguments(args(
-            json!({"microvm_id": vm, "reason": "debug", "token_ttl_seconds": 300}),
-        )))
+        .call_tool(
+            CallToolRequestParams::new("create_shell_token").with_arguments(args(
+                json!({"microvm_id": vm, "reason": "debug", "token_ttl_seconds": 300}),
+            )),
+        )
         .await
         .unwrap();
     assert!(started.elapsed() < Duration::from_secs(10), "the call hung");
@@ -122,7 +134,10 @@ async fn the_sdk_client_initializes_lists_the_tools_and_calls_them_through_an_ap
     let v = structured(&client.call_tool(status(id.clone())).await.unwrap());
     assert_eq!(v["outcome"], "pending");
 
-    rig.contro1.approve(&id, "reviewer@example.com").await.unwrap();
+    rig.contro1
+        .approve(&id, "reviewer@example.com")
+        .await
+        .unwrap();
     let r = client.call_tool(status(id.clone())).await.unwrap();
     let v = structured(&r);
     assert_eq!(v["outcome"], "executed", "{v}");
@@ -133,23 +148,32 @@ async fn the_sdk_client_initializes_lists_the_tools_and_calls_them_through_an_ap
 
     // A policy block is an error result naming the rule.
     let r = client
-        .call_tool(CallToolRequestParams::new("run_microvm").with_arguments(args(json!({
-            "reason": "mcp test", "image_arn": IMAGE,
-            "execution_role_arn": "arn:aws:iam::111122223333:role/admin",
-            "duration_seconds": 600
-        }))))
+        .call_tool(
+            CallToolRequestParams::new("run_microvm").with_arguments(args(json!({
+                "reason": "mcp test", "image_arn": IMAGE,
+                "execution_role_arn": "arn:aws:iam::111122223333:role/admin",
+                "duration_seconds": 600
+            }))),
+        )
         .await
         .unwrap();
     assert_eq!(r.is_error, Some(true));
     let v = structured(&r);
     assert_eq!(v["outcome"], "blocked");
-    assert!(v["next_step"].as_str().unwrap().contains("role.not_allowed"));
+    assert!(
+        v["next_step"]
+            .as_str()
+            .unwrap()
+            .contains("role.not_allowed")
+    );
 
     // Bad input is an error result naming the field.
     let r = client
-        .call_tool(CallToolRequestParams::new("create_auth_token").with_arguments(args(json!({
-            "microvm_id": vm, "reason": "r", "ports": "http", "token_ttl_seconds": 300
-        }))))
+        .call_tool(
+            CallToolRequestParams::new("create_auth_token").with_arguments(args(json!({
+                "microvm_id": vm, "reason": "r", "ports": "http", "token_ttl_seconds": 300
+            }))),
+        )
         .await
         .unwrap();
     assert_eq!(r.is_error, Some(true));

@@ -109,7 +109,10 @@ fn check(name: &str) {
         .collect();
     got.sort();
     want.sort();
-    assert_eq!(got, want, "{name}: the signed headers differ from the suite's");
+    assert_eq!(
+        got, want,
+        "{name}: the signed headers differ from the suite's"
+    );
 }
 
 #[test]

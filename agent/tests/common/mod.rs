@@ -19,7 +19,12 @@ pub const ROLE: &str = "arn:aws:iam::111122223333:role/microvm-sandbox";
 pub fn launcher_binary() -> PathBuf {
     testkit::lambda_runtime::workspace_binary(
         "launcher",
-        &["launcher/src", "launcher/core/src", "shared/core/src", "shared/contro1/src"],
+        &[
+            "launcher/src",
+            "launcher/core/src",
+            "shared/core/src",
+            "shared/contro1/src",
+        ],
     )
 }
 
@@ -47,7 +52,13 @@ impl Rig {
             .expect("start the Contro1 stand-in");
         let port = free_port().await;
         let launcher = tokio::process::Command::new(launcher_binary())
-            .args(["serve", "--port", &port.to_string(), "--reconcile-every", "0"])
+            .args([
+                "serve",
+                "--port",
+                &port.to_string(),
+                "--reconcile-every",
+                "0",
+            ])
             .arg("--config")
             .arg(example_policy())
             .env_clear()
@@ -100,13 +111,13 @@ impl Rig {
         c
     }
 
-    /// The Contro1 requests the stand-in holds in state `pending`.
+    /// The Contro1 requests no reviewer has decided yet.
     pub fn pending(&self) -> Vec<String> {
         self.contro1
             .state()
             .requests()
             .into_iter()
-            .filter(|r| r.state == "pending")
+            .filter(|r| !r.is_terminal())
             .map(|r| r.id)
             .collect()
     }

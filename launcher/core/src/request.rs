@@ -25,7 +25,9 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// Whether `key` is an `Idempotency-Key` the launcher accepts.
 pub fn idempotency_key_ok(key: &str) -> bool {
-    !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN && key.bytes().all(|b| b.is_ascii_graphic())
+    !key.is_empty()
+        && key.len() <= MAX_IDEMPOTENCY_KEY_LEN
+        && key.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// A request field failed validation.

@@ -58,9 +58,7 @@ fn identify<B>(state: &AppState, req: &Request<B>) -> Result<(Caller, Option<Str
     let key = match req.headers().get(IDEMPOTENCY_KEY_HEADER) {
         None => None,
         Some(v) => match v.to_str() {
-            Ok(k) if launcher_core::request::idempotency_key_ok(k) => {
-                Some(k.to_string())
-            }
+            Ok(k) if launcher_core::request::idempotency_key_ok(k) => Some(k.to_string()),
             _ => {
                 return Err(super::error(
                     StatusCode::BAD_REQUEST,

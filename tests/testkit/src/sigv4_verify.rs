@@ -164,7 +164,9 @@ pub fn verify(
     let signed_at =
         parse_amz_date(amz).ok_or_else(|| Refusal::Malformed(format!("X-Amz-Date `{amz}`")))?;
     if !amz.starts_with(date) {
-        return Err(Refusal::Malformed("Credential date is not X-Amz-Date's".into()));
+        return Err(Refusal::Malformed(
+            "Credential date is not X-Amz-Date's".into(),
+        ));
     }
     match now.duration_since(signed_at) {
         Ok(d) if d > MAX_SKEW => {
@@ -211,7 +213,9 @@ pub fn verify(
     for name in &names {
         let values = header(name);
         if values.is_empty() {
-            return Err(Refusal::Malformed(format!("signed header `{name}` is missing")));
+            return Err(Refusal::Malformed(format!(
+                "signed header `{name}` is missing"
+            )));
         }
         let joined = values
             .iter()
@@ -297,17 +301,45 @@ mod tests {
             "post-header-key-sort",
         ] {
             let (m, p, h, b) = vector(name);
-            let ok = verify(&m, &p, &h, &b, &keys(), "us-east-1", "service", at_vector_time());
+            let ok = verify(
+                &m,
+                &p,
+                &h,
+                &b,
+                &keys(),
+                "us-east-1",
+                "service",
+                at_vector_time(),
+            );
             assert!(ok.is_ok(), "{name}: {ok:?}");
             let mut h2 = h.clone();
             h2.push(("x-ignored".into(), "1".into()));
             assert!(
-                verify(&m, &p, &h2, &b, &keys(), "us-east-1", "service", at_vector_time()).is_ok(),
+                verify(
+                    &m,
+                    &p,
+                    &h2,
+                    &b,
+                    &keys(),
+                    "us-east-1",
+                    "service",
+                    at_vector_time()
+                )
+                .is_ok(),
                 "{name}: an unsigned header does not matter"
             );
             let tampered = format!("{p}{}", if p.contains('?') { "&x=1" } else { "?x=1" });
             assert_eq!(
-                verify(&m, &tampered, &h, &b, &keys(), "us-east-1", "service", at_vector_time()),
+                verify(
+                    &m,
+                    &tampered,
+                    &h,
+                    &b,
+                    &keys(),
+                    "us-east-1",
+                    "service",
+                    at_vector_time()
+                ),
                 Err(Refusal::Mismatch),
                 "{name}"
             );
@@ -323,11 +355,29 @@ mod tests {
             matches!(&e, Refusal::Expired(msg) if msg.starts_with("Signature expired")),
             "{e:?}"
         );
-        let e = verify(&m, &p, &h, &b, &keys(), "eu-west-1", "service", at_vector_time())
-            .unwrap_err();
+        let e = verify(
+            &m,
+            &p,
+            &h,
+            &b,
+            &keys(),
+            "eu-west-1",
+            "service",
+            at_vector_time(),
+        )
+        .unwrap_err();
         assert!(matches!(e, Refusal::WrongScope(_)), "{e:?}");
         assert_eq!(
-            verify(&m, &p, &[], &b, &keys(), "us-east-1", "service", at_vector_time()),
+            verify(
+                &m,
+                &p,
+                &[],
+                &b,
+                &keys(),
+                "us-east-1",
+                "service",
+                at_vector_time()
+            ),
             Err(Refusal::Unsigned)
         );
     }
