@@ -35,6 +35,9 @@ pub enum Rule {
     TrailSelectorsChanged,
     // aws.microvm.governance.tampered: the sweep's integrity check
     FunctionIntegrityDrift,
+    // aws.microvm.governance.tampered: the Lambda's versioned object reads
+    TrailObjectOverwritten,
+    TrailObjectDeleted,
     // aws.microvm.unmanaged.detected: the sweep
     MicrovmNotInLedger,
     // aws.microvm.detection.degraded
@@ -49,7 +52,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in declaration order.
-    pub const ALL: [Rule; 27] = [
+    pub const ALL: [Rule; 29] = [
         Rule::AccountOutsideOrganization,
         Rule::NonLauncherPrincipal,
         Rule::LauncherSessionMismatch,
@@ -69,6 +72,8 @@ impl Rule {
         Rule::TrailUpdated,
         Rule::TrailSelectorsChanged,
         Rule::FunctionIntegrityDrift,
+        Rule::TrailObjectOverwritten,
+        Rule::TrailObjectDeleted,
         Rule::MicrovmNotInLedger,
         Rule::NoTrailLogsMicrovmDataEvents,
         Rule::TrailHealthUnavailable,
@@ -122,6 +127,8 @@ impl Rule {
             Rule::TrailUpdated => "trail-updated",
             Rule::TrailSelectorsChanged => "trail-selectors-changed",
             Rule::FunctionIntegrityDrift => "function-integrity-drift",
+            Rule::TrailObjectOverwritten => "trail-object-overwritten",
+            Rule::TrailObjectDeleted => "trail-object-deleted",
             Rule::MicrovmNotInLedger => "microvm-not-in-ledger",
             Rule::NoTrailLogsMicrovmDataEvents => "no-trail-logs-microvm-data-events",
             Rule::TrailHealthUnavailable => "trail-health-unavailable",
@@ -154,7 +161,9 @@ impl Rule {
             | Rule::TrailDeleted
             | Rule::TrailUpdated
             | Rule::TrailSelectorsChanged
-            | Rule::FunctionIntegrityDrift => Event::GovernanceTampered,
+            | Rule::FunctionIntegrityDrift
+            | Rule::TrailObjectOverwritten
+            | Rule::TrailObjectDeleted => Event::GovernanceTampered,
             Rule::MicrovmNotInLedger => Event::UnmanagedDetected,
             Rule::NoTrailLogsMicrovmDataEvents
             | Rule::TrailHealthUnavailable
@@ -237,6 +246,20 @@ impl Rule {
             Rule::FunctionIntegrityDrift => {
                 "The deployed function no longer matches what the deployment recorded: redeploy \
                  the stack and find out who changed it (CloudTrail, the function's change events)."
+            }
+            Rule::TrailObjectOverwritten => {
+                "CloudTrail writes each log file key once: another object was written over this \
+                 one. The detector read the version CloudTrail wrote; find who wrote the newer \
+                 version (S3 data events or server access logs), restore the bucket policy that \
+                 lets only CloudTrail put objects, and compare the versions."
+            }
+            Rule::TrailObjectDeleted => {
+                "CloudTrail never deletes its log files: find who deleted this one (S3 data \
+                 events or server access logs), restore the bucket policy that lets only the \
+                 deployer delete objects, and check for a lifecycle rule that expires log files. \
+                 When the version named is gone for good, its records were not read: the \
+                 notification is kept in the dead-letter queue; look for a copy (replication, \
+                 the organization trail)."
             }
             Rule::MicrovmNotInLedger => {
                 "Search CloudTrail for the RunMicrovm of this MicroVM to find who started it; \
