@@ -49,7 +49,9 @@ for name in sorted(os.listdir(tmp)):
     if name == "2-test":
         continue
     for key, feats in sorted(load(name).items()):
-        if key in test and feats != test[key]:
+        # The test build may compile a crate twice (for a proc-macro or build script on the
+        # host, and for the target); a command is fine when each of its builds is one of them.
+        if key in test and not feats <= test[key]:
             bad += 1
             crate, version = key
             print(f"{name}: {crate} {version} has features {sorted(feats)}, the test build {sorted(test[key])}")

@@ -49,6 +49,19 @@ pub async fn handle(
         crate::app::surface_of_arn(&context.invoked_function_arn, &state.callback_qualifier);
     if let Err(e) = crate::function_url::check(&payload, surface, state.region.as_deref()) {
         tracing::warn!(target: "audit", error = %e, surface = ?surface, invoked_function_arn = %context.invoked_function_arn, "invocation refused: not a Function URL event or the schedule");
+        // A well-formed event of a Function URL without an authorizer, on the agent surface:
+        // that URL's AuthType is NONE (a misconfiguration). Nothing is served; the caller hears
+        // the 401 of any unauthenticated request, which agents can name.
+        if surface == crate::app::Surface::Agent
+            && crate::function_url::check(
+                &payload,
+                crate::app::Surface::Callback,
+                state.region.as_deref(),
+            )
+            .is_ok()
+        {
+            return unauthenticated_response().await;
+        }
         return Err(Error::from(e.to_string()));
     }
     let request: LambdaRequest = serde_json::from_value(payload)
@@ -56,6 +69,19 @@ pub async fn handle(
     let mut adapter = Adapter::from(router);
     let response = adapter.call(LambdaEvent::new(request, context)).await?;
     Ok(serde_json::to_value(response)?)
+}
+
+/// The Function URL response (payload format 2.0) of a 401 `unauthenticated`.
+async fn unauthenticated_response() -> Result<Value, Error> {
+    let resp = crate::app::errors::unauthenticated();
+    let status = resp.status().as_u16();
+    let body = axum::body::to_bytes(resp.into_body(), 64 * 1024).await?;
+    Ok(serde_json::json!({
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": String::from_utf8_lossy(&body),
+        "isBase64Encoded": false,
+    }))
 }
 
 #[cfg(test)]

@@ -181,6 +181,25 @@ async fn events_a_function_url_does_not_produce_are_refused_before_anything_is_d
 }
 
 #[tokio::test]
+async fn an_agent_url_with_auth_type_none_answers_401_and_serves_nothing() {
+    let r = rig();
+    // What a Function URL with AuthType NONE delivers: no authorizer, an anonymous account.
+    let mut open = fixture();
+    let ctx = open["requestContext"].as_object_mut().unwrap();
+    ctx.remove("authorizer");
+    ctx.insert("accountId".into(), json!("anonymous"));
+    let out = invoke(&r, open).await.unwrap();
+    assert_eq!(out["statusCode"], 401, "{out}");
+    let body: Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "unauthenticated", "{body}");
+    assert!(
+        r.vms.calls().is_empty(),
+        "an unauthenticated event reached AWS"
+    );
+    assert!(r.c1.requests.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn the_schedule_runs_the_reconciler_and_nothing_else_passes_for_it() {
     let r = rig();
     let sched = json!({"version": "0", "id": "89d1a02d-5ec7-412e-82f5-13505f849b41",

@@ -18,6 +18,17 @@ pub const MAX_DURATION_SECONDS: u32 = 28_800;
 pub const MAX_TEXT_LEN: usize = 512;
 /// Largest `metadata` object, serialised.
 pub const MAX_METADATA_BYTES: usize = 4096;
+/// The header that makes an auto-approved ask safe to retry.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
+/// Longest `Idempotency-Key` (1..= this many visible ASCII characters).
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// Whether `key` is an `Idempotency-Key` the launcher accepts.
+pub fn idempotency_key_ok(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= MAX_IDEMPOTENCY_KEY_LEN
+        && key.bytes().all(|b| b.is_ascii_graphic())
+}
 
 /// A request field failed validation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]

@@ -20,10 +20,7 @@ use launcher_core::request::{
 use serde_json::json;
 use std::sync::Arc;
 
-/// Header an agent sends to make an auto-approved ask safe to retry.
-pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
-/// Longest accepted `Idempotency-Key`.
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+pub use launcher_core::request::{IDEMPOTENCY_KEY_HEADER, MAX_IDEMPOTENCY_KEY_LEN};
 
 /// The agent routes (no callback, no fallback).
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -61,13 +58,7 @@ fn identify<B>(state: &AppState, req: &Request<B>) -> Result<(Caller, Option<Str
     let key = match req.headers().get(IDEMPOTENCY_KEY_HEADER) {
         None => None,
         Some(v) => match v.to_str() {
-            Ok(k)
-                if !k.is_empty()
-                    && k.len() <= MAX_IDEMPOTENCY_KEY_LEN
-                    && k.bytes().all(|b| b.is_ascii_graphic()) =>
-            {
-                Some(k.to_string())
-            }
+            Ok(k) if launcher_core::request::idempotency_key_ok(k) => Some(k.to_string()),
             _ => {
                 return Err(super::error(
                     StatusCode::BAD_REQUEST,

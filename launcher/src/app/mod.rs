@@ -18,7 +18,7 @@
 
 mod agent;
 mod callback;
-mod errors;
+pub(crate) mod errors;
 
 pub use agent::caller_from_parts;
 pub use errors::{ApiError, error, service_error};

@@ -579,16 +579,46 @@ impl FunctionUrl {
         Self::serve_qualified(listener, function, Some(alias.to_string()))
     }
 
+    /// An `AuthType: AWS_IAM` Function URL in front of `function`: every request must carry a
+    /// SigV4 signature (service `lambda`, `region`, within 5 minutes) by one of `keys`
+    /// ([`crate::sigv4_verify`]); the signer becomes `requestContext.authorizer.iam`. A refused
+    /// request gets `403` with the message AWS gives, and the function is not invoked.
+    pub fn serve_iam(
+        listener: tokio::net::TcpListener,
+        function: Arc<tokio::sync::Mutex<Function>>,
+        keys: HashMap<String, crate::sigv4_verify::IamKey>,
+        region: &str,
+    ) -> FunctionUrl {
+        Self::serve_with(
+            listener,
+            Front {
+                function,
+                qualifier: None,
+                iam: Some((keys, region.to_string())),
+            },
+        )
+    }
+
     fn serve_qualified(
         listener: tokio::net::TcpListener,
         function: Arc<tokio::sync::Mutex<Function>>,
         qualifier: Option<String>,
     ) -> FunctionUrl {
+        Self::serve_with(
+            listener,
+            Front {
+                function,
+                qualifier,
+                iam: None,
+            },
+        )
+    }
+
+    fn serve_with(listener: tokio::net::TcpListener, front_state: Front) -> FunctionUrl {
         let addr = listener.local_addr().expect("Function URL address");
-        let app = Router::new().fallback(front).with_state(Arc::new(Front {
-            function,
-            qualifier,
-        }));
+        let app = Router::new()
+            .fallback(front)
+            .with_state(Arc::new(front_state));
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -605,6 +635,8 @@ impl FunctionUrl {
 struct Front {
     function: Arc<tokio::sync::Mutex<Function>>,
     qualifier: Option<String>,
+    /// `AWS_IAM`: the keys it accepts and the URL's region; `None`: `AuthType: NONE`.
+    iam: Option<(HashMap<String, crate::sigv4_verify::IamKey>, String)>,
 }
 
 async fn front(
@@ -619,7 +651,31 @@ async fn front(
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let event = function_url_event(method.as_str(), path, &hs, &body, None);
+    let caller = match &front.iam {
+        None => None,
+        Some((keys, region)) => {
+            match crate::sigv4_verify::verify(
+                method.as_str(),
+                path,
+                &hs,
+                &body,
+                keys,
+                region,
+                "lambda",
+                SystemTime::now(),
+            ) {
+                Ok(c) => Some(c),
+                Err(r) => {
+                    return (
+                        StatusCode::FORBIDDEN,
+                        axum::Json(json!({"Message": r.message()})),
+                    )
+                        .into_response();
+                }
+            }
+        }
+    };
+    let event = function_url_event(method.as_str(), path, &hs, &body, caller.as_ref());
     let answer = front
         .function
         .lock()

@@ -29,6 +29,7 @@ pub mod fault_proxy;
 pub mod lambda_control;
 pub mod lambda_runtime;
 pub mod moto;
+pub mod sigv4_verify;
 
 use std::path::{Path, PathBuf};
 
