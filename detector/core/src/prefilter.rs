@@ -8,7 +8,7 @@
 //!   `DeleteTrail`, `UpdateTrail`, `PutEventSelectors`);
 //! - the organization operations reported whatever they name
 //!   (`LeaveOrganization`, ...), and with a boundary or an SCP configured the
-//!   operations that remove one without naming it;
+//!   operations that remove or replace one without naming it;
 //! - every configured name a tamper rule matches on: the launcher roles,
 //!   the launcher and detector functions, the protected resources and the
 //!   ledger tables, and the administrator's paths (stacks, deployment,
@@ -32,7 +32,7 @@
 use crate::classify::ClassifierConfig;
 use crate::classify::admin::PrincipalRef;
 use crate::classify::tamper::organization::EVENTS as ORGANIZATION_EVENTS;
-use crate::classify::tamper::prevention::BOUNDARY_REMOVALS;
+use crate::classify::tamper::prevention::{BOUNDARY_REMOVALS, BOUNDARY_SETS};
 use crate::classify::tamper::trail::EVENTS as TRAIL_CHANGE_EVENTS;
 use aho_corasick::{AhoCorasick, MatchKind};
 
@@ -64,7 +64,12 @@ impl Prefilter {
         needles.extend(ORGANIZATION_EVENTS.iter().map(|s| s.to_string()));
         let a = &t.admin;
         if !a.prevention_policies.is_empty() {
-            needles.extend(BOUNDARY_REMOVALS.iter().map(|s| s.to_string()));
+            needles.extend(
+                BOUNDARY_REMOVALS
+                    .iter()
+                    .chain(&BOUNDARY_SETS)
+                    .map(|s| s.to_string()),
+            );
         }
         if !a.scps.is_empty() {
             needles.push("DisablePolicyType".into());

@@ -217,6 +217,42 @@ fn new_versions_and_detachment_of_the_deny_policy_and_boundary_are_findings() {
 }
 
 #[test]
+fn replacing_a_boundary_with_another_policy_is_a_finding_setting_the_boundary_is_not() {
+    // https://docs.aws.amazon.com/IAM/latest/APIReference/API_PutRolePermissionsBoundary.html
+    let f = finding(
+        &iam(
+            "PutRolePermissionsBoundary",
+            attacker(),
+            json!({"roleName": "app-role",
+                   "permissionsBoundary": "arn:aws:iam::aws:policy/AdministratorAccess"}),
+        ),
+        "prevention-policy-changed",
+    );
+    assert_eq!(f.severity, Severity::Critical);
+    assert!(
+        f.reason.as_deref().unwrap().contains("AdministratorAccess"),
+        "{f:?}"
+    );
+    finding(
+        &iam(
+            "PutUserPermissionsBoundary",
+            attacker(),
+            json!({"userName": "mallory",
+                   "permissionsBoundary": format!("arn:aws:iam::{ACCT}:policy/wide-open")}),
+        ),
+        "prevention-policy-changed",
+    );
+    not_reported(
+        &iam(
+            "PutRolePermissionsBoundary",
+            attacker(),
+            json!({"roleName": "app-role", "permissionsBoundary": BOUNDARY}),
+        ),
+        "the configured boundary set on a role",
+    );
+}
+
+#[test]
 fn scp_changes_are_findings_by_policy_id_and_by_arn() {
     finding(
         &orgs(

@@ -28,6 +28,10 @@ pub const BOUNDARY_REMOVALS: [&str; 2] = [
     "DeleteUserPermissionsBoundary",
 ];
 
+/// IAM operations that set a principal's boundary (`permissionsBoundary`):
+/// one that is not a configured prevention policy replaces the boundary.
+pub const BOUNDARY_SETS: [&str; 2] = ["PutRolePermissionsBoundary", "PutUserPermissionsBoundary"];
+
 /// Organizations operations that change, detach or delete an SCP (by
 /// `policyId`).
 pub const SCP_CHANGES: [&str; 3] = ["UpdatePolicy", "DetachPolicy", "DeletePolicy"];
@@ -36,7 +40,9 @@ pub(crate) fn may_apply(service: &str, name: &str, cfg: &crate::classify::Tamper
     let a = &cfg.admin;
     (!a.prevention_policies.is_empty()
         && service == "iam.amazonaws.com"
-        && (POLICY_CHANGES.contains(&name) || BOUNDARY_REMOVALS.contains(&name)))
+        && (POLICY_CHANGES.contains(&name)
+            || BOUNDARY_REMOVALS.contains(&name)
+            || BOUNDARY_SETS.contains(&name)))
         || (!a.scps.is_empty()
             && service == "organizations.amazonaws.com"
             && (SCP_CHANGES.contains(&name) || name == "DisablePolicyType"))
@@ -60,6 +66,23 @@ pub(crate) fn check(ctx: &Ctx<'_>) -> Verdict {
                 format!(
                     "the permissions boundary of {who} was removed (the record does not name \
                      which boundary; the configured one may be it)"
+                ),
+            )
+        } else if BOUNDARY_SETS.contains(&ctx.name) {
+            let set = ctx.param("permissionsBoundary")?;
+            if a.prevention_policies.iter().any(|p| p == set) {
+                return None;
+            }
+            let who = ctx
+                .param("roleName")
+                .map(|r| format!("role {r}"))
+                .or_else(|| ctx.param("userName").map(|u| format!("user {u}")))
+                .unwrap_or_else(|| "(unnamed)".into());
+            (
+                who.clone(),
+                format!(
+                    "the permissions boundary of {who} was replaced by {set}, which is not a \
+                     configured prevention policy"
                 ),
             )
         } else {
