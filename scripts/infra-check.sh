@@ -13,17 +13,28 @@
 #   6. parity: the SAM template (expanded by the SAM translator) and the CDK output agree
 #      property by property after normalising intrinsics and logical ids, except the
 #      allow-listed differences; --self-test proves mutated copies fail; both Athena named
-#      queries are infra/athena/bypass-hunt.sql (which must parse as Trino SQL); the
+#      queries are infra/athena/bypass-hunt.sql (which must parse as Trino SQL, and run on
+#      DuckDB through sqlglot with the same findings as `detector scan`, finding by finding,
+#      over the edge cases, the fixtures, a generated corpus and ../shared/data: it builds
+#      the detector; infra/tests/athena_duckdb.py); the
 #      committed deny policy, boundary and SCP are what infra/policies/generate.py makes;
 #      the least-privilege check: each role's granted actions against the SDK operations its
-#      function's Rust sources call (allow-listed differences carry a reason);
+#      function's Rust sources call (allow-listed differences carry a reason); the IAM policy
+#      evaluator's and the generator's unit tests; the attack matrix (infra/iam/attack_matrix.py:
+#      every THREAT-MODEL row as IAM requests, evaluated against the generated deny policies,
+#      boundary and SCP and the template's resource policies);
 #   7. the organization templates (infra/org: member, security, forwarding) and the CDK app's
 #      stacks for them: cfn-lint on both forms, `sam validate --lint` (the two SAM ones),
 #      infra/guard/organization.guard on both forms and its negative tests on both, parity
 #      (SAM against CDK, in step 6's parity run), their copies of single-account resources
 #      against the originals (org_drift.py), a ledger write across accounts refused on both
 #      sides (cross_account_ledger.py); the least-privilege check above covers their roles;
-#   8. INFRA_BUILD=1 only (slow): `cargo lambda build --release --arm64` for both functions
+#   8. infra/gate (cfn-guard rules, semantic invariants, governance-surface baseline diff) on
+#      the SAM template, the CDK synth output and the organization templates (both forms), and
+#      the gate's mutation tests (infra/tests/gate_mutations.py: each insider weakening,
+#      applied to SAM and CDK, and those that fit the member and security templates to both of
+#      their forms, must fail the gate);
+#   9. INFRA_BUILD=1 only (slow): `cargo lambda build --release --arm64` for both functions
 #      (x86-64 if the arm64 std cannot be installed here), printing the zip sizes.
 #
 # Exit status non-zero on the first failing step, with the step named.
@@ -185,10 +196,27 @@ say "deny policy, boundary and SCP generated from the stack's deny policy"
     || fail "infra/policies/*.json are not what generate.py makes from $SAM_TEMPLATE"
 ok "generated policies current"
 
+say "IAM policy evaluator and generator tests (infra/iam, infra/policies)"
+"$INFRA_VENV/bin/python" -m unittest infra/iam/test_evaluator.py infra/policies/test_generate.py >&2 \
+    || fail "evaluator or generator tests"
+ok "evaluator and generator tests"
+
+say "attack matrix: THREAT-MODEL T1-T19 evaluated against the generated policies and the template's resource policies"
+"$INFRA_VENV/bin/python" infra/iam/attack_matrix.py --template "$SAM_TEMPLATE" --why --self-test >&2 \
+    || fail "attack matrix on $SAM_TEMPLATE (an attack is allowed or a launcher/detector call is denied; see the table above)"
+"$INFRA_VENV/bin/python" infra/iam/attack_matrix.py --template "$CDK_TEMPLATE" --why --only-failures >&2 \
+    || fail "attack matrix on $CDK_TEMPLATE"
+ok "attack matrix (SAM and CDK)"
+
 say "Athena SQL syntax (Trino parser)"
 "$INFRA_VENV/bin/python" infra/tests/athena_sql_parses.py infra/athena/bypass-hunt.sql >&2 \
     || fail "infra/athena/bypass-hunt.sql does not parse"
 ok "Athena SQL parses"
+
+say "Athena SQL and table DDL on DuckDB against detector scan"
+"$INFRA_VENV/bin/python" infra/tests/athena_duckdb.py >&2 \
+    || fail "infra/athena: the hunt on DuckDB differs from detector scan (or the DDL does not parse)"
+ok "Athena hunt agrees with detector scan"
 
 # ---------------------------------------------------------------- 7. organization templates
 for t in "${ORG_TEMPLATES[@]}"; do
@@ -232,7 +260,21 @@ say "a ledger write across accounts is refused (identity and resource policies)"
     || fail "cross-account ledger write"
 ok "cross-account ledger write refused"
 
-# ---------------------------------------------------------------- 8. optional build
+# ---------------------------------------------------------------- 8. governance gate
+say "infra/gate: guard rules, invariants and the governance-surface baseline"
+export CFN_GUARD
+"$INFRA_VENV/bin/python" infra/gate "$SAM_TEMPLATE" "$CDK_TEMPLATE" "${ORG_TEMPLATES[@]}" "${ORG_CDK_TEMPLATES[@]}" >&2 \
+    || fail "infra/gate (a difference from infra/baseline/ is reviewed and committed with infra/gate --update)"
+ok "infra/gate on SAM, CDK and the organization templates"
+
+say "infra/gate mutation tests (each insider weakening must fail the gate on SAM and CDK)"
+"$INFRA_VENV/bin/python" infra/tests/gate_mutations.py "$SAM_TEMPLATE" "$CDK_TEMPLATE" \
+    --org member infra/org/member.yaml "${ORG_CDK_TEMPLATES[0]}" \
+    --org security infra/org/security.yaml "${ORG_CDK_TEMPLATES[1]}" >&2 \
+    || fail "infra/gate mutation tests"
+ok "infra/gate mutation tests"
+
+# ---------------------------------------------------------------- 9. optional build
 if [[ "${INFRA_BUILD:-0}" == 1 ]]; then
     ensure_pip_tools infra/requirements-build.txt build
     export PATH="$INFRA_VENV/bin:$PATH"   # cargo-lambda and python-zig/zig for cross-linking

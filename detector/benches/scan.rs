@@ -6,10 +6,12 @@
 //!     cargo bench -p detector --bench scan
 //!     BENCH_RUNS=3 BENCH_RECORDS=50000 cargo bench -p detector --bench scan   # quicker
 //!
-//! Two corpora: `../shared/tools/make-corpus.py --records 300000 --per-file
-//! 3000` (100 files, cached under `target/bench-data/`) and the real CloudTrail
-//! data in `../shared/data/cloudtrail` (about 4,000 small files; it is read
-//! several times per run so the run lasts long enough to time). Targets:
+//! Two corpora: a generated one (`testkit::corpus`, 300,000 records resampled
+//! from tests/data, 3,000 per file: 100 files, cached under
+//! `target/bench-data/`) and the real CloudTrail data: the shared data tier's
+//! `data/cloudtrail` when present (about 4,000 small files), the bundled
+//! tests/data otherwise (it is read several times per run so the run lasts
+//! long enough to time). Targets:
 //! scan wall time at most 1/1.2 of decompression (throughput at least 1.2×),
 //! scan CPU time at most 1.3× decompression CPU, peak RSS at most 64 MiB.
 //!
@@ -349,25 +351,27 @@ fn compare(c: &Corpus, runs: usize) {
 fn make_corpus(records: u64, per_file: u64) -> Corpus {
     let dir = workspace()
         .join("target/bench-data")
-        .join(format!("corpus-{records}-{per_file}"));
-    let meta = dir.join("corpus.json");
+        .join(format!("corpus-v2-{records}-{per_file}"));
+    let meta = dir.join(testkit::corpus::SUMMARY);
     if !meta.exists() {
-        let tool = testkit::shared_dir().join("tools/make-corpus.py");
-        eprintln!("generating {} with {}", dir.display(), tool.display());
-        let st = Command::new("python3")
-            .arg(&tool)
-            .arg(&dir)
-            .args(["--records", &records.to_string()])
-            .args(["--per-file", &per_file.to_string()])
-            .status()
-            .expect("python3 is needed to run make-corpus.py");
-        assert!(st.success());
+        let source = testkit::test_data_dir();
+        eprintln!(
+            "generating {} from {} (testkit::corpus)",
+            dir.display(),
+            source.display()
+        );
+        let opts = testkit::corpus::CorpusOptions {
+            records,
+            per_file,
+            ..Default::default()
+        };
+        testkit::corpus::generate(&dir, &source, &opts).unwrap();
     }
     let m: Value = serde_json::from_str(&std::fs::read_to_string(meta).unwrap()).unwrap();
     let mut files = Vec::new();
     input_files(&dir.join("AWSLogs"), &mut files);
     Corpus {
-        label: format!("make-corpus {records} records, {per_file} per file"),
+        label: format!("generated corpus {records} records, {per_file} per file"),
         files,
         role: m["launcher_role_arn"].as_str().unwrap().to_string(),
         session: m["launcher_session_name"].as_str().unwrap().to_string(),
@@ -376,17 +380,24 @@ fn make_corpus(records: u64, per_file: u64) -> Corpus {
     }
 }
 
+/// The real CloudTrail data: all of the shared data tier's when it is
+/// present (about 4,000 small files), the bundled tests/data otherwise.
 fn real_data() -> Corpus {
-    let dir = testkit::shared_data_dir();
+    let dir = if testkit::shared_tier_present() {
+        testkit::shared_data_dir()
+    } else {
+        testkit::test_data_dir()
+    };
     let mut files = Vec::new();
     input_files(&dir, &mut files);
+    let records = testkit::corpus::real_records(&dir).unwrap().len() as u64;
     Corpus {
         label: format!("real data {}", dir.display()),
         files,
         role: format!("arn:aws:iam::{ACCOUNT}:role/Contro1MicrovmLauncher"),
         session: "contro1-microvm-launcher".to_string(),
         expected_bypass: Some(0),
-        records: Some(33_697),
+        records: Some(records),
     }
 }
 

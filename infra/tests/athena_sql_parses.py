@@ -16,6 +16,7 @@ PLACEHOLDERS = {
     "${CloudTrailTable}": "default.cloudtrail_logs",
     "${LauncherRoleArn}": "arn:aws:iam::111122223333:role/microvm-gov/launcher/launcher-role",
     "${LauncherSessionNames}": "launcher-function",
+    "${HuntDays}": "30",
 }
 
 

@@ -100,14 +100,15 @@ impl Rule {
         Rule::LedgerUnreachable,
     ];
 
-    /// The rules the CloudTrail classifier can raise, in the order the
-    /// summary lists them.
-    pub const FROM_RECORDS: [Rule; 26] = [
+    /// The rules the CloudTrail classifier can raise (what `detector scan`
+    /// can report), in the order the summary lists them.
+    pub const FROM_RECORDS: [Rule; 27] = [
         Rule::AccountOutsideOrganization,
         Rule::NonLauncherPrincipal,
         Rule::LauncherSessionMismatch,
         Rule::MissingContro1RequestId,
         Rule::Contro1RequestIdMismatch,
+        Rule::LauncherCallWithoutRequestId,
         Rule::LauncherFunctionChanged,
         Rule::DetectorFunctionChanged,
         Rule::LauncherRolePassedToFunction,

@@ -224,39 +224,75 @@ fn object_keys_are_told_apart_by_the_cloudtrail_key_grammar() {
 }
 
 #[test]
-fn every_real_cloudtrail_file_name_in_the_shared_data_is_a_log() {
-    // The sans504 data keeps CloudTrail's own file names and day folders.
-    let root = testkit_shared().join("sans504-s3-ransomware-lab");
+fn every_real_cloudtrail_file_name_in_the_bundled_data_is_a_log() {
+    // The invictus-ir files keep CloudTrail's own names, stored un-gzipped:
+    // delivered, each is the same name with `.gz`.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/cloudtrail/invictus-ir-aws-dataset/CloudTrail");
     let mut n = 0;
-    let mut stack = vec![root];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.to_string_lossy().ends_with(".json.gz") {
-                let name = p.file_name().unwrap().to_string_lossy().to_string();
-                let region = name.split('_').nth(2).unwrap().to_string();
-                let key = format!("AWSLogs/342082656213/CloudTrail/{region}/2021/07/29/{name}");
-                assert_eq!(ObjectKind::of_key(&key), ObjectKind::Log, "{key}");
-                n += 1;
-            }
+    for e in std::fs::read_dir(&root).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().to_string();
+        if !name.ends_with(".json") {
+            continue;
         }
+        let region = name.split('_').nth(2).unwrap().to_string();
+        let day = &name.split('_').nth(3).unwrap()[..8];
+        let key = format!(
+            "AWSLogs/218007301253/CloudTrail/{region}/{}/{}/{}/{name}.gz",
+            &day[..4],
+            &day[4..6],
+            &day[6..]
+        );
+        assert_eq!(ObjectKind::of_key(&key), ObjectKind::Log, "{key}");
+        n += 1;
     }
-    assert!(n > 3000, "{n} files");
+    assert_eq!(n, 55);
 }
 
-fn testkit_shared() -> std::path::PathBuf {
-    let dir = std::env::var_os("MICROVM_SHARED_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
-        });
-    let data = dir.join("data/cloudtrail");
-    assert!(
-        data.is_dir(),
-        "the real CloudTrail data is missing at {} (set MICROVM_SHARED_DIR)",
-        data.display()
-    );
-    data
+mod shared_tier {
+    use super::*;
+
+    #[test]
+    #[ignore = "shared data tier: scripts/test.sh runs it when ../shared or MICROVM_SHARED_DIR has data/cloudtrail"]
+    fn every_real_cloudtrail_file_name_in_the_shared_data_is_a_log() {
+        // The sans504 data keeps CloudTrail's own file names and day folders.
+        let root = shared_data().join("sans504-s3-ransomware-lab");
+        let mut n = 0;
+        let mut stack = vec![root];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.to_string_lossy().ends_with(".json.gz") {
+                    let name = p.file_name().unwrap().to_string_lossy().to_string();
+                    let region = name.split('_').nth(2).unwrap().to_string();
+                    let key = format!("AWSLogs/342082656213/CloudTrail/{region}/2021/07/29/{name}");
+                    assert_eq!(ObjectKind::of_key(&key), ObjectKind::Log, "{key}");
+                    n += 1;
+                }
+            }
+        }
+        assert!(n > 3000, "{n} files");
+    }
+
+    /// `<shared root>/data/cloudtrail`, the shared root being
+    /// `$MICROVM_SHARED_DIR` or `../shared` beside the repository (as
+    /// `testkit::shared_data_dir`, which this pure crate does not depend on).
+    fn shared_data() -> std::path::PathBuf {
+        let root = std::env::var_os("MICROVM_SHARED_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+            });
+        let data = root.join("data/cloudtrail");
+        assert!(
+            data.is_dir(),
+            "the shared data tier needs the shared root, a directory with data/cloudtrail/ \
+             inside; {} has none. Set MICROVM_SHARED_DIR to the shared root or put the shared \
+             checkout at ../shared beside the repository",
+            root.display()
+        );
+        data
+    }
 }

@@ -43,6 +43,9 @@ pub enum Command {
     /// Run the detector Lambda's handler once on an invocation payload (any
     /// trigger shape); see LAMBDA.md.
     Handle(lambda::HandleArgs),
+    /// Print every rule `detector scan` can report, one a line, with the
+    /// event it is reported as.
+    Rules,
     /// Print a shell completion script (bash, zsh, fish, elvish,
     /// powershell) on stdout; see docs/install.md.
     Completions(completions::CompletionsArgs),
@@ -69,6 +72,12 @@ pub fn main() -> ExitCode {
         Command::Scan(args) => scan::run(&args),
         Command::Sweep(args) => lambda::exit(lambda::sweep(&args)),
         Command::Handle(args) => lambda::exit(lambda::handle_file(&args)),
+        Command::Rules => {
+            for rule in detector_core::Rule::FROM_RECORDS {
+                println!("{rule}\t{}", rule.event());
+            }
+            ExitCode::SUCCESS
+        }
         Command::Completions(args) => completions::run(&args),
     }
 }

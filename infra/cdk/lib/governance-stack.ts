@@ -25,7 +25,13 @@ import { computedTrailBucketName, functionArn, ruleArn, tableArn } from './names
 import { buildDetector, detectorParameters, notificationQueue, trailSourceParameters } from './parts/detector';
 import { buildLauncher, launcherParameters, launcherSecrets, launcherTables } from './parts/launcher';
 import { alerting, contro1ApiKey, deployerParameters, eventsDeadLetterQueue, logRetentionParameter } from './parts/shared';
-import { PreventionParams, denyPolicyDocument, trailBucketChangesStatement } from './prevention';
+import {
+  PreventionParams,
+  denyGovernanceBypassDocument,
+  denyPolicyDocument,
+  trailBucketChangesStatement,
+  trailBucketWritesStatement,
+} from './prevention';
 
 /**
  * The integrity baseline the sweep compares the live functions with (under SSM's 4 KB): the
@@ -62,7 +68,7 @@ export class GovernanceStack extends Stack {
     };
 
     // ------------------------------------------------------------------ shared pieces
-    const contro1 = contro1ApiKey(kit);
+    const contro1 = contro1ApiKey(kit, deployer);
     const { ledger, pending } = launcherTables(kit, prevention);
     const { webhookArn, tokenKey } = launcherSecrets(kit, lp, prevention);
     const alerts = alerting(kit, prevention);
@@ -119,6 +125,7 @@ export class GovernanceStack extends Stack {
             Resource: Fn.sub('${TrailBucket.Arn}/AWSLogs/${AWS::AccountId}/*'),
             Condition: { StringEquals: { 's3:x-amz-acl': 'bucket-owner-full-control', 'aws:SourceArn': trailArn } },
           },
+          trailBucketWritesStatement(),
           {
             Sid: 'DenyInsecureTransport',
             Effect: 'Deny',
@@ -204,6 +211,14 @@ export class GovernanceStack extends Stack {
           Fn.join(',', lp.allowedImageArns),
         ]),
         INTEGRITY_BASELINE_PARAMETER: Fn.sub('/${NamePrefix}/integrity-baseline'),
+        EXECUTION_ROLE_ARNS: Fn.join(',', lp.allowedExecutionRoleArns),
+        // The policies are declared below; referenced by logical id.
+        PREVENTION_POLICY_ARNS: Fn.join(',', [
+          Fn.ref('DenyDirectMicrovmAccessPolicy'),
+          Fn.ref('DenyGovernanceBypassPolicy'),
+          Fn.sub('arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${NamePrefix}-boundary'),
+        ]),
+        CONTRO1_SECRETS: webhookArn,
       }),
     });
 
@@ -244,6 +259,17 @@ export class GovernanceStack extends Stack {
         'MicroVMs only through the launcher; nobody but the deployment and break-glass roles changes the launcher, the detector, their roles, data, pipeline, alarms or the allowed images.',
       policyDocument: denyPolicyDocument(prevention),
     });
+    const secretPattern = Fn.sub('arn:${AWS::Partition}:secretsmanager:*:*:secret:${NamePrefix}-*');
+    const bypassPolicy = new iam.CfnManagedPolicy(this, 'DenyGovernanceBypassPolicy', {
+      managedPolicyName: Fn.sub('${NamePrefix}-deny-governance-bypass'),
+      description:
+        'Nobody but the pipeline operates the governance stacks or changes the exempt and execution roles; nobody but the deployer changes the prevention, the Contro1 secrets, the alert subscriptions or the log files; no direct invocation; no leaving the organization.',
+      policyDocument: denyGovernanceBypassDocument(prevention, {
+        allowedExecutionRoleArns: lp.allowedExecutionRoleArns,
+        apiKeySecret: kit.ifCond(contro1.createApiKey, secretPattern, Fn.ref('Contro1ApiKeySecretArn')),
+        webhookSecret: kit.ifCond(lp.createWebhookSecret, secretPattern, lp.webhookSecretArn),
+      }),
+    });
 
     // ------------------------------------------------------------------ Athena hunt
     const sql = fs.readFileSync(path.join(kit.root, 'infra', 'athena', 'bypass-hunt.sql'), 'utf8');
@@ -255,6 +281,7 @@ export class GovernanceStack extends Stack {
         CloudTrailTable: Fn.sub('${AthenaDatabase}.${AthenaCloudTrailTable}'),
         LauncherRoleArn: launcher.role.attrArn,
         LauncherSessionNames: launcher.fn.fn.functionName,
+        HuntDays: '30',
       }),
     });
 
@@ -275,5 +302,6 @@ export class GovernanceStack extends Stack {
     out('Contro1ApiKeySecretArn', contro1.apiKeyArn);
     out('Contro1WebhookSecretArn', webhookArn);
     out('DenyDirectMicrovmAccessPolicyArn', denyPolicy.ref, 'Attach to every role and user but the launcher, detector, deployment and break-glass roles.');
+    out('DenyGovernanceBypassPolicyArn', bypassPolicy.ref, 'Attach beside DenyDirectMicrovmAccessPolicyArn, to the same roles and users.');
   }
 }

@@ -7,6 +7,7 @@ import { Fn } from 'aws-cdk-lib';
 import { DYNAMODB_TABLE_CHANGES, DYNAMODB_WRITES, rolePathArn, tableArn } from './names';
 
 export interface PreventionParams {
+  pipelineRoleArn: string;
   deploymentRoleArn: string;
   breakGlassRoleArn: string;
   allowedImageArns: string[];
@@ -16,10 +17,16 @@ export interface PreventionParams {
 }
 
 const exempt = (p: PreventionParams) => ({ ArnNotLike: { 'aws:PrincipalArn': [p.deploymentRoleArn, p.breakGlassRoleArn] } });
+/** The deny policies' exemption: the deployment, pipeline and break-glass roles. */
+const exemptAll = (p: PreventionParams) => ({
+  ArnNotLike: { 'aws:PrincipalArn': [p.deploymentRoleArn, p.pipelineRoleArn, p.breakGlassRoleArn] },
+});
+const onlyPipeline = (p: PreventionParams) => ({ ArnNotLike: { 'aws:PrincipalArn': p.pipelineRoleArn } });
 
 /** Everything only the deployer changes (see the SAM template for the reasoning). */
 const STACK_CHANGES = [
-  'lambda:Create*',
+  'lambda:CreateFunction*',
+  'lambda:CreateAlias',
   'lambda:Update*',
   'lambda:Delete*',
   'lambda:Put*',
@@ -118,7 +125,15 @@ export function denyPolicyDocument(p: PreventionParams) {
         Effect: 'Deny',
         Action: ['lambda:SuspendMicrovm', 'lambda:TerminateMicrovm'],
         Resource: '*',
-        Condition: { ArnNotLike: { 'aws:PrincipalArn': [rolePathArn('launcher'), rolePathArn('detector')] } },
+        Condition: {
+          ArnNotLike: {
+            'aws:PrincipalArn': [
+              rolePathArn('launcher'),
+              rolePathArn('detector'),
+              Fn.sub('arn:${AWS::Partition}:iam::*:role/${SweepRoleName}'),
+            ],
+          },
+        },
       },
       {
         Sid: 'OnlyTheDeployerChangesTheGovernanceStack',
@@ -133,7 +148,7 @@ export function denyPolicyDocument(p: PreventionParams) {
             Connectors: Fn.join(',', p.allowedNetworkConnectorArns),
           }),
         ),
-        Condition: exempt(p),
+        Condition: exemptAll(p),
       },
       {
         Sid: 'OnlyTheDeployerChangesTheirEventSourceMappings',
@@ -142,7 +157,7 @@ export function denyPolicyDocument(p: PreventionParams) {
         Resource: '*',
         Condition: {
           ArnLike: { 'lambda:FunctionArn': Fn.sub('arn:${AWS::Partition}:lambda:*:*:function:${NamePrefix}-*') },
-          ...exempt(p),
+          ...exemptAll(p),
         },
       },
       {
@@ -172,7 +187,7 @@ export function denyPolicyDocument(p: PreventionParams) {
       {
         Sid: 'OnlyTheDetectorConsumesItsQueueAndWritesDedupeMarks',
         Effect: 'Deny',
-        Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', ...DYNAMODB_WRITES],
+        Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:SendMessage', ...DYNAMODB_WRITES],
         Resource: [
           Fn.sub('arn:${AWS::Partition}:sqs:*:*:${NamePrefix}-detector'),
           Fn.sub('arn:${AWS::Partition}:dynamodb:*:*:table/${NamePrefix}-dedupe'),
@@ -185,6 +200,137 @@ export function denyPolicyDocument(p: PreventionParams) {
         Action: 'cloudwatch:PutMetricData',
         Resource: '*',
         Condition: { StringEquals: { 'cloudwatch:namespace': 'MicrovmGovernance' } },
+      },
+    ],
+  };
+}
+
+const BYPASS_CHANGES = [
+  'iam:CreatePolicy*',
+  'iam:SetDefaultPolicyVersion',
+  'iam:DeletePolicy*',
+  'iam:*TagPolicy',
+  'secretsmanager:Put*',
+  'secretsmanager:Update*',
+  'secretsmanager:Delete*',
+  'secretsmanager:*RotateSecret',
+  'secretsmanager:RestoreSecret',
+  'secretsmanager:*TagResource',
+  'secretsmanager:ReplicateSecretToRegions',
+  'sns:Subscribe',
+  'sns:SetSubscriptionAttributes',
+  'logs:Put*Filter',
+  's3:PutObject*',
+];
+
+const BYPASS_RESOURCES = [
+  'arn:${AWS::Partition}:iam::*:policy/${NamePrefix}-*',
+  '${ApiKey}',
+  '${Webhook}',
+  'arn:${AWS::Partition}:sns:*:*:${NamePrefix}-*',
+  'arn:${AWS::Partition}:logs:*:*:log-group:/aws/lambda/${NamePrefix}-*',
+  'arn:${AWS::Partition}:s3:::${Bucket}/*',
+].join(',');
+
+export interface BypassParams {
+  allowedExecutionRoleArns: string[];
+  /** Fn::If of CreateApiKeySecret / CreateWebhookSecret: the created secrets' pattern or the given ARN. */
+  apiKeySecret: string;
+  webhookSecret: string;
+}
+
+/** The second deny policy: the paths around the protected resources (see the SAM template). */
+export function denyGovernanceBypassDocument(p: PreventionParams, b: BypassParams) {
+  const launcherOrDetector = [rolePathArn('launcher'), rolePathArn('detector')];
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Sid: 'OnlyTheDeployerChangesThePreventionSecretsAndAlerts',
+        Effect: 'Deny',
+        Action: BYPASS_CHANGES,
+        Resource: Fn.split(',', Fn.sub(BYPASS_RESOURCES, { Bucket: p.trailBucketName, ApiKey: b.apiKeySecret, Webhook: b.webhookSecret })),
+        Condition: exemptAll(p),
+      },
+      {
+        Sid: 'OnlyThePipelineOperatesTheGovernanceStacks',
+        Effect: 'Deny',
+        Action: [
+          'cloudformation:Create*',
+          'cloudformation:Update*',
+          'cloudformation:Delete*',
+          'cloudformation:Execute*',
+          'cloudformation:Set*',
+          'cloudformation:Continue*',
+          'cloudformation:Cancel*',
+          'cloudformation:Rollback*',
+          'cloudformation:Import*',
+          'iam:PassRole',
+        ],
+        Resource: [
+          Fn.sub('arn:${AWS::Partition}:cloudformation:*:*:stack/${NamePrefix}*'),
+          Fn.sub('arn:${AWS::Partition}:cloudformation:*:*:stack/StackSet-${NamePrefix}*'),
+          Fn.sub('arn:${AWS::Partition}:cloudformation:*:*:stackset/${NamePrefix}*'),
+          p.deploymentRoleArn,
+          p.pipelineRoleArn,
+          p.breakGlassRoleArn,
+        ],
+        Condition: onlyPipeline(p),
+      },
+      {
+        Sid: 'OnlyThePipelineChangesTheExemptAndExecutionRoles',
+        Effect: 'Deny',
+        Action: ['iam:CreateRole', 'iam:Delete*', 'iam:Update*', 'iam:Put*', 'iam:Attach*', 'iam:Detach*', 'iam:*TagRole'],
+        Resource: Fn.split(
+          ',',
+          Fn.sub(
+            '${DeploymentRoleArn},${PipelineRoleArn},${BreakGlassRoleArn},arn:${AWS::Partition}:iam::*:role/${SweepRoleName},${ExecutionRoles}',
+            { ExecutionRoles: Fn.join(',', b.allowedExecutionRoleArns) },
+          ),
+        ),
+        Condition: onlyPipeline(p),
+      },
+      {
+        Sid: 'ThePreventionStaysAttached',
+        Effect: 'Deny',
+        Action: ['iam:Detach*Policy', 'iam:Delete*PermissionsBoundary'],
+        Resource: '*',
+        Condition: {
+          ArnLikeIfExists: { 'iam:PolicyARN': Fn.sub('arn:${AWS::Partition}:iam::*:policy/${NamePrefix}-*') },
+          ...exemptAll(p),
+        },
+      },
+      {
+        Sid: 'EveryNewRoleAndUserCarriesTheBoundary',
+        Effect: 'Deny',
+        Action: ['iam:CreateRole', 'iam:CreateUser', 'iam:Put*PermissionsBoundary'],
+        Resource: '*',
+        Condition: {
+          ArnNotLike: {
+            'iam:PermissionsBoundary': Fn.sub('arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${NamePrefix}-boundary'),
+            'aws:PrincipalArn': [p.deploymentRoleArn, p.pipelineRoleArn, p.breakGlassRoleArn],
+          },
+        },
+      },
+      {
+        Sid: 'OnlyTheFunctionsWriteTheirLogs',
+        Effect: 'Deny',
+        Action: ['logs:PutLogEvents', 'logs:CreateLogStream'],
+        Resource: Fn.sub('arn:${AWS::Partition}:logs:*:*:log-group:/aws/lambda/${NamePrefix}-*'),
+        Condition: { ArnNotLike: { 'aws:PrincipalArn': launcherOrDetector } },
+      },
+      {
+        Sid: 'FunctionsOnlyThroughTheirUrls',
+        Effect: 'Deny',
+        Action: ['lambda:InvokeFunction', 'lambda:InvokeAsync'],
+        Resource: Fn.sub('arn:${AWS::Partition}:lambda:*:*:function:${NamePrefix}-*'),
+        Condition: { BoolIfExists: { 'lambda:InvokedViaFunctionUrl': 'false' } },
+      },
+      {
+        Sid: 'NobodyLeavesTheOrganization',
+        Effect: 'Deny',
+        Action: 'organizations:LeaveOrganization',
+        Resource: '*',
       },
     ],
   };
@@ -332,5 +478,17 @@ export function trailBucketChangesStatement(p: PreventionParams, bucketArn: stri
     ],
     Resource: [bucketArn, Fn.sub('${Arn}/*', { Arn: bucketArn })],
     Condition: exempt(p),
+  };
+}
+
+/** Log files are written by CloudTrail only (versioning keeps what it wrote). */
+export function trailBucketWritesStatement() {
+  return {
+    Sid: 'OnlyCloudTrailWritesLogFiles',
+    Effect: 'Deny',
+    Principal: '*',
+    Action: 's3:PutObject',
+    Resource: Fn.sub('${TrailBucket.Arn}/*'),
+    Condition: { StringNotEquals: { 'aws:PrincipalServiceName': 'cloudtrail.amazonaws.com' } },
   };
 }

@@ -25,12 +25,33 @@ pub enum RoundsError<E> {
 /// before each call after the first. `send` answers what is left and what
 /// it found; the answer is everything found.
 pub async fn until_processed<T, R, E, F, Fut>(
-    mut pending: Vec<T>,
-    mut send: F,
+    pending: Vec<T>,
+    send: F,
 ) -> Result<Vec<R>, RoundsError<E>>
 where
     F: FnMut(Vec<T>) -> Fut,
     Fut: Future<Output = Result<(Vec<T>, Vec<R>), E>>,
+{
+    until_processed_pausing(pending, send, tokio::time::sleep).await
+}
+
+/// The pause before call `round` (1-based, the first has none): doubling
+/// from 50 ms, at most 1.6 s.
+fn pause_before(round: u32) -> Duration {
+    Duration::from_millis(25u64 << round.min(6))
+}
+
+/// [`until_processed`] with the pause given: `pause(d)` waits `d`.
+async fn until_processed_pausing<T, R, E, F, Fut, P, PFut>(
+    mut pending: Vec<T>,
+    mut send: F,
+    mut pause: P,
+) -> Result<Vec<R>, RoundsError<E>>
+where
+    F: FnMut(Vec<T>) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Vec<R>), E>>,
+    P: FnMut(Duration) -> PFut,
+    PFut: Future<Output = ()>,
 {
     let mut found = Vec::new();
     let mut round = 0;
@@ -42,7 +63,7 @@ where
             });
         }
         if round > 0 {
-            tokio::time::sleep(Duration::from_millis(25u64 << round.min(6))).await;
+            pause(pause_before(round)).await;
         }
         round += 1;
         let (left, got) = send(pending).await.map_err(RoundsError::Call)?;
@@ -79,32 +100,78 @@ pub async fn write_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
 
-    #[tokio::test(start_paused = true)]
+    /// A pause that takes no time and records what it was asked to wait.
+    fn recorded() -> (
+        Arc<Mutex<Vec<Duration>>>,
+        impl FnMut(Duration) -> std::future::Ready<()>,
+    ) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l = log.clone();
+        (log, move |d| {
+            l.lock().unwrap().push(d);
+            std::future::ready(())
+        })
+    }
+
+    #[tokio::test]
     async fn what_is_answered_back_is_sent_again_until_none_is_left() {
         let mut calls = Vec::new();
-        let found = until_processed(vec![1, 2, 3, 4], |pending: Vec<u32>| {
-            calls.push(pending.len());
-            // One item processed per call, the rest answered back.
-            let (done, left) = pending.split_at(1);
-            let (done, left) = (done.to_vec(), left.to_vec());
-            async move { Ok::<_, ()>((left, done)) }
-        })
+        let (pauses, pause) = recorded();
+        let found = until_processed_pausing(
+            vec![1, 2, 3, 4],
+            |pending: Vec<u32>| {
+                calls.push(pending.len());
+                // One item processed per call, the rest answered back.
+                let (done, left) = pending.split_at(1);
+                let (done, left) = (done.to_vec(), left.to_vec());
+                async move { Ok::<_, ()>((left, done)) }
+            },
+            pause,
+        )
         .await
         .unwrap();
         assert_eq!(found, [1, 2, 3, 4]);
         assert_eq!(calls, [4, 3, 2, 1]);
+        let ms: Vec<u128> = pauses
+            .lock()
+            .unwrap()
+            .iter()
+            .map(Duration::as_millis)
+            .collect();
+        assert_eq!(
+            ms,
+            [50, 100, 200],
+            "a pause before each call after the first"
+        );
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_batch_never_processed_ends_after_the_last_round() {
         let mut calls = 0;
-        let err = until_processed(vec!["k"], |pending: Vec<&str>| {
-            calls += 1;
-            async move { Ok::<(Vec<&str>, Vec<()>), ()>((pending, Vec::new())) }
-        })
+        let (pauses, pause) = recorded();
+        let err = until_processed_pausing(
+            vec!["k"],
+            |pending: Vec<&str>| {
+                calls += 1;
+                async move { Ok::<(Vec<&str>, Vec<()>), ()>((pending, Vec::new())) }
+            },
+            pause,
+        )
         .await
         .unwrap_err();
+        let ms: Vec<u128> = pauses
+            .lock()
+            .unwrap()
+            .iter()
+            .map(Duration::as_millis)
+            .collect();
+        assert_eq!(
+            ms,
+            [50, 100, 200, 400, 800, 1600, 1600],
+            "doubling, at most 1.6 s"
+        );
         assert!(matches!(
             err,
             RoundsError::Unprocessed {
@@ -115,13 +182,17 @@ mod tests {
         assert_eq!(calls, MAX_ROUNDS);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_failed_call_ends_the_batch_with_its_error() {
-        let err = until_processed(vec![1], |_: Vec<u32>| async {
-            Err::<(Vec<u32>, Vec<()>), _>("throttled")
-        })
+        let (pauses, pause) = recorded();
+        let err = until_processed_pausing(
+            vec![1],
+            |_: Vec<u32>| async { Err::<(Vec<u32>, Vec<()>), _>("throttled") },
+            pause,
+        )
         .await
         .unwrap_err();
         assert!(matches!(err, RoundsError::Call("throttled")));
+        assert!(pauses.lock().unwrap().is_empty());
     }
 }

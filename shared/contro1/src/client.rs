@@ -427,13 +427,18 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// The JSON `message` of an error answer, else `error`, else the start of the body.
+/// The JSON `message` of an error answer, else `error.message` (the
+/// `centcom` SDK's reading: `error` is an object), else `error` as text,
+/// else the start of the body.
 fn error_message(bytes: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
-        for key in ["message", "error"] {
-            if let Some(m) = v.get(key).and_then(Value::as_str) {
-                return m.to_owned();
-            }
+        let found = v
+            .get("message")
+            .and_then(Value::as_str)
+            .or_else(|| v.pointer("/error/message").and_then(Value::as_str))
+            .or_else(|| v.get("error").and_then(Value::as_str));
+        if let Some(m) = found {
+            return m.chars().take(200).collect();
         }
     }
     let text = String::from_utf8_lossy(bytes);
@@ -481,6 +486,16 @@ mod tests {
         assert_eq!(error_message(br#"{"error":"nope"}"#), "nope");
         assert_eq!(error_message(b"  plain text "), "plain text");
         assert_eq!(error_message(b""), "(empty body)");
+    }
+
+    /// The centcom SDK reads `{"error": {"message": ...}}` as the message
+    /// (`CentcomClient._request`); the client printed the whole body instead.
+    #[test]
+    fn error_message_reads_an_error_object_as_the_sdk_does() {
+        assert_eq!(
+            error_message(br#"{"error":{"code":"policy_denied","message":"agent blocked"}}"#),
+            "agent blocked"
+        );
     }
 
     #[test]

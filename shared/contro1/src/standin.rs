@@ -9,13 +9,16 @@
 //! exact bytes sent, as reference/contro1-api.md describes.
 //!
 //! API (Bearer key required):
-//! - `POST /requests` — needs `question` or `type`; honours `Idempotency-Key`
+//! - `POST /requests` — needs `type` (approval, yes_no, free_text), a
+//!   non-empty `question` and a string `context`, as Contro1's SDK always
+//!   sends them; honours `Idempotency-Key`
 //!   (same key and body → the same request, `200`; same key with another body
 //!   → `409`); answers `201 {id, state: "created", ...}`.
 //! - `GET /requests/{id}`, `DELETE /requests/{id}` (→ `cancelled`, cancelled
 //!   callback sent in the background when `callback_url` is set; `409` when
 //!   already terminal).
-//! - `POST /audit-records` — needs a string `action`; honours
+//! - `POST /audit-records` — needs a string `action`, a string `summary` and
+//!   `source.integration`, as the SDK's `log_action` sends them; honours
 //!   `Idempotency-Key`; answers `201 {id, ...}`.
 //!
 //! Dev surface (no auth — bind to loopback only):
@@ -589,6 +592,57 @@ fn parse_object(body: &[u8]) -> Result<Value, String> {
     Ok(v)
 }
 
+/// The request types Contro1's SDK (`centcom.CentcomClient.create_request`) documents.
+const REQUEST_TYPES: &[&str] = &["approval", "yes_no", "free_text"];
+
+/// What `POST /requests` requires, as Contro1's SDK does: `create_request`
+/// always sends `type` (one of [`REQUEST_TYPES`]), `question` and `context`.
+fn check_request_body(v: &Value) -> Result<(), String> {
+    match v.get("type").and_then(Value::as_str) {
+        Some(t) if REQUEST_TYPES.contains(&t) => {}
+        _ => {
+            return Err(format!(
+                "`type` must be one of {}",
+                REQUEST_TYPES.join(", ")
+            ));
+        }
+    }
+    if v.get("question")
+        .and_then(Value::as_str)
+        .is_none_or(|q| q.trim().is_empty())
+    {
+        return Err("`question` must be a non-empty string".into());
+    }
+    if v.get("context").and_then(Value::as_str).is_none() {
+        return Err("`context` must be a string".into());
+    }
+    Ok(())
+}
+
+/// What `POST /audit-records` requires, as Contro1's SDK does: `log_action`
+/// always sends `action`, `summary` and a `source` object.
+fn check_audit_body(v: &Value) -> Result<(), String> {
+    if v.get("action")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err("audit record must have a non-empty string `action`".into());
+    }
+    if v.get("summary").and_then(Value::as_str).is_none() {
+        return Err("audit record must have a string `summary`".into());
+    }
+    if v.get("source")
+        .and_then(|s| s.get("integration"))
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err(
+            "audit record must have a `source` object with a non-empty `integration`".into(),
+        );
+    }
+    Ok(())
+}
+
 async fn create_request(
     State(s): State<StandInState>,
     headers: HeaderMap,
@@ -601,11 +655,8 @@ async fn create_request(
         Ok(v) => v,
         Err(msg) => return message(StatusCode::BAD_REQUEST, msg),
     };
-    if v.get("question").and_then(Value::as_str).is_none() && v.get("type").is_none() {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "request body must contain `question` or `type`",
-        );
+    if let Err(msg) = check_request_body(&v) {
+        return message(StatusCode::BAD_REQUEST, msg);
     }
     if let Some(cb) = v.get("callback_url")
         && !cb
@@ -702,14 +753,8 @@ async fn create_audit_record(
         Ok(v) => v,
         Err(msg) => return message(StatusCode::BAD_REQUEST, msg),
     };
-    if v.get("action")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
-    {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "audit record must have a non-empty string `action`",
-        );
+    if let Err(msg) = check_audit_body(&v) {
+        return message(StatusCode::BAD_REQUEST, msg);
     }
     let key = idempotency_key(&headers);
     let mut d = s.data();

@@ -10,7 +10,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
-use contro1::types::{AuditActor, AuditResource, AuditSource, INTEGRATION, RESOURCE_TYPE_MICROVM};
+use contro1::types::{
+    AuditActor, AuditResource, AuditSource, INTEGRATION, RESOURCE_TYPE_MICROVM, RequestType,
+};
 use contro1::{
     AuditRecord, Contro1Client, Contro1Config, Contro1Error, CreateRequest, StandIn, StandInConfig,
     StandInError, StandInHandle,
@@ -33,9 +35,12 @@ fn client_for(base_url: &str) -> Contro1Client {
     Contro1Client::new(cfg).unwrap()
 }
 
+/// The fields Contro1's SDK always sends (`type`, `question`, `context`).
 fn question(q: &str) -> CreateRequest {
     CreateRequest {
+        request_type: Some(RequestType::Approval),
         question: Some(q.into()),
+        context: Some(format!("context of {q}")),
         ..Default::default()
     }
 }
@@ -214,6 +219,11 @@ async fn retried_audit_record_after_a_503_is_still_stored_once() {
     s.fail_next(1, 503);
     let record = AuditRecord {
         action: "aws.microvm.run.created".into(),
+        summary: Some("MicroVM started".into()),
+        source: Some(AuditSource {
+            integration: INTEGRATION.into(),
+            workflow_id: None,
+        }),
         ..Default::default()
     };
     c.create_audit_record(&record).await.unwrap();
@@ -299,7 +309,7 @@ async fn bad_request_is_rejected_once_with_the_servers_message() {
             ref message,
         } => {
             assert_eq!((op, status), ("create_request", 400));
-            assert!(message.contains("`question` or `type`"), "{message}");
+            assert!(message.contains("`type` must be one of"), "{message}");
         }
         other => panic!("expected Rejected, got {other:?}"),
     }

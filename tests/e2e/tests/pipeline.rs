@@ -178,6 +178,16 @@ async fn alerts(sqs: &aws_sdk_sqs::Client, queue: &str) -> Vec<Alert> {
         .collect()
 }
 
+/// A callback delivery as the demo prints it: `what (HTTP 200)`, or what
+/// went wrong when the launcher gave no answer.
+fn delivery_in_words(what: &str, d: &contro1::CallbackDelivery) -> String {
+    match (d.status, &d.error) {
+        (Some(code), _) => format!("{what} (HTTP {code})"),
+        (None, Some(e)) => format!("{what}: no answer ({e})"),
+        (None, None) => format!("{what}: no answer"),
+    }
+}
+
 fn show(alerts: &[Alert]) {
     for a in alerts {
         println!("   SNS  {}", a.subject);
@@ -406,7 +416,7 @@ principal_arns = ["{AGENT_ROLE}"]
     );
 
     // ---------------------------------------------------------------- the agent, governed
-    say("agent ci-bot: POST /microvms/run-request (within policy: auto-approved)");
+    say("1. agent ci-bot: POST /microvms/run-request (within policy: auto-approved)");
     let (status, run) = agent_call(
         &launcher,
         "POST",
@@ -430,7 +440,7 @@ principal_arns = ["{AGENT_ROLE}"]
         .unwrap_or_else(|| panic!("no contro1_request_id: {run}"))
         .to_string();
 
-    say("agent ci-bot: POST /microvms/{id}/shell-token-request (needs a human)");
+    say("2. agent ci-bot: POST /microvms/{id}/shell-token-request (needs a human)");
     let (status, shell) = agent_call(
         &launcher,
         "POST",
@@ -449,20 +459,24 @@ principal_arns = ["{AGENT_ROLE}"]
         "no token before approval"
     );
 
-    say("a reviewer approves in Contro1: the signed callback goes to the public Function URL");
+    say("2. a reviewer approves in Contro1: the signed callback goes to the public Function URL");
     let delivery = contro1
         .approve(&shell_id, "alice@example.com")
         .await
         .expect("approve in the stand-in");
     println!(
-        "   callback delivered: HTTP {:?} {:?}",
-        delivery.status, delivery.error
+        "   {}",
+        delivery_in_words("the launcher took the callback", &delivery)
     );
     assert_eq!(delivery.status, Some(200), "{:?}", delivery.error);
     let again = contro1.redeliver(&shell_id).await.expect("redeliver");
+    println!(
+        "   {} (already decided: ignored)",
+        delivery_in_words("Contro1 redelivered it; the launcher acknowledged", &again)
+    );
     assert_eq!(again.status, Some(200), "redelivery is acknowledged");
 
-    say("the token waits for its one fetch sealed under a KMS data key, never in plaintext");
+    say("2. the token waits for its one fetch sealed under a KMS data key, never in plaintext");
     let waiting_token = emulator
         .calls()
         .into_iter()
@@ -502,7 +516,7 @@ principal_arns = ["{AGENT_ROLE}"]
     );
     println!("   pending item: token_sealed + token_key (KMS-wrapped), no plaintext");
 
-    say("agent ci-bot: GET /requests/{id} (the token, once)");
+    say("2. agent ci-bot: GET /requests/{id} (the token, once)");
     let (status, fetched) =
         agent_call(&launcher, "GET", &format!("/requests/{shell_id}"), None).await;
     assert_eq!(status, 200, "{fetched}");
@@ -524,7 +538,7 @@ principal_arns = ["{AGENT_ROLE}"]
     println!("   second fetch: token_already_returned = true");
 
     // ---------------------------------------------------------------- the bypasses
-    say("mallory (IAM user, own keys): RunMicrovm and CreateMicrovmShellAuthToken directly");
+    say("3. mallory (IAM user, own keys): RunMicrovm and CreateMicrovmShellAuthToken directly");
     let mallory = emulator.client("AKIDMALLORY");
     let direct_vm = mallory
         .run_microvm()
@@ -542,7 +556,7 @@ principal_arns = ["{AGENT_ROLE}"]
         .expect("direct shell token");
     println!("   started {direct_vm} and took a shell token on it");
 
-    say("alice assumes the launcher's role by hand and calls RunMicrovm");
+    say("3. alice assumes the launcher's role by hand and calls RunMicrovm");
     let by_hand_vm = emulator
         .client("AKIDHANDLAUNCH")
         .run_microvm()
@@ -555,7 +569,7 @@ principal_arns = ["{AGENT_ROLE}"]
     println!("   started {by_hand_vm}");
 
     // ---------------------------------------------------------------- CloudTrail -> detector
-    say("CloudTrail delivers its log file to S3; S3 notifies the detector's queue");
+    say("4. CloudTrail delivers its log file to S3; S3 notifies the detector's queue");
     let records = emulator.cloudtrail_records();
     let key = Emulator::cloudtrail_object_key(SystemTime::now());
     s3.put_object()
@@ -570,7 +584,7 @@ principal_arns = ["{AGENT_ROLE}"]
     assert_eq!(notifications.len(), 1, "one S3 notification");
     let batch = sqs_event(&notify_arn, &notifications);
 
-    say("detector: the SQS batch");
+    say("5. detector: the SQS batch; the security team's SNS topic receives");
     let answer = invoke_detector(&detector, &batch, "S3 notification").await;
     println!("   detector answered: {answer}");
     delete_all(&sqs, &notify_queue, &notifications).await;
@@ -621,7 +635,7 @@ principal_arns = ["{AGENT_ROLE}"]
         "{bypass:#?}"
     );
 
-    say("SQS redelivers the same batch (e.g. the delete was lost): nothing new");
+    say("5. SQS redelivers the same batch (e.g. the delete was lost): nothing new");
     invoke_detector(&detector, &batch, "redelivered batch").await;
     let dup = alerts(&sqs, &alert_queue).await;
     assert!(
@@ -630,7 +644,7 @@ principal_arns = ["{AGENT_ROLE}"]
     );
     println!("   0 new alerts");
 
-    say("the same calls arrive as EventBridge API-call events: nothing new");
+    say("5. the same calls arrive as EventBridge API-call events: nothing new");
     for chunk in records.chunks(10) {
         let mut put = events.put_events();
         for r in chunk {
@@ -660,7 +674,7 @@ principal_arns = ["{AGENT_ROLE}"]
     println!("   {} events, 0 new alerts", api_events.len());
 
     // ---------------------------------------------------------------- the sweep
-    say("the scheduled sweep: ListMicrovms against the ledger");
+    say("6. the scheduled sweep: ListMicrovms against the ledger");
     // The sweep reports a MicroVM only once it is older than UNMANAGED_MIN_AGE_SECONDS
     // (300 s by default: the launcher's ledger write may still be in flight); the story's
     // MicroVMs started an hour ago.
@@ -695,7 +709,7 @@ principal_arns = ["{AGENT_ROLE}"]
     );
 
     // ---------------------------------------------------------------- tampering
-    say("mallory replaces the launcher's code (lambda:UpdateFunctionCode)");
+    say("7. mallory replaces the launcher's code (lambda:UpdateFunctionCode)");
     let new_sha =
         lambda_control::replace_code(&sdk, &deployed_launcher.name, b"mallory's launcher").await;
     println!("   {} now runs code {new_sha}", deployed_launcher.name);
@@ -749,7 +763,7 @@ principal_arns = ["{AGENT_ROLE}"]
         format!("arn:aws:iam::{ACCOUNT}:user/mallory")
     );
 
-    say("the next sweep: the integrity check finds the code changed, without CloudTrail");
+    say("7. the next sweep: the integrity check finds the code changed, without CloudTrail");
     invoke_detector(&detector, &scheduled, "sweep after the tamper").await;
     let from_sweep = alerts(&sqs, &alert_queue).await;
     show(&from_sweep);
@@ -769,7 +783,7 @@ principal_arns = ["{AGENT_ROLE}"]
     );
 
     // ---------------------------------------------------------------- the records
-    say("the ledger: the governed calls with the AWS request ids CloudTrail records");
+    say("8. the ledger: the governed calls with the AWS request ids CloudTrail records");
     let ledger = ddb
         .scan()
         .table_name(&ledger_table)
@@ -822,7 +836,7 @@ principal_arns = ["{AGENT_ROLE}"]
         "RunMicrovm's clientToken is the contro1_request_id"
     );
 
-    say("Contro1: the audit records of the whole timeline");
+    say("8. Contro1: the audit records of the whole timeline");
     let audit = contro1.audit_records();
     let actions: Vec<String> = audit
         .iter()
@@ -890,7 +904,7 @@ principal_arns = ["{AGENT_ROLE}"]
         );
     }
     println!(
-        "\n== done: 3 bypass calls, 2 unmanaged MicroVMs and the launcher's replaced code (from CloudTrail and from the sweep) reported once each; the governed MicroVM {governed_vm} never"
+        "\n== done: 3 bypass calls, 2 unmanaged MicroVMs and the launcher's replaced code (from CloudTrail and from the sweep) reported once each; the governed MicroVM {governed_vm} was never reported"
     );
     let _ = std::fs::remove_dir_all(&policy_dir);
 }

@@ -13,13 +13,17 @@
 //!   with the integrity baseline the stack records for them;
 //! - [`lambda_runtime`]: the Lambda Runtime API and a Function URL front, to run the built
 //!   `launcher` and `detector` binaries as Lambda runs them;
-//! - paths to the read-only real CloudTrail data beside the repository
-//!   ([`shared_data_dir`], [`shared_dir`]) and unique resource names ([`unique_name`]).
+//! - [`corpus`]: a large, realistic CloudTrail corpus resampled from real records, with the
+//!   findings `detector scan` must report on it;
+//! - paths to the real CloudTrail data: the redistributable sets in the repository
+//!   ([`test_data_dir`]) and the shared data tier beside it ([`shared_data_dir`],
+//!   [`shared_dir`]), and unique resource names ([`unique_name`]).
 //!
 //! Helpers panic with a message saying what to do: a missing moto server or missing data is a
 //! broken test environment, never a reason to skip a test silently.
 #![forbid(unsafe_code)]
 
+pub mod corpus;
 pub mod emulator;
 pub mod fault_proxy;
 pub mod lambda_control;
@@ -28,7 +32,8 @@ pub mod moto;
 
 use std::path::{Path, PathBuf};
 
-/// Environment variable that overrides where the shared read-only material lives.
+/// Environment variable naming the shared root of the extra data tier: the directory with
+/// `data/cloudtrail/` inside (by default `../shared` beside the repository).
 pub const SHARED_DIR_ENV: &str = "MICROVM_SHARED_DIR";
 
 /// A fresh name: `prefix` (lower-cased, reduced to `[a-z0-9-]`) + `-` + 12 hex characters of
@@ -58,60 +63,76 @@ pub fn workspace_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The shared read-only material beside the repository (`../shared`: reference docs,
-/// `tools/make-corpus.py`, `data/`). `MICROVM_SHARED_DIR` overrides it when it points at a
-/// directory that has `data/cloudtrail` inside.
+/// The redistributable real CloudTrail data in the repository (`tests/data/cloudtrail`: the
+/// invictus-ir, Stratus Red Team and EventBridge-envelope sets, each with its SOURCE.md and
+/// NOTICE). Every test that needs real data by default reads it from here.
 ///
 /// # Panics
-/// When the directory does not exist, with a message naming the path and the variable.
-pub fn shared_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os(SHARED_DIR_ENV) {
-        let dir = PathBuf::from(dir);
-        if dir.join("data").join("cloudtrail").is_dir() {
-            return dir;
-        }
-    }
-    let dir = workspace_dir().join("..").join("shared");
+/// When the directory is missing (a broken checkout), naming it.
+pub fn test_data_dir() -> PathBuf {
+    let dir = workspace_dir()
+        .join("tests")
+        .join("data")
+        .join("cloudtrail");
     assert!(
         dir.is_dir(),
-        "the shared directory {} does not exist: check out the shared material beside the \
-         repository, or set {SHARED_DIR_ENV} to the directory that holds data/cloudtrail",
+        "the bundled CloudTrail data {} is missing: it is part of the repository, restore it \
+         with `git checkout -- tests/data`",
         dir.display()
     );
     dir
 }
 
-/// The real CloudTrail data used by tests and benchmarks (`../shared/data/cloudtrail`).
-/// `MICROVM_SHARED_DIR` overrides it: it may name the shared root (with `data/cloudtrail`
-/// inside) or the CloudTrail data directory itself.
+/// Where the shared data tier's material would be: `$MICROVM_SHARED_DIR` when set, otherwise
+/// `../shared` beside the repository. Either names the shared root, the directory that holds
+/// `data/cloudtrail/` (with the non-redistributable `sans504-s3-ransomware-lab` and
+/// `digest-sample` sets) and `reference/`.
+pub fn shared_dir_candidate() -> PathBuf {
+    std::env::var_os(SHARED_DIR_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_dir().join("..").join("shared"))
+}
+
+/// Whether the shared data tier can run: [`shared_dir_candidate`] has `data/cloudtrail/`.
+pub fn shared_tier_present() -> bool {
+    shared_dir_candidate()
+        .join("data")
+        .join("cloudtrail")
+        .is_dir()
+}
+
+/// The shared root of the extra data tier (see [`shared_dir_candidate`]). Only the tests of
+/// that tier (in `shared_tier` modules, `#[ignore]`d by default; `scripts/test.sh` runs them
+/// when the data is present) call it.
 ///
 /// # Panics
-/// When the directory does not exist, with a message naming the path and the variable.
-pub fn shared_data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os(SHARED_DIR_ENV) {
-        let dir = PathBuf::from(dir);
-        let nested = dir.join("data").join("cloudtrail");
-        let chosen = if nested.is_dir() { nested } else { dir };
-        assert!(
-            chosen.is_dir(),
-            "{SHARED_DIR_ENV}={} does not name a directory (expected the shared root with \
-             data/cloudtrail inside, or the CloudTrail data directory itself)",
-            chosen.display()
-        );
-        return chosen;
-    }
-    let dir = workspace_dir()
-        .join("..")
-        .join("shared")
-        .join("data")
-        .join("cloudtrail");
+/// When the root has no `data/cloudtrail/`, with a message naming the path and the variable.
+pub fn shared_dir() -> PathBuf {
+    let dir = shared_dir_candidate();
+    let how = if std::env::var_os(SHARED_DIR_ENV).is_some() {
+        format!("{SHARED_DIR_ENV} is set to {}", dir.display())
+    } else {
+        format!(
+            "{SHARED_DIR_ENV} is not set and ../shared is {}",
+            dir.display()
+        )
+    };
     assert!(
-        dir.is_dir(),
-        "the real CloudTrail data directory {} does not exist: check out the shared material \
-         beside the repository, or set {SHARED_DIR_ENV} to it",
-        dir.display()
+        dir.join("data").join("cloudtrail").is_dir(),
+        "the shared data tier needs the shared root, a directory with data/cloudtrail/ inside; \
+         {how}, which has no data/cloudtrail/. Set {SHARED_DIR_ENV} to the shared root or put \
+         the shared checkout at ../shared beside the repository"
     );
     dir
+}
+
+/// All the real CloudTrail data of the shared tier (`<shared root>/data/cloudtrail`: the
+/// bundled sets plus sans504 and the digest sample).
+///
+/// # Panics
+/// As [`shared_dir`].
+pub fn shared_data_dir() -> PathBuf {
+    shared_dir().join("data").join("cloudtrail")
 }
 
 #[cfg(test)]
@@ -135,13 +156,53 @@ mod tests {
     }
 
     #[test]
-    fn shared_data_dir_holds_the_real_cloudtrail_data() {
-        let dir = shared_data_dir();
-        assert!(
-            dir.join("sans504-s3-ransomware-lab").is_dir(),
-            "{}",
-            dir.display()
+    fn the_bundled_data_has_each_source_with_its_notice_and_no_unlicensed_set() {
+        let dir = test_data_dir();
+        let mut sets: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        sets.sort();
+        assert_eq!(
+            sets,
+            [
+                "eventbridge-api-call-envelopes",
+                "invictus-ir-aws-dataset",
+                "stratus-red-team-detonation-logs"
+            ]
         );
-        assert!(shared_dir().join("reference").is_dir());
+        for set in &sets {
+            let notice = std::fs::read_to_string(dir.join(set).join("NOTICE")).unwrap();
+            let source = std::fs::read_to_string(dir.join(set).join("SOURCE.md")).unwrap();
+            let licence = if set.starts_with("invictus") {
+                "MIT License"
+            } else {
+                "Apache License"
+            };
+            assert!(notice.contains(licence), "{set}: {licence}");
+            assert!(notice.contains("Copyright"), "{set}");
+            // The NOTICE names the same upstream commit as SOURCE.md.
+            let commit = source
+                .split_whitespace()
+                .find(|w| w.len() == 40 && w.chars().all(|c| c.is_ascii_hexdigit()))
+                .unwrap();
+            assert!(notice.contains(commit), "{set}: {commit}");
+        }
+    }
+
+    mod shared_tier {
+        use super::super::*;
+
+        #[test]
+        #[ignore = "shared data tier: scripts/test.sh runs it when ../shared or MICROVM_SHARED_DIR has data/cloudtrail"]
+        fn shared_data_dir_holds_the_real_cloudtrail_data() {
+            let dir = shared_data_dir();
+            assert!(
+                dir.join("sans504-s3-ransomware-lab").is_dir(),
+                "{}",
+                dir.display()
+            );
+            assert!(shared_dir().join("reference").is_dir());
+        }
     }
 }

@@ -52,7 +52,7 @@ export class MemberStack extends Stack {
       trailBucketName: '',
     };
 
-    const contro1 = contro1ApiKey(kit);
+    const contro1 = contro1ApiKey(kit, deployer);
     const { ledger, pending } = launcherTables(kit, prevention);
     const { webhookArn, tokenKey } = launcherSecrets(kit, lp, prevention);
     const alerts = alerting(kit, prevention);

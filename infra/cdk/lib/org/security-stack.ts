@@ -40,7 +40,7 @@ export class SecurityStack extends Stack {
       trailBucketName,
     };
 
-    const contro1 = contro1ApiKey(kit);
+    const contro1 = contro1ApiKey(kit, deployer);
     const alerts = alerting(kit, prevention);
     const notifications = notificationQueue(kit, trailBucketName, trailSource);
     const eventsDlq = eventsDeadLetterQueue(kit, 'DetectorEventsDeadLetterQueue', 'detector-events-dlq',

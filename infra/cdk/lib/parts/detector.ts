@@ -111,6 +111,22 @@ export function notificationQueue(kit: Kit, trailBucketName: string, src: TrailS
           },
           Aws.NO_VALUE,
         ),
+        // Nobody floods the queue: only the trail bucket's notifications (and the fan-out topic).
+        {
+          Sid: 'OnlyTheTrailNotificationsSend',
+          Effect: 'Deny',
+          Principal: '*',
+          Action: 'sqs:SendMessage',
+          Resource: queue.attrArn,
+          Condition: {
+            ArnNotLike: {
+              'aws:SourceArn': [
+                Fn.sub('arn:${AWS::Partition}:s3:::${Bucket}', { Bucket: trailBucketName }),
+                Fn.conditionIf(src.hasTopic.logicalId, src.topicArn, Aws.NO_VALUE),
+              ],
+            },
+          },
+        },
         denyInsecureSqs(queue.attrArn),
       ],
     },
@@ -202,6 +218,12 @@ export function buildDetector(kit: Kit, dp: DetectorParameters, d: DetectorDeps)
       DETECTOR_FUNCTIONS: functionArn('detector'),
       // The break-glass role is deliberately absent: its changes alert.
       DEPLOYMENT_ROLE_ARNS: d.prevention.deploymentRoleArn,
+      // The administrator's paths (docs/rules.md; THREAT-MODEL.md T11-T19).
+      GOVERNANCE_STACKS: Aws.STACK_ID,
+      PIPELINE_PRINCIPAL_ARNS: d.prevention.pipelineRoleArn,
+      BREAK_GLASS_ROLE_ARNS: d.prevention.breakGlassRoleArn,
+      DETECTOR_LOG_GROUPS: logs.ref,
+      DETECTOR_ROLE_ARNS: role.attrArn,
       ...d.env(dedupe),
     },
   });

@@ -13,7 +13,8 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import { Kit, RustFn, fnMetric } from '../kit';
 import { PreventionParams, tableResourcePolicy, tokenKeyPolicy } from '../prevention';
 import { lambdaTrust, launcherPolicies } from '../roles';
-import { Contro1, table } from './shared';
+import { Contro1, secretResourcePolicy, table } from './shared';
+import { rolePathArn } from '../names';
 import { scheduleRule } from './rules';
 
 /** The launcher's parameters, declared in the SAM templates' order of groups. */
@@ -100,10 +101,17 @@ export function launcherTables(kit: Kit, prevention: PreventionParams) {
 /** The webhook secret (created when none is given) and the token key. */
 export function launcherSecrets(kit: Kit, lp: LauncherParameters, prevention: PreventionParams) {
   const webhookSecret = new secretsmanager.CfnSecret(kit.stack, 'Contro1WebhookSecret', {
+    name: Fn.sub('${NamePrefix}-contro1-webhook-secret'),
     description: "Contro1 webhook HMAC secret. Put the organization's value after deploying.",
     generateSecretString: { passwordLength: 48, excludePunctuation: true },
   });
   webhookSecret.cfnOptions.condition = lp.createWebhookSecret;
+  const webhookPolicy = new secretsmanager.CfnResourcePolicy(kit.stack, 'Contro1WebhookSecretPolicy', {
+    secretId: webhookSecret.ref,
+    blockPublicPolicy: true,
+    resourcePolicy: secretResourcePolicy(prevention, 'WebhookSecret', [rolePathArn('launcher')]),
+  });
+  webhookPolicy.cfnOptions.condition = lp.createWebhookSecret;
   // Seals the tokens pending approvals hold; only the launcher role may use it.
   const tokenKey = new kms.CfnKey(kit.stack, 'TokenKey', {
     description: 'Seals the MicroVM auth tokens the launcher holds for pending approvals.',

@@ -9,24 +9,33 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
-import { Kit, LOG_RETENTION_DAYS, ROLE_ARN_PATTERN, denyInsecureSqs } from '../kit';
-import { ruleArn } from '../names';
+import { Kit, LOG_RETENTION_DAYS, denyInsecureSqs } from '../kit';
+import { rolePathArn, ruleArn } from '../names';
 import { PreventionParams, alertKeyPolicy } from '../prevention';
 
 export interface Deployer {
+  pipelineRoleArn: string;
   deploymentRoleArn: string;
   breakGlassRoleArn: string;
 }
 
-/** A role ARN with `*` as the account: one stack set value for every account. */
-export const ANY_ACCOUNT_ROLE_ARN_PATTERN = '^arn:aws[a-z-]*:iam::([0-9]{12}|\\*):role/.+$';
+/** The exact ARN of one role: no wildcard in its path or name (a pattern is claimable). */
+export const EXACT_ROLE_ARN_PATTERN = '^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$';
+/** The same with `*` as the account: one stack set value for every account. */
+export const ANY_ACCOUNT_ROLE_ARN_PATTERN = '^arn:aws[a-z-]*:iam::([0-9]{12}|\\*):role/[A-Za-z0-9+=,.@_/-]+$';
 
 /**
- * DeploymentRoleArn, BreakGlassRoleArn and NamePrefix. anyAccount: the ARNs may name every
- * account (`*`), for a member stack set (they are used only in ArnNotLike exemptions).
+ * PipelineRoleArn, DeploymentRoleArn, BreakGlassRoleArn and NamePrefix, each role by exact ARN.
+ * anyAccount: the ARNs may name every account (`*`), for a member stack set (they are used
+ * only in exemptions and in the resources of denies).
  */
 export function deployerParameters(kit: Kit, anyAccount = false): Deployer {
-  const pattern = anyAccount ? ANY_ACCOUNT_ROLE_ARN_PATTERN : ROLE_ARN_PATTERN;
+  const pattern = anyAccount ? ANY_ACCOUNT_ROLE_ARN_PATTERN : EXACT_ROLE_ARN_PATTERN;
+  const pipelineRole = kit.param('PipelineRoleArn', {
+    type: 'String',
+    allowedPattern: pattern,
+    description: 'Pipeline principal that starts the stack operations and passes the deployment role; the only one that operates the governance stacks.',
+  });
   const deploymentRole = kit.param('DeploymentRoleArn', {
     type: 'String',
     allowedPattern: pattern,
@@ -43,7 +52,11 @@ export function deployerParameters(kit: Kit, anyAccount = false): Deployer {
     allowedPattern: '^[a-z][a-z0-9-]{1,20}$',
     description: 'Lower-case prefix of every name the stack creates.',
   });
-  return { deploymentRoleArn: deploymentRole.valueAsString, breakGlassRoleArn: breakGlassRole.valueAsString };
+  return {
+    pipelineRoleArn: pipelineRole.valueAsString,
+    deploymentRoleArn: deploymentRole.valueAsString,
+    breakGlassRoleArn: breakGlassRole.valueAsString,
+  };
 }
 
 export interface Contro1 {
@@ -54,7 +67,7 @@ export interface Contro1 {
 }
 
 /** Contro1BaseUrl and the API key secret (created when Contro1ApiKeySecretArn is empty). */
-export function contro1ApiKey(kit: Kit): Contro1 {
+export function contro1ApiKey(kit: Kit, deployer: Deployer): Contro1 {
   const baseUrl = kit.param('Contro1BaseUrl', {
     type: 'String',
     default: 'https://api.contro1.com/api/centcom/v1',
@@ -68,12 +81,60 @@ export function contro1ApiKey(kit: Kit): Contro1 {
   });
   const createApiKey = kit.cond('CreateApiKeySecret', Fn.conditionEquals(arn.valueAsString, ''));
   const secret = new secretsmanager.CfnSecret(kit.stack, 'Contro1ApiKeySecret', {
+    name: Fn.sub('${NamePrefix}-contro1-api-key'),
     description: 'Contro1 API key (bearer). Put the real value after deploying.',
     generateSecretString: { passwordLength: 32, excludePunctuation: true },
   });
   secret.cfnOptions.condition = createApiKey;
+  const policy = new secretsmanager.CfnResourcePolicy(kit.stack, 'Contro1ApiKeySecretPolicy', {
+    secretId: secret.ref,
+    blockPublicPolicy: true,
+    resourcePolicy: secretResourcePolicy(deployer, 'ApiKey', [rolePathArn('launcher'), rolePathArn('detector')]),
+  });
+  policy.cfnOptions.condition = createApiKey;
   return { baseUrl: baseUrl.valueAsString, apiKeyArn: kit.ifCond(createApiKey, secret.ref, arn.valueAsString), createApiKey };
 }
+
+/** Whoever writes a Contro1 secret decides whose tenant approves: only the deployer, pipeline or
+ * break-glass role writes it, only the given role paths read it. */
+export function secretResourcePolicy(d: Deployer, what: 'ApiKey' | 'WebhookSecret', readers: string[]) {
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Sid: what === 'ApiKey' ? 'OnlyTheLauncherAndDetectorReadTheApiKey' : 'OnlyTheLauncherReadsTheWebhookSecret',
+        Effect: 'Deny',
+        Principal: '*',
+        Action: 'secretsmanager:GetSecretValue',
+        Resource: '*',
+        Condition: { ArnNotLike: { 'aws:PrincipalArn': readers.length === 1 ? readers[0] : readers } },
+      },
+      {
+        Sid: `OnlyTheDeployerPipelineOrBreakGlassWritesThe${what}`,
+        Effect: 'Deny',
+        Principal: '*',
+        Action: SECRET_WRITES,
+        Resource: '*',
+        Condition: { ArnNotLike: { 'aws:PrincipalArn': [d.deploymentRoleArn, d.pipelineRoleArn, d.breakGlassRoleArn] } },
+      },
+    ],
+  };
+}
+
+const SECRET_WRITES = [
+  'secretsmanager:PutSecretValue',
+  'secretsmanager:UpdateSecret',
+  'secretsmanager:UpdateSecretVersionStage',
+  'secretsmanager:PutResourcePolicy',
+  'secretsmanager:DeleteResourcePolicy',
+  'secretsmanager:RotateSecret',
+  'secretsmanager:CancelRotateSecret',
+  'secretsmanager:DeleteSecret',
+  'secretsmanager:RestoreSecret',
+  'secretsmanager:TagResource',
+  'secretsmanager:UntagResource',
+  'secretsmanager:ReplicateSecretToRegions',
+];
 
 export function logRetentionParameter(kit: Kit, description?: string): number {
   return kit.param('LogRetentionDays', {
