@@ -257,6 +257,7 @@ def rows(art: Artefacts) -> list[Row]:
         ins("T16", "invoke the detector directly (forged events)", "lambda:InvokeFunction", f"{detector_fn}:live"),
         # T17 the trail bucket
         ins("T17", "overwrite a log object", "s3:PutObject", log_object),
+        ins("T17", "delete the log object version CloudTrail wrote", "s3:DeleteObjectVersion", log_object),
         service("T17", "another service writes into the trail bucket", "sns.amazonaws.com", "s3:PutObject", log_object,
                 {"aws:SourceArn": f"arn:aws:sns:{R}:{A}:x", "s3:x-amz-acl": "bucket-owner-full-control"}, legit=False),
         # T18 the organization
@@ -298,6 +299,8 @@ def rows(art: Artefacts) -> list[Row]:
             Request(launcher_arn, "sqs:SendMessage", events_dlq), legit=True, identity=launcher_ident),
         detector("ListMicrovms", "lambda:ListMicrovms", "*"),
         detector("read a log object", "s3:GetObject", log_object),
+        detector("read the log object version a notification names", "s3:GetObjectVersion", log_object),
+        detector("tell a deleted log file or version (404, not 403)", "s3:ListBucket", f"arn:aws:s3:::{bucket}"),
         detector("read the ledger", "dynamodb:BatchGetItem", ledger),
         detector("write dedupe marks", "dynamodb:BatchWriteItem", dedupe),
         detector("write the heartbeat item", "dynamodb:UpdateItem", dedupe),

@@ -79,6 +79,13 @@ ACTION_OVERRIDES = {
     ("sqs", "delete_message_batch"): "sqs:DeleteMessage",
     ("sqs", "change_message_visibility_batch"): "sqs:ChangeMessageVisibility",
 }
+# Operations that IAM authorises under a second action when the request names an object version
+# (Service Authorization Reference for Amazon S3: GetObject/HeadObject with versionId need
+# s3:GetObjectVersion). Counted when the file that calls them sets a version id.
+VERSIONED_OPS = {
+    ("s3", "get_object"): "s3:GetObjectVersion",
+    ("s3", "head_object"): "s3:GetObjectVersion",
+}
 
 # What the detector calls through the sweep role of another account (targets.rs builds these
 # clients with the assumed role's credentials).
@@ -180,6 +187,9 @@ def calls_in(text: str, ops: dict[str, set[str]]) -> dict[str, list[str]]:
             if op in names:
                 action = ACTION_OVERRIDES.get((crate, op), f"{prefix}:{pascal(op)}")
                 found.setdefault(action, []).append(f"aws-sdk-{crate}::{op}")
+                versioned = VERSIONED_OPS.get((crate, op))
+                if versioned and re.search(r"\.\s*(set_)?version_id\s*\(", code):
+                    found.setdefault(versioned, []).append(f"aws-sdk-{crate}::{op} (versionId)")
     return found
 
 

@@ -46,6 +46,9 @@ pub enum Rule {
     AccountLeftOrganization,
     // aws.microvm.governance.tampered: the sweep's integrity check
     FunctionIntegrityDrift,
+    // aws.microvm.governance.tampered: the Lambda's versioned object reads
+    TrailObjectOverwritten,
+    TrailObjectDeleted,
     // aws.microvm.unmanaged.detected: the sweep
     MicrovmNotInLedger,
     // aws.microvm.detection.degraded
@@ -60,7 +63,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in declaration order.
-    pub const ALL: [Rule; 37] = [
+    pub const ALL: [Rule; 39] = [
         Rule::AccountOutsideOrganization,
         Rule::NonLauncherPrincipal,
         Rule::LauncherSessionMismatch,
@@ -90,6 +93,8 @@ impl Rule {
         Rule::TrailObjectWritten,
         Rule::AccountLeftOrganization,
         Rule::FunctionIntegrityDrift,
+        Rule::TrailObjectOverwritten,
+        Rule::TrailObjectDeleted,
         Rule::MicrovmNotInLedger,
         Rule::NoTrailLogsMicrovmDataEvents,
         Rule::TrailHealthUnavailable,
@@ -163,6 +168,8 @@ impl Rule {
             Rule::TrailObjectWritten => "trail-object-written",
             Rule::AccountLeftOrganization => "account-left-organization",
             Rule::FunctionIntegrityDrift => "function-integrity-drift",
+            Rule::TrailObjectOverwritten => "trail-object-overwritten",
+            Rule::TrailObjectDeleted => "trail-object-deleted",
             Rule::MicrovmNotInLedger => "microvm-not-in-ledger",
             Rule::NoTrailLogsMicrovmDataEvents => "no-trail-logs-microvm-data-events",
             Rule::TrailHealthUnavailable => "trail-health-unavailable",
@@ -205,7 +212,9 @@ impl Rule {
             | Rule::DetectorLogGroupChanged
             | Rule::TrailObjectWritten
             | Rule::AccountLeftOrganization
-            | Rule::FunctionIntegrityDrift => Event::GovernanceTampered,
+            | Rule::FunctionIntegrityDrift
+            | Rule::TrailObjectOverwritten
+            | Rule::TrailObjectDeleted => Event::GovernanceTampered,
             Rule::MicrovmNotInLedger => Event::UnmanagedDetected,
             Rule::NoTrailLogsMicrovmDataEvents
             | Rule::TrailHealthUnavailable
@@ -337,6 +346,20 @@ impl Rule {
                 "The deployed function no longer matches what the deployment recorded: redeploy \
                  the stack and find out who changed it (CloudTrail, the function's change events)."
             }
+            Rule::TrailObjectOverwritten => {
+                "CloudTrail writes each log file key once: another object was written over this \
+                 one. The detector read the version CloudTrail wrote; find who wrote the newer \
+                 version (S3 data events or server access logs), restore the bucket policy that \
+                 lets only CloudTrail put objects, and compare the versions."
+            }
+            Rule::TrailObjectDeleted => {
+                "CloudTrail never deletes its log files: find who deleted this one (S3 data \
+                 events or server access logs), restore the bucket policy that lets only the \
+                 deployer delete objects, and check for a lifecycle rule that expires log files. \
+                 When the version named is gone for good, its records were not read: the \
+                 notification is kept in the dead-letter queue; look for a copy (replication, \
+                 the organization trail)."
+            }
             Rule::MicrovmNotInLedger => {
                 "Search CloudTrail for the RunMicrovm of this MicroVM to find who started it; \
                  terminate it if it is not expected."
@@ -414,6 +437,8 @@ impl Rule {
             | Rule::ProtectedResourceChanged
             | Rule::BreakGlassSession
             | Rule::DetectorLogGroupChanged
+            | Rule::TrailObjectOverwritten
+            | Rule::TrailObjectDeleted
             | Rule::MicrovmNotInLedger
             | Rule::NoTrailLogsMicrovmDataEvents
             | Rule::TrailHealthUnavailable

@@ -14,6 +14,19 @@
 //! strictly: a malformed `%` sequence is an error naming the key. EventBridge
 //! "Object Created" events and CloudTrail's own SNS message carry the key as
 //! is.
+//!
+//! Versions: in a versioned bucket, S3 event notifications name the object
+//! version they were sent for (`s3.object.versionId`) and EventBridge
+//! "Object Created" events do too (`detail.object.version-id`); it is kept in
+//! [`ObjectRef::version_id`] so the detector reads that version, the one
+//! CloudTrail wrote, and not a later object under the same key (threat-model
+//! row T17). CloudTrail's own SNS message names keys only, never versions.
+//! Sources: Amazon S3 User Guide, "Event message structure" (`versionId`:
+//! "object version if bucket is versioning-enabled, otherwise null"),
+//! <https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html>,
+//! and "EventBridge event message structure" (the "Object Created" example's
+//! `detail.object.version-id`),
+//! <https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html>.
 
 use serde_json::Value;
 use std::fmt;
@@ -132,6 +145,10 @@ pub struct ObjectRef {
     /// Size in bytes when the notification says (S3 and EventBridge do,
     /// CloudTrail's SNS message does not).
     pub size: Option<u64>,
+    /// The object version the notification was sent for, when the bucket is
+    /// versioned and the shape carries it (S3 events, EventBridge); `None`
+    /// for CloudTrail's SNS message and unversioned buckets.
+    pub version_id: Option<String>,
 }
 
 impl ObjectRef {
@@ -372,6 +389,7 @@ fn decode_cloudtrail_sns(v: &Value) -> Result<Trigger, NotificationError> {
             bucket: bucket.to_string(),
             key: key.to_string(),
             size: None,
+            version_id: None,
         });
     }
     Ok(Trigger::Objects {
@@ -414,6 +432,7 @@ fn decode_s3_records(records: &[Value]) -> Result<Trigger, NotificationError> {
             bucket: bucket.to_string(),
             key: form_decode(raw_key)?,
             size: object.get("size").and_then(Value::as_u64),
+            version_id: version_id(object, S3, "versionId")?,
         });
     }
     if objects.is_empty() {
@@ -468,6 +487,7 @@ fn decode_eventbridge(v: &Value) -> Result<Trigger, NotificationError> {
                     bucket: bucket.to_string(),
                     key: field(object, EB, "key")?.to_string(),
                     size: object.get("size").and_then(Value::as_u64),
+                    version_id: version_id(object, EB, "version-id")?,
                 }],
                 ignored_records: 0,
             })
@@ -475,6 +495,32 @@ fn decode_eventbridge(v: &Value) -> Result<Trigger, NotificationError> {
         other => Ok(Trigger::Ignored(format!(
             "EventBridge event `{other}` from `{source}`"
         ))),
+    }
+}
+
+/// The object version a notification names: absent or `null` when the
+/// bucket is not versioned (S3 documents `null` for an unversioned bucket),
+/// a non-empty string otherwise. Anything else is an error: reading another
+/// version than the one named would be the very substitution the field
+/// guards against. A version id is not form-encoded (S3 version ids are URL
+/// safe; the literal `null` names the version of an object written while
+/// versioning was suspended, and is passed on as it is).
+fn version_id(
+    object: &Value,
+    context: &'static str,
+    name: &'static str,
+) -> Result<Option<String>, NotificationError> {
+    match object.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(v)) if v.is_empty() => Err(NotificationError::Unrecognised {
+            what: format!("{context}: empty object version id `{name}`"),
+        }),
+        Some(Value::String(v)) => Ok(Some(v.clone())),
+        Some(_) => Err(NotificationError::Field {
+            context,
+            field: name,
+            expected: "string",
+        }),
     }
 }
 

@@ -296,3 +296,61 @@ mod shared_tier {
         data
     }
 }
+
+#[test]
+fn a_versioned_s3_event_names_the_object_version_it_was_sent_for() {
+    let o = objects(&direct("s3-put-versioned.json")[0]).to_vec();
+    assert_eq!(
+        o[0].version_id.as_deref(),
+        Some("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"),
+        "a version id is not form-decoded (its `+` stays)"
+    );
+    assert_eq!(o[0].key, format!("security logs/{KEY}"));
+    // An unversioned bucket's event has no versionId (or null): none.
+    assert_eq!(objects(&direct("s3-put.json")[0])[0].version_id, None);
+    let mut v = fixture("s3-put-versioned.json");
+    v["Records"][0]["s3"]["object"]["versionId"] = Value::Null;
+    assert_eq!(objects(&direct_value(&v)[0])[0].version_id, None);
+}
+
+#[test]
+fn an_eventbridge_object_created_event_names_its_version_id() {
+    let o = objects(&direct("eventbridge-object-created-versioned.json")[0]).to_vec();
+    assert_eq!(
+        o[0].version_id.as_deref(),
+        Some("IYV3p45BT0ac8hjHg1houSdS1a.Mro8e")
+    );
+    assert_eq!(
+        objects(&direct("eventbridge-object-created.json")[0])[0].version_id,
+        None
+    );
+}
+
+#[test]
+fn cloudtrails_own_sns_message_names_no_version() {
+    for o in objects(&direct("sns-cloudtrail.json")[0]) {
+        assert_eq!(o.version_id, None);
+    }
+}
+
+#[test]
+fn a_malformed_version_id_is_an_error_naming_the_field() {
+    let mut v = fixture("s3-put-versioned.json");
+    v["Records"][0]["s3"]["object"]["versionId"] = serde_json::json!(7);
+    let e = decode_invocation(&v).unwrap_err().to_string();
+    assert!(e.contains("`versionId`"), "{e}");
+    v["Records"][0]["s3"]["object"]["versionId"] = serde_json::json!("");
+    let e = decode_invocation(&v).unwrap_err().to_string();
+    assert!(e.contains("empty object version id `versionId`"), "{e}");
+    let mut v = fixture("eventbridge-object-created-versioned.json");
+    v["detail"]["object"]["version-id"] = serde_json::json!(["a"]);
+    let e = decode_invocation(&v).unwrap_err().to_string();
+    assert!(e.contains("`version-id`"), "{e}");
+}
+
+fn direct_value(v: &Value) -> Vec<Trigger> {
+    match decode_invocation(v).unwrap() {
+        Invocation::Direct(t) => t,
+        other => panic!("expected a direct invocation, got {other:?}"),
+    }
+}

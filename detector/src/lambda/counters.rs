@@ -31,6 +31,20 @@ pub struct Counters {
     /// Objects whose key is not a CloudTrail log file's (AWS Config's files
     /// in a shared bucket, ...): not read.
     pub objects_not_cloudtrail: u64,
+    /// Objects read without a version id because the notification named
+    /// none (CloudTrail's own SNS message, an unversioned bucket): the
+    /// key's current object was read.
+    pub objects_read_unversioned: u64,
+    /// Objects whose named version is no longer the key's current one
+    /// (reported as `trail-object-overwritten`).
+    pub objects_overwritten: u64,
+    /// Objects whose key had no current object after the named version was
+    /// read (a delete marker or an expiry; reported as
+    /// `trail-object-deleted`).
+    pub objects_latest_deleted: u64,
+    /// Objects whose named version S3 no longer has, so it could not be read
+    /// (reported as `trail-object-deleted`; the message still fails).
+    pub objects_version_gone: u64,
     /// JSON objects found in an object with a CloudTrail key that are not
     /// CloudTrail records (an error: something else writes under the trail's
     /// prefix); skipped, the message is not failed for them.
@@ -116,6 +130,10 @@ impl Counters {
             objects_skipped_digest,
             objects_skipped_insight,
             objects_not_cloudtrail,
+            objects_read_unversioned,
+            objects_overwritten,
+            objects_latest_deleted,
+            objects_version_gone,
             json_not_cloudtrail,
             bytes_read,
             records_in,

@@ -482,3 +482,141 @@ pub fn ports_with<'a>(functions: &'a FakeFunctions, heartbeat: &'a FakeHeartbeat
         heartbeat,
     }
 }
+
+/// One version of a key in [`FakeObjects`]: `None` body is a delete marker.
+struct FakeVersion {
+    id: Option<String>,
+    body: Option<Vec<u8>>,
+}
+
+/// A versioned bucket in memory: every put adds a version (newest last), as
+/// S3 does with versioning enabled.
+#[derive(Default)]
+pub struct FakeObjects {
+    keys: Mutex<HashMap<(String, String), Vec<FakeVersion>>>,
+    next: AtomicUsize,
+    head_calls: AtomicUsize,
+    pub fail_heads: AtomicBool,
+}
+
+impl FakeObjects {
+    /// Put a new version; its id.
+    pub fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> String {
+        let id = format!("v{}", self.next.fetch_add(1, Ordering::SeqCst));
+        self.push(bucket, key, Some(id.clone()), Some(body));
+        id
+    }
+    /// Put an object with no version id (an unversioned bucket).
+    pub fn put_unversioned(&self, bucket: &str, key: &str, body: Vec<u8>) {
+        self.push(bucket, key, None, Some(body));
+    }
+    /// Make a delete marker the key's current version.
+    pub fn delete_marker(&self, bucket: &str, key: &str) {
+        let id = format!("v{}", self.next.fetch_add(1, Ordering::SeqCst));
+        self.push(bucket, key, Some(id), None);
+    }
+    /// `HeadObject` calls served.
+    pub fn heads(&self) -> usize {
+        self.head_calls.load(Ordering::SeqCst)
+    }
+    fn push(&self, bucket: &str, key: &str, id: Option<String>, body: Option<Vec<u8>>) {
+        self.keys
+            .lock()
+            .unwrap()
+            .entry((bucket.to_string(), key.to_string()))
+            .or_default()
+            .push(FakeVersion { id, body });
+    }
+}
+
+impl crate::lambda::ports::ObjectStore for FakeObjects {
+    fn open<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        version_id: Option<&'a str>,
+    ) -> PortResult<'a, crate::lambda::ports::ObjectBody> {
+        async move {
+            let keys = self.keys.lock().unwrap();
+            let versions = keys
+                .get(&(bucket.to_string(), key.to_string()))
+                .ok_or_else(|| PortError::new("fake S3 GetObject", "NoSuchKey"))?;
+            let found = match version_id {
+                Some(v) => versions
+                    .iter()
+                    .find(|f| f.id.as_deref() == Some(v))
+                    .ok_or_else(|| PortError::new("fake S3 GetObject", "NoSuchVersion"))?,
+                None => versions
+                    .last()
+                    .ok_or_else(|| PortError::new("fake S3 GetObject", "NoSuchKey"))?,
+            };
+            let body = found
+                .body
+                .clone()
+                .ok_or_else(|| PortError::new("fake S3 GetObject", "NoSuchKey (delete marker)"))?;
+            Ok(Box::new(std::io::Cursor::new(body)) as crate::lambda::ports::ObjectBody)
+        }
+        .boxed()
+    }
+    fn latest<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+    ) -> PortResult<'a, crate::lambda::ports::LatestVersion> {
+        use crate::lambda::ports::LatestVersion;
+        async move {
+            self.head_calls.fetch_add(1, Ordering::SeqCst);
+            if self.fail_heads.load(Ordering::SeqCst) {
+                return Err(PortError::new("fake S3 HeadObject", "AccessDenied"));
+            }
+            let keys = self.keys.lock().unwrap();
+            Ok(
+                match keys
+                    .get(&(bucket.to_string(), key.to_string()))
+                    .and_then(|v| v.last())
+                {
+                    None | Some(FakeVersion { body: None, .. }) => LatestVersion::Absent,
+                    Some(FakeVersion { id: Some(id), .. }) => LatestVersion::Id(id.clone()),
+                    Some(FakeVersion { id: None, .. }) => LatestVersion::Unversioned,
+                },
+            )
+        }
+        .boxed()
+    }
+    fn has_version<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        version_id: &'a str,
+    ) -> PortResult<'a, bool> {
+        async move {
+            self.head_calls.fetch_add(1, Ordering::SeqCst);
+            if self.fail_heads.load(Ordering::SeqCst) {
+                return Err(PortError::new("fake S3 HeadObject", "AccessDenied"));
+            }
+            let keys = self.keys.lock().unwrap();
+            Ok(keys
+                .get(&(bucket.to_string(), key.to_string()))
+                .is_some_and(|versions| {
+                    versions
+                        .iter()
+                        .any(|f| f.id.as_deref() == Some(version_id) && f.body.is_some())
+                }))
+        }
+        .boxed()
+    }
+}
+
+impl FakeObjects {
+    /// Delete one version for good (`DeleteObject` with `versionId`).
+    pub fn delete_version(&self, bucket: &str, key: &str, version_id: &str) {
+        if let Some(versions) = self
+            .keys
+            .lock()
+            .unwrap()
+            .get_mut(&(bucket.to_string(), key.to_string()))
+        {
+            versions.retain(|f| f.id.as_deref() != Some(version_id));
+        }
+    }
+}

@@ -9,6 +9,11 @@
 //! - Any other trigger (S3, SNS, EventBridge): an error fails the invocation,
 //!   so Lambda retries it.
 //!
+//! Objects are read by the version their notification names (S3 event
+//! notifications and EventBridge carry it for a versioned bucket), so a log
+//! file replaced after CloudTrail wrote it is still read as CloudTrail wrote
+//! it, and the replacement is reported ([`super::versions`]).
+//!
 //! Objects are streamed: S3 `GetObject` body → `SyncIoBridge` → the core's
 //! streaming scanner on a blocking thread, so memory is bounded by the
 //! largest record, not the object.
@@ -22,6 +27,7 @@ use super::ports::{
     TrailsApi,
 };
 use super::sweep::{SweepConfig, SweepError, SweepPorts, sweep, sweep_queued_target};
+use super::versions::{self, VersionCheck};
 use detector_core::notification::{
     Invocation, NotificationError, ObjectKind, ObjectRef, SqsMessage, Trigger, decode_invocation,
     decode_message_body,
@@ -77,6 +83,13 @@ struct Run<'a> {
 pub enum HandleError {
     #[error("cannot decode the notification: {0}")]
     Decode(#[from] NotificationError),
+    #[error("s3://{bucket}/{key}: cannot read its current version: {source}")]
+    Version {
+        bucket: String,
+        key: String,
+        #[source]
+        source: PortError,
+    },
     #[error("s3://{bucket}/{key}: cannot open: {source}")]
     Open {
         bucket: String,
@@ -199,6 +212,7 @@ pub async fn handle(state: &State, event: &Value) -> Result<Value, HandleError> 
 fn log_error(state: &State, e: &HandleError) {
     let mut line = json!({"log": "error", "error": e.to_string()});
     if let HandleError::Open { bucket, key, .. }
+    | HandleError::Version { bucket, key, .. }
     | HandleError::Read { bucket, key, .. }
     | HandleError::BadRecords { bucket, key, .. } = e
     {
@@ -285,7 +299,7 @@ async fn run_trigger(
             let mut events = Vec::new();
             let res = scanner.scan_value(&record, "eventbridge", |ev| events.push(ev));
             fold_stats(scanner.stats(), counters);
-            let handled = handle_events(state, events, batch, counters).await;
+            let handled = handle_events(state, events, Vec::new(), batch, counters).await;
             res.map_err(HandleError::Record)?;
             handled.map(|_| ())
         }
@@ -352,15 +366,17 @@ async fn run_object(
         .acquire()
         .await
         .map_err(|e| HandleError::Task(e.to_string()))?;
-    let body = state
+    let body = match state
         .objects
-        .open(&o.bucket, &o.key)
+        .open(&o.bucket, &o.key, o.version_id.as_deref())
         .await
-        .map_err(|source| HandleError::Open {
-            bucket: o.bucket.clone(),
-            key: o.key.clone(),
-            source,
-        })?;
+    {
+        Ok(body) => body,
+        Err(source) => {
+            drop(slot);
+            return Err(open_failed(state, o, source, &run.batch, counters).await);
+        }
+    };
     let bridge = tokio_util::io::SyncIoBridge::new(body);
     let mut scanner = Scanner::new(state.classifier.clone(), state.scan_options.clone());
     let source = o.to_string();
@@ -373,6 +389,32 @@ async fn run_object(
     .map_err(|e| HandleError::Task(e.to_string()))?;
     fold_stats(scanner.stats(), counters);
     drop(slot);
+    // The version read, against the key's current one: an overwrite is a
+    // finding raised with the object's; a failed check fails the object.
+    let mut extra = Vec::new();
+    let checked =
+        match versions::check(state.objects.as_ref(), o, state.alerter.clock().now_epoch()).await {
+            Ok(VersionCheck::NotNamed) => {
+                counters.objects_read_unversioned += 1;
+                Ok(())
+            }
+            Ok(VersionCheck::Latest) => Ok(()),
+            Ok(VersionCheck::Overwritten(alert)) => {
+                counters.objects_overwritten += 1;
+                extra.push(*alert);
+                Ok(())
+            }
+            Ok(VersionCheck::Deleted(alert)) => {
+                counters.objects_latest_deleted += 1;
+                extra.push(*alert);
+                Ok(())
+            }
+            Err(source) => Err(HandleError::Version {
+                bucket: o.bucket.clone(),
+                key: o.key.clone(),
+                source,
+            }),
+        };
     // Findings read before a failure are raised anyway (de-duplication makes
     // the retry cheap); then the failure fails the message. The first object
     // read whole writes the heartbeat meanwhile.
@@ -380,18 +422,21 @@ async fn run_object(
     // digest): what `objects_read` counts.
     let read_whole = matches!(&read, Ok(r) if !r.digest && r.record_errors == 0);
     let beat = read_whole && !run.beaten.swap(true, std::sync::atomic::Ordering::Relaxed);
-    let (bad, beaten) = futures::join!(handle_events(state, events, &run.batch, counters), async {
-        if beat {
-            Some(
-                state
-                    .heartbeat
-                    .beat(state.alerter.clock().now_epoch())
-                    .await,
-            )
-        } else {
-            None
+    let (bad, beaten) = futures::join!(
+        handle_events(state, events, extra, &run.batch, counters),
+        async {
+            if beat {
+                Some(
+                    state
+                        .heartbeat
+                        .beat(state.alerter.clock().now_epoch())
+                        .await,
+                )
+            } else {
+                None
+            }
         }
-    });
+    );
     if let Some(Err(e)) = beaten {
         counters.heartbeat_failures += 1;
         state.alerter.log().line(&json!({
@@ -402,6 +447,7 @@ async fn run_object(
         }));
     }
     let bad = bad?;
+    checked?;
     match read {
         Err(source) => Err(HandleError::Read {
             bucket: o.bucket.clone(),
@@ -433,18 +479,56 @@ async fn run_object(
     }
 }
 
-/// Raise findings; check launcher calls against the ledger. Returns the
+/// An object that could not be opened: when the notification named a
+/// version and S3 says it is gone, the `trail-object-deleted` finding is
+/// raised first; the message fails either way (retried, then kept in the
+/// dead-letter queue), so nothing is dropped silently.
+async fn open_failed(
+    state: &State,
+    o: &ObjectRef,
+    source: PortError,
+    batch: &AlertBatch<'_>,
+    counters: &mut Counters,
+) -> HandleError {
+    let failed = HandleError::Open {
+        bucket: o.bucket.clone(),
+        key: o.key.clone(),
+        source,
+    };
+    match versions::gone(state.objects.as_ref(), o, state.alerter.clock().now_epoch()).await {
+        Ok(None) => failed,
+        Ok(Some(alert)) => {
+            counters.objects_version_gone += 1;
+            match handle_events(state, Vec::new(), vec![alert], batch, counters).await {
+                // The open failure is what the message fails with.
+                Ok(_) => failed,
+                Err(e) => e,
+            }
+        }
+        Err(e) => {
+            state.alerter.log().line(&json!({
+                "log": "error",
+                "error": format!("{o}: cannot tell whether the version named still exists: {}: {}", e.what, e.message),
+            }));
+            failed
+        }
+    }
+}
+
+/// Raise findings (`extra`: the object's own, beside its records'); check
+/// launcher calls against the ledger. Returns the
 /// first record error's text, if any.
 async fn handle_events(
     state: &State,
     events: Vec<ScanEvent>,
+    extra: Vec<Alert>,
     batch: &AlertBatch<'_>,
     counters: &mut Counters,
 ) -> Result<Option<String>, HandleError> {
     let mut managed: Vec<GovernedCall> = Vec::new();
     let mut first_bad = None;
     let mut first_err: Option<HandleError> = None;
-    let mut alerts = Vec::new();
+    let mut alerts = extra;
     for ev in events {
         match ev {
             ScanEvent::Finding(f) => alerts.push(Alert::from_finding(f)),

@@ -10,7 +10,9 @@
 //!   findings, each raised once, coalesced across its objects.
 //! - [`sweep`], [`trail`], [`integrity`]: the CloudTrail-independent layer,
 //!   trail health, and the functions compared with their recorded baseline.
-//! - [`handler`]: decoding invocations, streaming objects, answering SQS.
+//! - [`handler`]: decoding invocations, streaming objects, answering SQS;
+//!   [`versions`]: each object read by the version its notification names,
+//!   and an overwritten log file reported.
 //! - [`ports`]: the traits at the edges; [`aws`] and [`contro1`] implement them.
 //! - [`state`]: building [`handler::State`] once from the configuration.
 
@@ -27,6 +29,7 @@ pub mod ports;
 pub mod state;
 pub mod sweep;
 pub mod trail;
+pub mod versions;
 
 #[cfg(test)]
 pub(crate) mod fakes;

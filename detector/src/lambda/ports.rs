@@ -300,7 +300,38 @@ pub trait Auditor: Send + Sync {
 /// A readable object body (S3 GetObject streamed, never buffered whole).
 pub type ObjectBody = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
 
+/// What a key holds now, as a read without a version id sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LatestVersion {
+    /// The current version's id (`null` for an object written while the
+    /// bucket's versioning was suspended).
+    Id(String),
+    /// The current object has no version id: the bucket is not versioned.
+    Unversioned,
+    /// No current object: the key was deleted (a delete marker) or expired.
+    Absent,
+}
+
 /// Where CloudTrail log files are read from.
 pub trait ObjectStore: Send + Sync {
-    fn open<'a>(&'a self, bucket: &'a str, key: &'a str) -> PortResult<'a, ObjectBody>;
+    /// Open `key` at `version_id` (S3 `GetObject` with `versionId`), or its
+    /// current version when `None`. The body is streamed.
+    fn open<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        version_id: Option<&'a str>,
+    ) -> PortResult<'a, ObjectBody>;
+    /// The key's current version (S3 `HeadObject` without a version id).
+    fn latest<'a>(&'a self, bucket: &'a str, key: &'a str) -> PortResult<'a, LatestVersion>;
+    /// Whether `version_id` of `key` still exists as an object (S3
+    /// `HeadObject` with `versionId`): `false` when S3 answers that it is
+    /// not there (deleted for good) or is a delete marker; an error when S3
+    /// cannot say (access denied, throttling, a malformed id).
+    fn has_version<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        version_id: &'a str,
+    ) -> PortResult<'a, bool>;
 }

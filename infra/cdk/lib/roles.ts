@@ -163,8 +163,10 @@ export function detectorPolicies(g: DetectorGrants) {
           {
             Sid: 'ReadTrailObjects',
             Effect: 'Allow',
-            // ListBucket makes S3 answer NoSuchKey instead of AccessDenied for a missing file.
-            Action: ['s3:GetObject', 's3:ListBucket'],
+            // GetObjectVersion: each log file is read by the version its notification names
+            // (GetObject/HeadObject with versionId). ListBucket makes S3 answer 404 (NoSuchKey,
+            // NoSuchVersion) instead of AccessDenied for a file or version that is gone.
+            Action: ['s3:GetObject', 's3:GetObjectVersion', 's3:ListBucket'],
             Resource: [bucket(''), bucket('/*')],
             Condition: from,
           },

@@ -334,6 +334,23 @@ def detector_can_pass_roles_and_change_code(t: dict) -> None:
         {"Effect": "Allow", "Action": ["iam:PassRole", "lambda:UpdateFunctionCode"], "Resource": "*"})
 
 
+def trail_bucket_unversioned(t: dict) -> None:
+    props = res(t, "TrailBucket")["Properties"]
+    if props.pop("VersioningConfiguration", None) is None:
+        raise NothingToBreak("the trail bucket has no VersioningConfiguration")
+
+
+def trail_bucket_versioning_suspended(t: dict) -> None:
+    res(t, "TrailBucket")["Properties"]["VersioningConfiguration"] = {"Status": "Suspended"}
+
+
+def detector_reads_no_versions(t: dict) -> None:
+    st = statement(t, "DetectorRole", "ReadTrailObjects")
+    if "s3:GetObjectVersion" not in st["Action"]:
+        raise NothingToBreak("ReadTrailObjects grants no s3:GetObjectVersion")
+    st["Action"] = [a for a in st["Action"] if a != "s3:GetObjectVersion"]
+
+
 STAR = {"Effect": "Allow", "Resource": "*"}
 
 # (case name, rule that must fail, mutation)
@@ -341,6 +358,9 @@ CASES = [
     # the mutations named in the issue
     ("trail-read-only-selector-beside-microvm-selector", "created_trail_logs_microvm_data_events", trail_read_only_selector),
     ("trail-single-region", "created_trail_logs_microvm_data_events", trail_single_region),
+    ("trail-bucket-unversioned", "trail_bucket_versioned_and_read_by_version", trail_bucket_unversioned),
+    ("trail-bucket-versioning-suspended", "trail_bucket_versioned_and_read_by_version", trail_bucket_versioning_suspended),
+    ("detector-reads-no-object-versions", "trail_bucket_versioned_and_read_by_version", detector_reads_no_versions),
     ("launcher-microvm-actions-on-star", "launcher_microvm_actions_only_on_allowed_images", launcher_microvm_actions_on_star),
     ("launcher-granted-lambda-star", "allow_statements_name_each_action",
      add_action("LauncherRole", "GovernedCallsOnAllowedImages", "lambda:*")),
