@@ -111,14 +111,16 @@ fn check(found: &BTreeMap<String, (String, String)>) -> (usize, usize) {
 fn every_administrators_path_is_reported_and_no_negative_twin_is() {
     let (found, err) = scan(&flags(), &[]);
     let (pos, neg) = check(&found);
-    assert_eq!((pos, neg), (31, 18));
-    assert!(err.contains(", 31 findings"), "{err}");
+    assert_eq!((pos, neg), (42, 31));
+    assert!(err.contains(", 42 findings"), "{err}");
     // The deployment role's own UpdateStack is reported (who started it is
     // the only trace); KMS rotating its key is an AWS service's own change.
     assert!(err.contains("1 by an AWS service"), "{err}");
     // A refused LeaveOrganization is LOW; the one that went through CRITICAL.
     assert_eq!(found["pos-account-left-organization-1"].1, "critical");
     assert_eq!(found["pos-account-left-organization-2"].1, "low");
+    // So is a refused DeleteStack of the governance stack.
+    assert_eq!(found["pos-governance-stack-changed-7"].1, "low");
 }
 
 #[test]
