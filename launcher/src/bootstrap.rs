@@ -174,6 +174,7 @@ pub fn from_ports(
         webhook_secret,
         webhook_window_seconds: settings.webhook_window_seconds,
         callback_qualifier: settings.callback_qualifier.clone(),
+        region: settings.region.clone(),
         clock,
     })
 }

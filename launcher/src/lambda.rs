@@ -1,10 +1,12 @@
 //! The Lambda entry point. One function serves three kinds of invocation:
 //! Function URL events from either URL (turned into HTTP requests for
 //! [`crate::app`], which picks the surface from the invoked qualifier), and
-//! the EventBridge schedule that runs the reconciler. An HTTP event always
-//! has a `requestContext`; a scheduled event only arrives by a direct
-//! invocation, which IAM controls, and running the reconciler is harmless
-//! anyway.
+//! the EventBridge schedule that runs the reconciler, a separate path that
+//! never reaches the router. Anything else is refused with a log line: an
+//! HTTP event must have the shape a Function URL gives it
+//! ([`crate::function_url`]); that check is defence in depth behind the IAM
+//! condition `lambda:InvokedViaFunctionUrl`, which keeps a direct `Invoke`
+//! with a forged event from reaching the function at all.
 
 use crate::app::AppState;
 use lambda_http::lambda_runtime::{Error, LambdaEvent};
@@ -16,6 +18,7 @@ use std::sync::Arc;
 /// Is this the reconciler's schedule (`aws.events` / `Scheduled Event`)?
 pub fn is_scheduled_event(payload: &Value) -> bool {
     payload.get("requestContext").is_none()
+        && payload.get("rawPath").is_none()
         && payload.get("source").and_then(Value::as_str) == Some("aws.events")
         && payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
 }
@@ -42,8 +45,14 @@ pub async fn handle(
         }
         return Ok(serde_json::to_value(report)?);
     }
+    let surface =
+        crate::app::surface_of_arn(&context.invoked_function_arn, &state.callback_qualifier);
+    if let Err(e) = crate::function_url::check(&payload, surface, state.region.as_deref()) {
+        tracing::warn!(target: "audit", error = %e, surface = ?surface, invoked_function_arn = %context.invoked_function_arn, "invocation refused: not a Function URL event or the schedule");
+        return Err(Error::from(e.to_string()));
+    }
     let request: LambdaRequest = serde_json::from_value(payload)
-        .map_err(|e| Error::from(format!("not a Function URL event or a schedule: {e}")))?;
+        .map_err(|e| Error::from(format!("not a Function URL event: {e}")))?;
     let mut adapter = Adapter::from(router);
     let response = adapter.call(LambdaEvent::new(request, context)).await?;
     Ok(serde_json::to_value(response)?)

@@ -8,8 +8,10 @@
 pub mod adapters;
 pub mod app;
 pub mod bootstrap;
+pub mod function_url;
 pub mod lambda;
 pub mod seal;
+pub mod serve;
 pub mod settings;
 pub mod simulator;
 pub mod store;

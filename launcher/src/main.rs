@@ -45,6 +45,10 @@ enum Cmd {
         /// Run the reconciler every this many seconds (0: never).
         #[arg(long, default_value_t = 60)]
         reconcile_every: u64,
+        /// Each request (headers and body) must arrive within this many
+        /// seconds of the connection opening or of its previous answer.
+        #[arg(long, default_value_t = launcher::serve::DEFAULT_READ_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+        read_timeout_seconds: u64,
     },
     /// The local Contro1 stand-in, or resolve one of its requests.
     #[command(name = "contro1-dev")]
@@ -205,6 +209,7 @@ async fn main() -> anyhow::Result<()> {
             config,
             bind,
             reconcile_every,
+            read_timeout_seconds,
         }) => {
             if let Some(c) = config {
                 env.insert("LAUNCHER_CONFIG".into(), c);
@@ -229,11 +234,15 @@ async fn main() -> anyhow::Result<()> {
                     }
                 });
             }
-            axum::serve(listener, launcher::app(state))
-                .with_graceful_shutdown(async {
+            launcher::serve::serve(
+                listener,
+                launcher::app(state),
+                std::time::Duration::from_secs(read_timeout_seconds),
+                async {
                     let _ = tokio::signal::ctrl_c().await;
-                })
-                .await?;
+                },
+            )
+            .await?;
             Ok(())
         }
         Some(Cmd::Contro1Dev {

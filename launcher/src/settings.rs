@@ -71,6 +71,8 @@ pub struct Settings {
     /// KMS key sealing tokens at rest (`TOKEN_KMS_KEY_ID`); `None`: a key
     /// held in memory (only outside Lambda).
     pub token_kms_key_id: Option<String>,
+    /// `AWS_REGION` (set by Lambda): the region of the function's URLs.
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,36 +116,40 @@ fn secret(
 }
 
 /// A URL the launcher sends secrets to (the Contro1 key) or tells Contro1 to
-/// call: `https://` always; plain `http://` only outside Lambda (`serve`,
-/// tests) or, inside Lambda, to a loopback host (nothing else can answer
-/// there).
+/// call, parsed by the parser the HTTP client itself uses (`reqwest::Url`,
+/// the WHATWG `url` crate), so the host checked is the host connected to:
+/// `https://` always; plain `http://` only outside Lambda (`serve`, tests)
+/// or, inside Lambda, to a loopback host (nothing else can answer there).
+/// A user name or password in the URL is refused (it would be sent to the
+/// host, and it hides which host that is).
 fn url(key: &str, value: &str, in_lambda: bool) -> Result<String, SettingsError> {
     let v = value.trim().trim_end_matches('/').to_string();
-    if v.starts_with("https://") {
-        return Ok(v);
+    let parsed =
+        reqwest::Url::parse(&v).map_err(|e| err(key, format!("is not a URL ({e}): `{v}`")))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(err(
+            key,
+            format!("must not carry a user name or password, got `{v}`"),
+        ));
     }
-    let Some(rest) = v.strip_prefix("http://") else {
-        return Err(err(key, "must start with https://"));
-    };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-    let host = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => host.split(':').next().unwrap_or_default(),
-    };
+    let host = parsed.host_str().unwrap_or_default();
     let loopback = host == "localhost"
         || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
-    if !in_lambda || loopback {
-        Ok(v)
-    } else {
-        Err(err(
+    match parsed.scheme() {
+        "https" if parsed.host().is_some() => Ok(v),
+        "http" if parsed.host().is_some() && (!in_lambda || loopback) => Ok(v),
+        "http" if parsed.host().is_some() => Err(err(
             key,
             format!(
-                "must start with https:// inside Lambda (plain http:// only to a loopback host), got `{v}`"
+                "must start with https:// inside Lambda (plain http:// only to a loopback host; this URL's host is `{}`), got `{v}`",
+                parsed.host_str().unwrap_or_default()
             ),
-        ))
+        )),
+        _ => Err(err(key, format!("must be an https:// URL, got `{v}`"))),
     }
 }
 
@@ -257,6 +263,7 @@ impl Settings {
                 .unwrap_or_else(|| crate::store::DEFAULT_EXECUTING_INDEX.to_string()),
             approval_requests_per_minute: u32::try_from(per_minute).unwrap_or(u32::MAX),
             token_kms_key_id,
+            region: table("AWS_REGION"),
             in_lambda,
             auth: if in_lambda {
                 AuthMode::Iam
@@ -393,6 +400,18 @@ mod tests {
             ("CONTRO1_BASE_URL", "http://127.0.0.1.nip.io:8700"),
             ("CONTRO1_BASE_URL", "http://localhost@evil.example:80"),
             ("CONTRO1_BASE_URL", "ftp://x"),
+            // The host reqwest connects to is `contro1.example.com` (the
+            // backslash ends it); a hand-written check saw `localhost`.
+            (
+                "CONTRO1_BASE_URL",
+                "http://contro1.example.com\\@localhost:8700",
+            ),
+            (
+                "LAUNCHER_PUBLIC_URL",
+                "http://launcher.example.com\\@127.0.0.1",
+            ),
+            ("CONTRO1_BASE_URL", "http://contro1.example.com#@localhost"),
+            ("CONTRO1_BASE_URL", "http://user:pw@localhost:8700"),
         ] {
             let e = Settings::from_env(&env(&[lambda, kms, (k, v)])).unwrap_err();
             assert_eq!(e.key, k, "{v}: {e}");

@@ -19,6 +19,9 @@ use std::sync::Mutex;
 struct Vm {
     state: &'static str,
     client_token: String,
+    image_arn: String,
+    /// Epoch seconds.
+    started_at: i64,
 }
 
 /// The simulator.
@@ -87,6 +90,10 @@ impl MicrovmApi for SimulatedMicrovms {
                 Vm {
                     state: "RUNNING",
                     client_token: call.client_token.clone(),
+                    image_arn: call.image_arn.clone(),
+                    started_at: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
                 },
             );
             let r = rid();
@@ -164,6 +171,25 @@ impl MicrovmApi for SimulatedMicrovms {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .contains_key(microvm_id))
+        })
+    }
+
+    fn started_since<'a>(
+        &'a self,
+        image_arn: &'a str,
+        since: i64,
+    ) -> BoxFut<'a, Result<Vec<String>, MicrovmError>> {
+        Box::pin(async move {
+            Ok(self
+                .vms
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .filter(|(_, v)| {
+                    v.image_arn == image_arn && v.started_at >= since && v.state != "TERMINATED"
+                })
+                .map(|(id, _)| id.clone())
+                .collect())
         })
     }
 }

@@ -23,9 +23,10 @@
 //! Every state change is an `UpdateItem` with a condition on `state`, so of
 //! concurrent callbacks exactly one moves `pending → executing`; the
 //! condition also accepts the same write's own retry (`claim`), so a lost
-//! answer to the winning write never strands the item. The token is taken
-//! with `REMOVE` conditioned on its presence and `ReturnValues = ALL_OLD`,
-//! so at most one reader ever gets it.
+//! answer to the winning write never strands the item. A token is opened
+//! first (under its binding: agent, request id, action digest) and only
+//! then removed, with `REMOVE` conditioned on that very ciphertext, so a
+//! KMS failure never destroys it and at most one reader ever gets it.
 //!
 //! `expires_at` keeps every `req#` item for the tombstone retention after
 //! its last change (and a pending one for that long after its approval
@@ -469,21 +470,30 @@ impl PendingStore for DynamoPendingStore {
     ) -> BoxFut<'a, Result<Transition, StoreError>> {
         Box::pin(async move {
             let mut finish = finish;
-            let pk = format!("{PREFIX}{request_id}");
-            let sealed = match finish.token.take() {
-                None => None,
-                Some(t) => match self.sealer.seal(&pk, t.expose().as_bytes()).await {
-                    Ok(sealed) => Some(sealed),
-                    Err(e) => {
-                        // Never stored in plaintext: the token is dropped.
-                        tracing::error!(target: "audit", contro1_request_id = request_id, error = %e, "token could not be sealed; it is not stored");
-                        finish.state = State::Failed;
-                        finish.error = Some(
+            let sealed = match (finish.token.take(), finish.token_binding.take()) {
+                (None, _) => None,
+                (Some(_), None) => {
+                    tracing::error!(target: "audit", contro1_request_id = request_id, "token without a binding; it is not stored");
+                    finish.state = State::Failed;
+                    finish.error = Some(
+                        "the token was issued but could not be bound for storage; it was discarded: ask again".into(),
+                    );
+                    None
+                }
+                (Some(t), Some(binding)) => {
+                    match self.sealer.seal(&binding, t.expose().as_bytes()).await {
+                        Ok(sealed) => Some(sealed),
+                        Err(e) => {
+                            // Never stored in plaintext: the token is dropped.
+                            tracing::error!(target: "audit", contro1_request_id = request_id, error = %e, "token could not be sealed; it is not stored");
+                            finish.state = State::Failed;
+                            finish.error = Some(
                             "the token was issued but could not be sealed for storage; it was discarded: ask again".into(),
                         );
-                        None
+                            None
+                        }
                     }
-                },
+                }
             };
             let now = now();
             let mut set = vec![
@@ -543,29 +553,23 @@ impl PendingStore for DynamoPendingStore {
     fn take_token_once<'a>(
         &'a self,
         request_id: &'a str,
+        binding: &'a str,
     ) -> BoxFut<'a, Result<Option<Secret>, StoreError>> {
         Box::pin(async move {
-            let out = match self
+            // Decrypt first, remove after: a KMS failure or a token bound to
+            // another agent or action leaves the token where it is.
+            let pk = format!("{PREFIX}{request_id}");
+            let item = self
                 .client
-                .update_item()
+                .get_item()
                 .table_name(&self.table)
                 .key("pk", Self::key(request_id))
-                .update_expression(
-                    "REMOVE token_sealed, token_key SET has_token = :f, updated_at = :now",
-                )
-                .condition_expression("attribute_exists(token_sealed)")
-                .expression_attribute_values(":f", AttributeValue::Bool(false))
-                .expression_attribute_values(":now", n(now()))
-                .return_values(ReturnValue::AllOld)
+                .consistent_read(true)
                 .send()
                 .await
-            {
-                Ok(out) => out,
-                Err(e) if is_conditional_failure(&e) => return Ok(None),
-                Err(e) => return Err(self.err("UpdateItem", e)),
-            };
+                .map_err(|e| self.err("GetItem", e))?;
             let blob = |k: &str| {
-                out.attributes()
+                item.item()
                     .and_then(|a| a.get(k))
                     .and_then(|v| v.as_b().ok())
                     .map(|b| b.as_ref().to_vec())
@@ -574,23 +578,41 @@ impl PendingStore for DynamoPendingStore {
             else {
                 return Ok(None);
             };
-            let pk = format!("{PREFIX}{request_id}");
             let plain = self
                 .sealer
                 .open(
-                    &pk,
+                    binding,
                     &Sealed {
                         wrapped_key,
-                        ciphertext,
+                        ciphertext: ciphertext.clone(),
                     },
                 )
                 .await
                 .map_err(|e| StoreError {
                     message: format!("table `{}`: item `{pk}`: {e}", self.table),
                 })?;
-            String::from_utf8(plain)
-                .map(|t| Some(Secret::new(t)))
-                .map_err(|_| self.malformed(&pk, "the sealed token is not UTF-8"))
+            let token = String::from_utf8(plain)
+                .map_err(|_| self.malformed(&pk, "the sealed token is not UTF-8"))?;
+            // Only the reader whose removal finds this very ciphertext gets it.
+            match self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", Self::key(request_id))
+                .update_expression(
+                    "REMOVE token_sealed, token_key SET has_token = :f, updated_at = :now",
+                )
+                .condition_expression("token_sealed = :ct")
+                .expression_attribute_values(":ct", b(ciphertext))
+                .expression_attribute_values(":f", AttributeValue::Bool(false))
+                .expression_attribute_values(":now", n(now()))
+                .send()
+                .await
+            {
+                Ok(_) => Ok(Some(Secret::new(token))),
+                Err(e) if is_conditional_failure(&e) => Ok(None),
+                Err(e) => Err(self.err("UpdateItem", e)),
+            }
         })
     }
 

@@ -60,6 +60,7 @@ approval_ttl_seconds = 600
         webhook_secret: SECRET.to_vec(),
         webhook_window_seconds: 300,
         callback_qualifier: "contro1-webhook".into(),
+        region: None,
         clock,
     });
     Rig { state, vms, c1 }

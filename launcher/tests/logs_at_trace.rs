@@ -185,7 +185,7 @@ principal_arns = ["{AGENT_ROLE}"]
     assert_eq!(delivery.status, Some(200), "{:?}", delivery.error);
 
     // The data key sealing the waiting shell token, as KMS gives it back
-    // for this item only.
+    // for this item's binding only (agent, request id, action digest).
     let item = ddb
         .get_item()
         .table_name(&pending)
@@ -199,14 +199,23 @@ principal_arns = ["{AGENT_ROLE}"]
     let Some(AttributeValue::B(wrapped)) = item.get("token_key") else {
         panic!("the approved shell token is not waiting sealed: {item:?}");
     };
+    let text = |k: &str| match item.get(k) {
+        Some(AttributeValue::S(v)) => v.clone(),
+        other => panic!("`{k}` of the item: {other:?}"),
+    };
+    let binding = launcher_core::approval::token_binding(
+        &text("agent_id"),
+        &shell_id,
+        &text("idempotency_key"),
+    );
     let data_key = kms
         .decrypt()
         .key_id(&key_id)
         .ciphertext_blob(wrapped.clone())
-        .encryption_context(launcher::seal::CONTEXT_KEY, format!("req#{shell_id}"))
+        .encryption_context(launcher::seal::CONTEXT_KEY, binding)
         .send()
         .await
-        .expect("KMS opens the item's data key with the item's encryption context")
+        .expect("KMS opens the item's data key with the item's binding as encryption context")
         .plaintext
         .expect("a plaintext data key")
         .into_inner();

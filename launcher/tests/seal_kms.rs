@@ -161,9 +161,20 @@ async fn an_approved_shell_token_waits_sealed_under_kms_and_the_fetch_erases_it(
         };
         assert!(!plain, "{name} holds the token in plaintext");
     }
-    let data_key = unwrap_data_key(&kms, &wrapped, &pk).await.unwrap();
+    // Sealed under the item's binding: agent, request id, action digest.
+    let text = |k: &str| match item.get(k) {
+        Some(AttributeValue::S(v)) => v.clone(),
+        other => panic!("`{k}` of the item: {other:?}"),
+    };
+    let binding =
+        launcher_core::approval::token_binding(&text("agent_id"), &id, &text("idempotency_key"));
+    assert!(
+        unwrap_data_key(&kms, &wrapped, &pk).await.is_err(),
+        "the data key opens under the item key alone"
+    );
+    let data_key = unwrap_data_key(&kms, &wrapped, &binding).await.unwrap();
     assert_eq!(
-        aead_open(&data_key, &pk, &ciphertext).as_deref(),
+        aead_open(&data_key, &binding, &ciphertext).as_deref(),
         Some(token.as_bytes()),
         "the stored ciphertext is the token under the KMS data key"
     );

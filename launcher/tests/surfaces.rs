@@ -178,7 +178,14 @@ async fn a_scheduled_event_runs_the_reconciler_and_a_url_event_the_router() {
     assert_eq!(out["examined"], 0, "{out}");
     let mut ctx = lambda_http::Context::default();
     ctx.invoked_function_arn = format!("{FUNCTION}:contro1-webhook");
-    let url: Value = serde_json::from_str(FIXTURE).unwrap();
+    // The public callback URL (AuthType NONE): no authorizer, an anonymous
+    // account; an agent route there is 404.
+    let mut url: Value = serde_json::from_str(FIXTURE).unwrap();
+    url["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
+    url["requestContext"]["accountId"] = Value::from("anonymous");
     let out = launcher::lambda::handle(state, r, LambdaEvent::new(url, ctx))
         .await
         .unwrap();

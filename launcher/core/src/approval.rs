@@ -163,6 +163,25 @@ pub fn idempotency_key(agent_id: &str, action: &Action) -> String {
     format!("mvl-{}", hex::encode(h.finalize()))
 }
 
+/// The digest of the canonical action and the agent that asks: the same
+/// value as [`idempotency_key`] (agent, operation, target, canonical input,
+/// correlation id). Contro1's request carries it; the callback and the
+/// reconciler recompute it from the stored item and refuse a mismatch.
+pub fn action_digest(agent_id: &str, action: &Action) -> String {
+    idempotency_key(agent_id, action)
+}
+
+/// What a sealed token is bound to (the AEAD's associated data): the agent
+/// it is for, the request and the digest of the action that issued it.
+pub fn token_binding(agent_id: &str, request_id: &str, action_digest: &str) -> String {
+    let mut h = Sha256::new();
+    for part in ["token-binding", agent_id, request_id, action_digest] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    format!("req#{request_id}|{}", hex::encode(h.finalize()))
+}
+
 /// The id under which an agent's `Idempotency-Key` is stored: SHA-256 (hex)
 /// over the agent and the key, so one agent's key never answers another's
 /// request and the raw key is not kept.

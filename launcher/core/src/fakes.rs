@@ -20,10 +20,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A pending item and its token with the binding it was sealed under.
+type StoredItem = (PendingRecord, Option<(Secret, String)>);
+
 /// The pending table in memory (tombstones are kept for the process's life).
 #[derive(Default)]
 pub struct MemoryStore {
-    items: Mutex<HashMap<String, (PendingRecord, Option<Secret>)>>,
+    /// Each item, with its token and the binding it was stored under.
+    items: Mutex<HashMap<String, StoredItem>>,
     keys: Mutex<HashMap<String, KeyClaim>>,
     counters: Mutex<HashMap<(String, i64), u32>>,
     /// Makes every write fail (a storage outage).
@@ -140,9 +144,9 @@ impl PendingStore for MemoryStore {
                     r.state = finish.state;
                     r.result = finish.result.or(r.result.take());
                     r.error = finish.error;
-                    r.has_token = finish.token.is_some();
+                    *tok = finish.token.zip(finish.token_binding);
+                    r.has_token = tok.is_some();
                     r.executing_since = None;
-                    *tok = finish.token;
                     Ok(Transition::Done)
                 }
                 other => Ok(Transition::LostRace {
@@ -155,13 +159,24 @@ impl PendingStore for MemoryStore {
     fn take_token_once<'a>(
         &'a self,
         request_id: &'a str,
+        binding: &'a str,
     ) -> BoxFut<'a, Result<Option<Secret>, StoreError>> {
         Box::pin(async move {
             let mut items = lock(&self.items);
-            Ok(items.get_mut(request_id).and_then(|(r, tok)| {
-                r.has_token = false;
-                tok.take()
-            }))
+            let Some((r, tok)) = items.get_mut(request_id) else {
+                return Ok(None);
+            };
+            match tok {
+                Some((_, b)) if b != binding => Err(StoreError {
+                    message: format!(
+                        "item `{request_id}`: the token is bound to another agent, request or action"
+                    ),
+                }),
+                _ => {
+                    r.has_token = false;
+                    Ok(tok.take().map(|(t, _)| t))
+                }
+            }
         })
     }
 
@@ -327,6 +342,11 @@ pub struct RecordingMicrovms {
     counter: AtomicU64,
     pub fail: AtomicBool,
     pub absent: Mutex<HashSet<String>>,
+    /// MicroVMs AWS started whose answer never reached the launcher
+    /// (`(image_arn, microvm_id)`), listed by `started_since`.
+    pub lost_runs: Mutex<Vec<(String, String)>>,
+    /// Makes `started_since` fail (ListMicrovms unavailable).
+    pub fail_list: AtomicBool,
 }
 
 impl RecordingMicrovms {
@@ -419,6 +439,40 @@ impl MicrovmApi for RecordingMicrovms {
 
     fn exists<'a>(&'a self, microvm_id: &'a str) -> BoxFut<'a, Result<bool, MicrovmError>> {
         Box::pin(async move { Ok(!lock(&self.absent).contains(microvm_id)) })
+    }
+
+    /// Every MicroVM of the image this fake started or was told was started
+    /// (it keeps no start times: `since` is not applied).
+    fn started_since<'a>(
+        &'a self,
+        image_arn: &'a str,
+        _since: i64,
+    ) -> BoxFut<'a, Result<Vec<String>, MicrovmError>> {
+        Box::pin(async move {
+            if self.fail_list.load(Ordering::SeqCst) {
+                return Err(MicrovmError::Unavailable {
+                    operation: "ListMicrovms",
+                    message: "injected".into(),
+                    aws_request_id: None,
+                    attempt_request_ids: Vec::new(),
+                });
+            }
+            let absent = lock(&self.absent).clone();
+            let mut ids: Vec<String> = lock(&self.runs)
+                .iter()
+                .filter(|r| r.image_arn == image_arn)
+                .map(|r| format!("vm-{}", r.client_token))
+                .chain(
+                    lock(&self.lost_runs)
+                        .iter()
+                        .filter(|(i, _)| i == image_arn)
+                        .map(|(_, id)| id.clone()),
+                )
+                .filter(|id| !absent.contains(id))
+                .collect();
+            ids.dedup();
+            Ok(ids)
+        })
     }
 }
 
@@ -519,6 +573,7 @@ impl Approvals for MemoryApprovals {
                 decision,
                 external_request_id: Some(key),
                 action_type: req.as_ref().map(|r| r.action_type.to_string()),
+                action_digest: req.as_ref().map(|r| r.idempotency_key.clone()),
                 microvm_id: req.and_then(|r| r.microvm_id),
             })
         })

@@ -7,7 +7,8 @@
 //! | --- | --- |
 //! | block | `agent.unknown`, `agent.disabled`, `agent.not_allowed`, `owner.missing`, `role.not_allowed`, `shell.production_role`, `target.unmanaged` |
 //! | terminate | `terminate.owner_emergency` (auto, owning agent), `terminate.not_owner` (approval) |
-//! | require approval | `shell.token`, `run.shell_access`, `role.production`, `image.unregistered`, `image.version_not_allowed`, `network.private_egress`, `network.internet_egress`, `duration.long`, `token.all_ports`, `token.broad_ports`, `token.long_lived`, `token.not_owner`, `lifecycle.suspend`, `lifecycle.resume` |
+//! | not the owner (approval, before any other approval rule) | `shell.not_owner`, `token.not_owner`, `lifecycle.not_owner`, `terminate.not_owner` |
+//! | require approval | `shell.token`, `run.shell_access`, `role.production`, `image.unregistered`, `image.version_not_allowed`, `network.private_egress`, `network.internet_egress`, `duration.long`, `token.all_ports`, `token.broad_ports`, `token.long_lived`, `lifecycle.suspend`, `lifecycle.resume` |
 //! | auto-approve | `auto.run`, `auto.auth_token` |
 //!
 //! "Bypass indicators on the target MicroVM" is read as: the target is not in
@@ -126,6 +127,13 @@ pub fn evaluate(
         _ => None,
     };
     let owned = matches!(target, Target::Managed(e) if e.agent_id == agent.id);
+    // The agent that started the target, when it is not the asker: every
+    // action on it is its own rule, before any other approval rule, so the
+    // reviewer sees first that the MicroVM is someone else's.
+    let other_owner = match target {
+        Target::Managed(e) if e.agent_id != agent.id => Some(e.agent_id.as_str()),
+        _ => None,
+    };
 
     match action {
         Action::Run(r) => {
@@ -255,7 +263,10 @@ pub fn evaluate(
                     RequireApproval,
                     High,
                     "terminate.not_owner",
-                    "MicroVM was not started by this agent through the launcher".into(),
+                    other_owner.map_or_else(
+                        || "MicroVM was not started through the launcher".to_string(),
+                        |o| format!("terminate of a MicroVM started by agent `{o}`"),
+                    ),
                 )
             }
         }
@@ -274,6 +285,14 @@ pub fn evaluate(
                     "shell token for a MicroVM with a production execution role".into(),
                 );
             }
+            if let Some(owner) = other_owner {
+                return d(
+                    RequireApproval,
+                    High,
+                    "shell.not_owner",
+                    format!("shell token into a MicroVM started by agent `{owner}`"),
+                );
+            }
             d(
                 RequireApproval,
                 High,
@@ -282,6 +301,14 @@ pub fn evaluate(
             )
         }
         Action::Lifecycle { op, .. } => {
+            if let Some(owner) = other_owner {
+                return d(
+                    RequireApproval,
+                    High,
+                    "lifecycle.not_owner",
+                    format!("{op:?} of a MicroVM started by agent `{owner}`").to_lowercase(),
+                );
+            }
             let (rule, what) = match op {
                 Lifecycle::Suspend => ("lifecycle.suspend", "suspend"),
                 _ => ("lifecycle.resume", "resume"),
@@ -294,6 +321,14 @@ pub fn evaluate(
             )
         }
         Action::AuthToken { request, .. } => {
+            if let Some(owner) = other_owner {
+                return d(
+                    RequireApproval,
+                    High,
+                    "token.not_owner",
+                    format!("token for a MicroVM started by agent `{owner}`"),
+                );
+            }
             match &request.ports {
                 Ports::All(_) => {
                     return d(
@@ -328,14 +363,6 @@ pub fn evaluate(
                         "token TTL {} s exceeds {} s",
                         request.token_ttl_seconds, policy.max_token_ttl_seconds
                     ),
-                );
-            }
-            if !owned {
-                return d(
-                    RequireApproval,
-                    Medium,
-                    "token.not_owner",
-                    "MicroVM was started by another agent".into(),
                 );
             }
             d(

@@ -130,6 +130,9 @@ pub struct Finish {
     pub result: Option<ExecResult>,
     pub error: Option<String>,
     pub token: Option<Secret>,
+    /// What the sealed token is bound to ([`crate::approval::token_binding`]:
+    /// agent, request id and action digest); a token is stored only with it.
+    pub token_binding: Option<String>,
 }
 
 impl Finish {
@@ -140,6 +143,7 @@ impl Finish {
             result: None,
             error: Some(error.into()),
             token: None,
+            token_binding: None,
         }
     }
 }
@@ -185,11 +189,15 @@ pub trait PendingStore: Send + Sync {
         request_id: &'a str,
         finish: Finish,
     ) -> BoxFut<'a, Result<Transition, StoreError>>;
-    /// Remove and return the stored token; `None` if there is none (any more).
-    /// Of concurrent callers at most one gets it.
+    /// Open the stored token under `binding` (the agent asking, the request
+    /// id and the digest of the stored action) and only then remove it; `None`
+    /// if there is none (any more). Of concurrent callers at most one gets it.
+    /// A token that does not open (another binding, KMS unavailable) is an
+    /// error and stays stored.
     fn take_token_once<'a>(
         &'a self,
         request_id: &'a str,
+        binding: &'a str,
     ) -> BoxFut<'a, Result<Option<Secret>, StoreError>>;
     /// Keep the result of a call whose ledger write failed on an item that
     /// stays `executing`, so the reconciler can finish it without calling AWS.
@@ -368,11 +376,25 @@ pub trait MicrovmApi: Send + Sync {
     ) -> BoxFut<'a, Result<LifecycleOutput, MicrovmError>>;
     /// Does the MicroVM exist (GetMicrovm; not a governed call)?
     fn exists<'a>(&'a self, microvm_id: &'a str) -> BoxFut<'a, Result<bool, MicrovmError>>;
+    /// The MicroVMs of `image_arn` started at or after `since` (epoch
+    /// seconds) and not terminated (ListMicrovms filtered by image, every
+    /// page; not a governed call): what an interrupted RunMicrovm may have
+    /// started. The API has no lookup by `clientToken`, so this is the
+    /// narrowest one it allows.
+    fn started_since<'a>(
+        &'a self,
+        image_arn: &'a str,
+        since: i64,
+    ) -> BoxFut<'a, Result<Vec<String>, MicrovmError>>;
 }
 
-/// A human-review request to create in Contro1.
+/// A human-review request to create in Contro1. Every text in it has been
+/// through `shared_core::text`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApprovalRequest {
+    /// The digest of the canonical action and agent
+    /// ([`crate::approval::action_digest`]): Contro1's `external_request_id`
+    /// and `metadata.context.action_digest`.
     pub idempotency_key: String,
     pub question: String,
     pub context: String,
@@ -383,7 +405,16 @@ pub struct ApprovalRequest {
     pub decision: Decision,
     pub correlation_id: Option<String>,
     pub agent_id: String,
+    /// The asking agent's team (the registry's `owner`).
+    pub requested_by_team: String,
+    /// Whose the target is: for a MicroVM-targeted action the owner team of
+    /// the agent that started it (from the ledger and the registry, never
+    /// the asker's text); for a run, the owner the asker stated.
     pub owner: String,
+    /// The agent that started the target MicroVM (from the ledger).
+    pub owner_agent_id: Option<String>,
+    /// The owner the asker wrote in its body.
+    pub stated_owner: String,
     pub action_type: &'static str,
     pub microvm_id: Option<String>,
     pub metadata: serde_json::Value,
@@ -429,9 +460,26 @@ pub enum ApprovalsError {
     /// Down, slow (timeout) or 429/5xx after bounded retries: fail closed.
     #[error("Contro1 unavailable: {message}")]
     Unavailable { message: String },
+    /// An attempt took longer than the client's timeout: fail closed.
+    #[error("Contro1 timed out: {message}")]
+    TimedOut { message: String },
     /// Contro1 refused the call (4xx): fail closed, and it is a bug or misconfiguration.
     #[error("Contro1 rejected the call (HTTP {status}): {message}")]
     Rejected { status: u16, message: String },
+}
+
+impl ApprovalsError {
+    /// The error as an agent is told it: what kind of failure, never
+    /// Contro1's own text (that goes to the log under a reference).
+    pub fn public_message(&self) -> String {
+        match self {
+            ApprovalsError::Unavailable { .. } => "Contro1 is unavailable".into(),
+            ApprovalsError::TimedOut { .. } => "Contro1 timed out".into(),
+            ApprovalsError::Rejected { status, .. } => {
+                format!("Contro1 refused the launcher's call (HTTP {status})")
+            }
+        }
+    }
 }
 
 /// A request as Contro1 reports it now (`GET /requests/{id}`).
@@ -447,6 +495,8 @@ pub struct RequestStatus {
     pub action_type: Option<String>,
     /// `metadata.context.microvm_id` as stored.
     pub microvm_id: Option<String>,
+    /// `metadata.context.action_digest` as stored.
+    pub action_digest: Option<String>,
 }
 
 pub trait Approvals: Send + Sync {

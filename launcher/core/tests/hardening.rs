@@ -95,6 +95,9 @@ async fn the_reconciler_finishes_a_run_and_fails_a_token_left_executing() {
     let run_id = pending_id(&w, run(|r| r.duration_seconds = 5000)).await;
     let shell_id = pending_id(&w, shell(&vm)).await;
     let now = w.clock.now();
+    // Contro1 recorded the approvals (the reconciler asks it again).
+    w.c1.decide(&run_id, Resolution::Approved);
+    w.c1.decide(&shell_id, Resolution::Approved);
     for id in [&run_id, &shell_id] {
         // The callback's conditional write happened; then the function died.
         w.store
@@ -361,6 +364,14 @@ async fn every_attempt_request_id_reaches_the_ledger() {
         ) -> launcher_core::ports::BoxFut<'a, Result<bool, launcher_core::ports::MicrovmError>>
         {
             self.0.exists(id)
+        }
+        fn started_since<'a>(
+            &'a self,
+            image_arn: &'a str,
+            since: i64,
+        ) -> launcher_core::ports::BoxFut<'a, Result<Vec<String>, launcher_core::ports::MicrovmError>>
+        {
+            self.0.started_since(image_arn, since)
         }
     }
     let w = world();

@@ -280,6 +280,6 @@ impl NoToken for MemoryStore {
     async fn get_sync_has_no_token(&self, id: &str) -> bool {
         use launcher_core::ports::PendingStore;
         let rec = self.get(id).await.unwrap().unwrap();
-        !rec.has_token && self.take_token_once(id).await.unwrap().is_none()
+        !rec.has_token && self.take_token_once(id, "").await.unwrap().is_none()
     }
 }

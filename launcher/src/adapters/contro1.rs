@@ -23,6 +23,9 @@ fn approvals_err(e: Contro1Error) -> ApprovalsError {
         Contro1Error::Rejected {
             status, message, ..
         } => ApprovalsError::Rejected { status, message },
+        e @ Contro1Error::Timeout { .. } => ApprovalsError::TimedOut {
+            message: e.to_string(),
+        },
         other => ApprovalsError::Unavailable {
             message: other.to_string(),
         },
@@ -57,6 +60,10 @@ impl Approvals for Contro1Approvals {
                         "action_type": req.action_type,
                         "microvm_id": req.microvm_id,
                         "owner": req.owner,
+                        "owner_agent_id": req.owner_agent_id,
+                        "stated_owner": req.stated_owner,
+                        "requested_by_team": req.requested_by_team,
+                        "action_digest": req.idempotency_key,
                     },
                     "actor": {"agent_id": req.agent_id},
                     "launcher": req.metadata,
@@ -152,6 +159,7 @@ impl Approvals for Contro1Approvals {
                 external_request_id: text(obj.get("external_request_id")),
                 action_type: text(context.and_then(|c| c.get("action_type"))),
                 microvm_id: text(context.and_then(|c| c.get("microvm_id"))),
+                action_digest: text(context.and_then(|c| c.get("action_digest"))),
                 state: info.state,
             })
         })

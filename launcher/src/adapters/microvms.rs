@@ -321,6 +321,51 @@ impl MicrovmApi for SdkMicrovms {
             }
         })
     }
+
+    fn started_since<'a>(
+        &'a self,
+        image_arn: &'a str,
+        since: i64,
+    ) -> BoxFut<'a, Result<Vec<String>, MicrovmError>> {
+        Box::pin(async move {
+            use aws_sdk_lambdamicrovms::types::MicrovmState;
+            let mut ids = Vec::new();
+            let mut next: Option<String> = None;
+            // Bounded: an account with more pages than this is not read to the end.
+            for _ in 0..100 {
+                let out = self
+                    .client
+                    .list_microvms()
+                    .image_identifier(image_arn)
+                    .set_next_token(next.take())
+                    .send()
+                    .await
+                    .map_err(|e| map_err("ListMicrovms", &e, Vec::new()))?;
+                ids.extend(
+                    out.items()
+                        .iter()
+                        .filter(|vm| {
+                            vm.started_at().secs() >= since
+                                && !matches!(
+                                    vm.state(),
+                                    MicrovmState::Terminated | MicrovmState::Terminating
+                                )
+                        })
+                        .map(|vm| vm.microvm_id().to_string()),
+                );
+                match out.next_token() {
+                    Some(t) if !t.is_empty() => next = Some(t.to_string()),
+                    _ => return Ok(ids),
+                }
+            }
+            Err(MicrovmError::Unavailable {
+                operation: "ListMicrovms",
+                message: "more than 100 pages of MicroVMs of one image".into(),
+                aws_request_id: None,
+                attempt_request_ids: Vec::new(),
+            })
+        })
+    }
 }
 
 fn token_output(

@@ -32,6 +32,18 @@ pub fn error(status: StatusCode, code: &str, message: &str, field: Option<&str>)
         .into_response()
 }
 
+/// A JSON error answer that names the `reference` of its log line.
+fn referenced(status: StatusCode, code: &str, message: &str, reference: &str) -> Response {
+    (
+        status,
+        axum::Json(
+            json!({"error": {"code": code, "message": message, "field": null,
+                                    "reference": reference}}),
+        ),
+    )
+        .into_response()
+}
+
 /// Log the full error under a fresh reference; the reference.
 fn logged(e: &ServiceError) -> String {
     let reference = uuid::Uuid::new_v4().to_string();
@@ -91,24 +103,28 @@ pub fn service_error(e: &ServiceError) -> Response {
         ServiceError::ReplayedFailure { .. } => {
             error(StatusCode::BAD_GATEWAY, "aws_error", &msg, None)
         }
-        ServiceError::Approvals(_) => {
+        ServiceError::Approvals(a) => {
+            // Contro1's own text (and the endpoint) only in the log.
             let reference = logged(e);
-            error(
+            referenced(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "contro1_unavailable",
-                &format!("{msg}; nothing was done (fail closed); reference {reference}"),
-                None,
+                &format!(
+                    "{}; nothing was done (fail closed); reference {reference}",
+                    a.public_message()
+                ),
+                &reference,
             )
         }
         ServiceError::Store(_) | ServiceError::Ledger(_) => {
             let reference = logged(e);
-            error(
+            referenced(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage_unavailable",
                 &format!(
                     "the launcher's storage is unavailable; nothing was done (fail closed); reference {reference}"
                 ),
-                None,
+                &reference,
             )
         }
         ServiceError::Aws(a) => error(

@@ -46,6 +46,8 @@ pub struct AppState {
     pub webhook_window_seconds: u64,
     /// The alias whose Function URL is the public callback URL.
     pub callback_qualifier: String,
+    /// `AWS_REGION`: the region a Function URL event must name.
+    pub region: Option<String>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -70,11 +72,17 @@ pub enum Surface {
 /// The surface of a Lambda request: the callback surface exactly when the
 /// invoked function ARN's qualifier is the callback alias.
 pub fn surface<B>(req: &Request<B>, callback_qualifier: &str) -> Surface {
-    let qualifier = req
-        .extensions()
+    req.extensions()
         .get::<lambda_http::Context>()
-        .and_then(|c| c.invoked_function_arn.split(':').nth(7).map(str::to_string));
-    if qualifier.as_deref() == Some(callback_qualifier) {
+        .map_or(Surface::Agent, |c| {
+            surface_of_arn(&c.invoked_function_arn, callback_qualifier)
+        })
+}
+
+/// The surface of an invoked function ARN: the callback surface exactly
+/// when its qualifier is the callback alias.
+pub fn surface_of_arn(invoked_function_arn: &str, callback_qualifier: &str) -> Surface {
+    if invoked_function_arn.split(':').nth(7) == Some(callback_qualifier) {
         Surface::Callback
     } else {
         Surface::Agent

@@ -157,6 +157,8 @@ impl Setup {
 /// The launcher's router and what it talks to.
 pub struct Harness {
     pub router: axum::Router,
+    /// The state behind the router (the reconciler runs on it).
+    pub state: Arc<launcher::AppState>,
     pub emu: Emulator,
     pub c1: StandInHandle,
     /// Straight to moto, for looking at the tables without touching a proxy.
@@ -316,7 +318,8 @@ pub async fn harness(setup: Setup, public_url: &str) -> Harness {
     let state =
         launcher::bootstrap::from_ports(&settings, config, ports, SECRET.as_bytes().to_vec());
     Harness {
-        router: launcher::app(state),
+        router: launcher::app(state.clone()),
+        state,
         emu,
         c1,
         ledger: shared_aws::DynamoLedger::new(dynamo.clone(), &ledger_table),

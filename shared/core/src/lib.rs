@@ -13,6 +13,7 @@ pub mod identity;
 pub mod ledger;
 pub mod ops;
 pub mod taxonomy;
+pub mod text;
 pub mod webhook;
 
 pub use identity::{RoleRef, RoleRefError};

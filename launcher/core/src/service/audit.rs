@@ -5,7 +5,7 @@ use super::Service;
 use crate::policy::{Decision, RiskLevel};
 use crate::ports::{AuditEvent, ReplyTo};
 use crate::request::Action;
-use shared_core::{Event, GovernedOp};
+use shared_core::{Event, GovernedOp, text};
 
 /// Which audit event names an action in a phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +57,10 @@ impl Service {
     ) -> AuditEvent {
         let c = action.common();
         let failure = phase == Phase::Denied;
+        // The agent's text (owner, correlation id, the input) goes through
+        // `shared_core::text` here, once: every audit record and its log line
+        // is built by this function or from validated, cleaned parts.
+        let clean = |s: &str| text::clean(s, text::TEXT_MAX);
         AuditEvent {
             action: event_for(action.op(), phase),
             summary: format!(
@@ -64,7 +68,7 @@ impl Service {
                 action.op(),
                 phase_name(phase),
                 decision.rule_id,
-                decision.reason
+                clean(&decision.reason)
             ),
             agent_id: agent_id.to_string(),
             microvm_id: action.target().map(str::to_string),
@@ -75,15 +79,15 @@ impl Service {
                 _ if failure => "warning",
                 _ => "info",
             },
-            correlation_id: c.correlation_id.map(str::to_string),
+            correlation_id: c.correlation_id.map(clean),
             external_request_id: None,
             in_reply_to: None,
-            metadata: serde_json::json!({
+            metadata: text::clean_json(&serde_json::json!({
                 "phase": phase_name(phase),
                 "decision": decision,
                 "owner": action.owner(),
                 "input": action_summary(action),
-            }),
+            })),
         }
     }
 

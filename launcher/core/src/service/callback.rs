@@ -4,7 +4,7 @@
 use super::audit::Phase;
 use super::execute::Outcome;
 use super::{CallbackOutcome, Service, ServiceError};
-use crate::approval::{Resolution, State};
+use crate::approval::{Resolution, State, action_digest, token_binding};
 use crate::ports::{Finish, PendingRecord, ReplyTo, RequestStatus, Transition};
 
 impl Service {
@@ -85,6 +85,13 @@ impl Service {
                         state: State::Executed,
                         result: Some(result),
                         error: None,
+                        token_binding: token.as_ref().map(|_| {
+                            token_binding(
+                                &rec.agent_id,
+                                &rec.request_id,
+                                &action_digest(&rec.agent_id, &rec.action),
+                            )
+                        }),
                         token,
                     },
                     Ok(Outcome::Failed(e)) => Finish::failed(e.public_message()),
@@ -122,8 +129,15 @@ impl Service {
 
 /// What Contro1 says about an approved callback: the approval stands for
 /// this very action, or Contro1's own decision replaces the callback's, or
-/// nothing is done (still open, another action).
-fn confirm(rec: &PendingRecord, status: &RequestStatus) -> Result<Resolution, ServiceError> {
+/// nothing is done (still open, another action). "This very action" is the
+/// digest recomputed from the stored item (agent and action), never the
+/// stored key string alone: it must equal the stored key, Contro1's
+/// `external_request_id` and, when Contro1 kept it, the request's
+/// `metadata.context.action_digest`.
+pub(super) fn confirm(
+    rec: &PendingRecord,
+    status: &RequestStatus,
+) -> Result<Resolution, ServiceError> {
     let refuse = |reason: String| ServiceError::Unconfirmed {
         request_id: rec.request_id.clone(),
         reason,
@@ -138,10 +152,20 @@ fn confirm(rec: &PendingRecord, status: &RequestStatus) -> Result<Resolution, Se
         tracing::warn!(target: "audit", contro1_request_id = %rec.request_id, contro1_state = %status.state, "callback said approved, Contro1 says otherwise: recording Contro1's decision");
         return Ok(decision);
     }
-    if status.external_request_id.as_deref() != Some(rec.idempotency_key.as_str()) {
+    let digest = action_digest(&rec.agent_id, &rec.action);
+    if digest != rec.idempotency_key {
+        tracing::error!(target: "audit", contro1_request_id = %rec.request_id, "the stored action does not match its own digest: the pending item was changed after the request was made");
         return Err(refuse(
-            "Contro1's external_request_id is not the stored action's key".into(),
+            "the stored action is not the one Contro1 was asked about".into(),
         ));
+    }
+    if status.external_request_id.as_deref() != Some(digest.as_str()) {
+        return Err(refuse(
+            "Contro1's external_request_id is not the stored action's digest".into(),
+        ));
+    }
+    if status.action_digest.as_deref().is_some_and(|d| d != digest) {
+        return Err(refuse("Contro1 holds another action digest".into()));
     }
     if status
         .action_type

@@ -10,10 +10,15 @@
 //!   ("interrupted") and audited; a result kept from AWS is still ledgered.
 //! * An item is taken over with a conditional lease, so concurrent runs act
 //!   once; after `reconcile_max_attempts` take-overs it is failed.
+//! * A run that is not issued again (its agent gone, its approval or action
+//!   not confirmed, too many take-overs) never leaves a MicroVM unaccounted
+//!   for: a kept result is ledgered; otherwise the MicroVMs its call may
+//!   have started are looked up and reported in a critical audit record.
 
 use super::audit::Phase;
 use super::{Service, ServiceError};
-use crate::approval::State;
+use crate::approval::{Resolution, State, action_digest};
+use crate::policy::{self, Target, Verdict};
 use crate::ports::{ExecResult, Finish, MicrovmError, PendingRecord, ReplyTo, Transition};
 use crate::request::Action;
 use serde::Serialize;
@@ -82,10 +87,14 @@ impl Service {
             return Ok(None);
         }
         let finish = if rec.reconcile_attempts >= self.options.reconcile_max_attempts {
-            Finish::failed(format!(
-                "interrupted, and not reconciled after {} attempts",
-                rec.reconcile_attempts
-            ))
+            self.account_for(
+                &rec,
+                format!(
+                    "interrupted, and not reconciled after {} attempts",
+                    rec.reconcile_attempts
+                ),
+            )
+            .await?
         } else {
             match self.reconcile_call(&rec).await? {
                 Some(f) => f,
@@ -147,18 +156,20 @@ impl Service {
                 result: Some(result.clone()),
                 error: None,
                 token: None,
+                token_binding: None,
             }));
         }
-        if self
-            .config
-            .agents
-            .get(&rec.agent_id)
-            .is_none_or(|a| !a.enabled)
-        {
-            return Ok(Some(Finish::failed(format!(
+        let Some(agent) = self.config.agents.get(&rec.agent_id).filter(|a| a.enabled) else {
+            let reason = format!(
                 "interrupted, and agent `{}` is no longer registered and enabled",
                 rec.agent_id
-            ))));
+            );
+            return Ok(Some(self.account_for(rec, reason).await?));
+        };
+        if let Err(reason) = self.reconfirm(rec, agent).await? {
+            tracing::error!(target: "audit", contro1_request_id = %rec.request_id, reason = %reason, "reconciler refused a stuck run: nothing issued");
+            let reason = format!("interrupted, and not confirmed again: {reason}");
+            return Ok(Some(self.account_for(rec, reason).await?));
         }
         let call = self.run_call(&rec.request_id, &rec.agent_id, &rec.action)?;
         match self.ports.microvms.run(&call).await {
@@ -184,6 +195,7 @@ impl Service {
                     result: Some(result),
                     error: None,
                     token: None,
+                    token_binding: None,
                 }))
             }
             Err(e @ MicrovmError::Rejected { .. }) => {
@@ -206,6 +218,163 @@ impl Service {
                 Ok(Some(Finish::failed(e.public_message())))
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// How a stuck item that will not be issued (again) ends, `reason` being
+    /// why. A run never leaves a MicroVM unaccounted for: a result kept from
+    /// AWS is ledgered as the governed call it was (the item `executed`);
+    /// otherwise the MicroVMs its interrupted call may have started (its
+    /// image, started since the item began executing, unknown to the
+    /// ledger) are looked up, and each one found, or a lookup that failed,
+    /// is a critical `aws.microvm.unmanaged.detected` audit record naming
+    /// the MicroVM and the request (the call's `clientToken`), and is named
+    /// in the item's error. Other actions start no MicroVM: failed.
+    async fn account_for(
+        &self,
+        rec: &PendingRecord,
+        reason: String,
+    ) -> Result<Finish, ServiceError> {
+        let Action::Run(run) = &rec.action else {
+            return Ok(Finish::failed(reason));
+        };
+        if let Some(result) = rec.result.as_ref().filter(|r| r.microvm_id.is_some()) {
+            self.ports
+                .ledger
+                .record(
+                    &self.entry_for(rec, result, "succeeded"),
+                    &result.attempt_request_ids,
+                )
+                .await?;
+            return Ok(Finish {
+                state: State::Executed,
+                result: Some(result.clone()),
+                error: None,
+                token: None,
+                token_binding: None,
+            });
+        }
+        // Not before the item existed (a take-over moves `executing_since`
+        // on); clocks differ a little between the launcher and AWS.
+        let since = rec.created_at - 300;
+        let found = match self
+            .ports
+            .microvms
+            .started_since(&run.image_arn, since)
+            .await
+        {
+            Ok(ids) => {
+                let mut unknown = Vec::new();
+                for id in ids {
+                    if self.ports.ledger.microvm(&id).await?.is_none() {
+                        unknown.push(id);
+                    }
+                }
+                Ok(unknown)
+            }
+            Err(e) => Err(e),
+        };
+        let (summary, candidates, error) = match &found {
+            Ok(ids) if ids.is_empty() => {
+                return Ok(Finish::failed(format!(
+                    "{reason}; no MicroVM of its image was started since it began executing"
+                )));
+            }
+            Ok(ids) => (
+                format!(
+                    "reconciler: request `{}` was interrupted and is not issued again; MicroVM(s) {} of its image started since then are in no ledger item and may be the one it started",
+                    rec.request_id,
+                    ids.join(", ")
+                ),
+                ids.clone(),
+                None,
+            ),
+            Err(e) => (
+                format!(
+                    "reconciler: request `{}` was interrupted and is not issued again; whether it started a MicroVM is unknown (ListMicrovms failed)",
+                    rec.request_id
+                ),
+                Vec::new(),
+                Some(e.public_message()),
+            ),
+        };
+        tracing::error!(target: "audit", contro1_request_id = %rec.request_id, candidates = ?candidates, "{summary}");
+        self.audit(crate::ports::AuditEvent {
+            action: shared_core::Event::UnmanagedDetected,
+            summary: summary.clone(),
+            agent_id: rec.agent_id.clone(),
+            microvm_id: candidates.first().cloned(),
+            outcome: "failure",
+            severity: "critical",
+            correlation_id: rec
+                .action
+                .common()
+                .correlation_id
+                .map(|c| shared_core::text::clean(c, shared_core::text::TEXT_MAX)),
+            external_request_id: None,
+            in_reply_to: Some(ReplyTo::Request(rec.request_id.clone())),
+            metadata: serde_json::json!({
+                "rule_id": "reconcile.unaccounted_microvm",
+                "client_token": rec.request_id,
+                "image_arn": run.image_arn,
+                "started_since": since,
+                "candidate_microvm_ids": candidates,
+                "lookup_error": error,
+            }),
+        })
+        .await;
+        Ok(Finish::failed(match found {
+            Ok(ids) => format!(
+                "{reason}; MicroVM(s) {} may have been started by it and are reported",
+                ids.join(", ")
+            ),
+            Err(_) => format!("{reason}; whether it started a MicroVM is unknown and is reported"),
+        }))
+    }
+
+    /// Before a stuck run is issued again: the stored action must still be
+    /// the one decided on. Its digest, recomputed from the item, must be the
+    /// stored key; an approval must be confirmed again by Contro1 (`GET
+    /// /requests/{id}`: approved, for this digest); an auto-approval must
+    /// still be auto-approved by the policy. `Err(reason)` refuses;
+    /// Contro1 unreachable is an error (the item is left for a later run).
+    async fn reconfirm(
+        &self,
+        rec: &PendingRecord,
+        agent: &crate::agents::Agent,
+    ) -> Result<Result<(), String>, ServiceError> {
+        if action_digest(&rec.agent_id, &rec.action) != rec.idempotency_key {
+            return Ok(Err(
+                "the stored action does not match its digest (the item was changed)".into(),
+            ));
+        }
+        match rec.decision.decision {
+            Verdict::RequireApproval => {
+                let status = self.ports.approvals.get_request(&rec.request_id).await?;
+                match super::callback::confirm(rec, &status) {
+                    Ok(Resolution::Approved) => Ok(Ok(())),
+                    Ok(other) => Ok(Err(format!("Contro1 records the request as {other:?}"))),
+                    Err(ServiceError::Unconfirmed { reason, .. }) => Ok(Err(reason)),
+                    Err(e) => Err(e),
+                }
+            }
+            Verdict::AutoApprove => {
+                let now = policy::evaluate(
+                    &self.config.policy,
+                    Some(agent),
+                    &rec.action,
+                    Target::NotApplicable,
+                );
+                if now.decision == Verdict::AutoApprove {
+                    Ok(Ok(()))
+                } else {
+                    Ok(Err(format!(
+                        "the policy no longer auto-approves it ({})",
+                        now.rule_id
+                    )))
+                }
+            }
+            Verdict::Block => Ok(Err("the policy blocked it".into())),
         }
     }
 

@@ -12,7 +12,7 @@ use crate::ports::{
     ApprovalRequest, AuditEvent, Finish, KeyClaim, PendingRecord, PutOutcome, ReplyTo,
 };
 use crate::request::Action;
-use shared_core::LedgerEntry;
+use shared_core::{LedgerEntry, text};
 
 /// Length of the rate limit's window.
 const RATE_WINDOW_SECONDS: i64 = 60;
@@ -34,6 +34,9 @@ impl Service {
     ) -> Result<Submitted, ServiceError> {
         let agent = self.authenticate(caller)?;
         let known = agent.filter(|a| a.enabled);
+        // Validated before anything is audited or logged: a claim of any
+        // length or content never reaches a record.
+        action.validate()?;
         if let Some(a) = known
             && let Some(claimed) = action.common().agent_id
             && claimed != a.id
@@ -41,24 +44,27 @@ impl Service {
             self.audit(AuditEvent {
                 action: super::event_for(action.op(), Phase::Denied),
                 summary: format!(
-                    "agent `{}` claimed to be `{claimed}` in the request body",
-                    a.id
+                    "agent `{}` claimed to be `{}` in the request body",
+                    a.id,
+                    text::clean(claimed, text::TEXT_MAX)
                 ),
                 agent_id: a.id.clone(),
                 microvm_id: action.target().map(str::to_string),
                 outcome: "failure",
                 severity: "critical",
-                correlation_id: action.common().correlation_id.map(str::to_string),
+                correlation_id: action
+                    .common()
+                    .correlation_id
+                    .map(|c| text::clean(c, text::TEXT_MAX)),
                 external_request_id: None,
                 in_reply_to: None,
-                metadata: serde_json::json!({"rule_id": "agent.spoofed", "claimed_agent_id": claimed}),
+                metadata: serde_json::json!({"rule_id": "agent.spoofed", "claimed_agent_id": text::clean(claimed, text::TEXT_MAX)}),
             })
             .await;
             return Err(ServiceError::Spoofed {
                 claimed: claimed.to_string(),
             });
         }
-        action.validate()?;
         let target_entry = match (known, action.target()) {
             (Some(_), Some(id)) => self.target(id).await?,
             _ => None,
@@ -91,7 +97,8 @@ impl Service {
                 let agent = known.ok_or_else(|| {
                     ServiceError::Internal("approval requested without an agent".into())
                 })?;
-                self.request_approval(agent, action, decision).await
+                self.request_approval(agent, action, decision, target_entry.as_ref())
+                    .await
             }
         }
     }
@@ -204,6 +211,7 @@ impl Service {
                         error: None,
                         // A token is handed over in this answer, never stored.
                         token: None,
+                        token_binding: None,
                     },
                 )
                 .await;
@@ -270,11 +278,82 @@ impl Service {
         }
     }
 
+    /// The Contro1 request for an action: who asks (agent and team), whose
+    /// the target is (from the ledger and the registry), exactly what (the
+    /// action digest), every text of the agent's through `shared_core::text`.
+    fn approval_request(
+        &self,
+        agent: &Agent,
+        action: &Action,
+        decision: &Decision,
+        target: Option<&LedgerEntry>,
+        digest: &str,
+    ) -> ApprovalRequest {
+        let c = action.common();
+        let clean = |s: &str| text::clean(s, text::TEXT_MAX);
+        let stated_owner = clean(action.owner().unwrap_or_default());
+        let owner_agent_id = target.map(|t| t.agent_id.clone());
+        let owner_team = target.map(|t| {
+            self.config
+                .agents
+                .get(&t.agent_id)
+                .map_or_else(|| clean(&t.owner), |a| a.owner.clone())
+        });
+        let whose = match (&owner_agent_id, &owner_team) {
+            (Some(a), Some(t)) if *a == agent.id => format!(" (its own, team `{t}`)"),
+            (Some(a), Some(t)) => format!(", which belongs to agent `{a}` (team `{t}`)"),
+            _ => String::new(),
+        };
+        ApprovalRequest {
+            idempotency_key: digest.to_string(),
+            question: format!(
+                "Allow agent `{}` (team `{}`) to {}{}{whose}?",
+                agent.id,
+                agent.owner,
+                action.op(),
+                action
+                    .target()
+                    .map(|t| format!(" on MicroVM `{t}`"))
+                    .unwrap_or_default()
+            ),
+            context: format!(
+                "requested by: agent {} (team {})\nMicroVM owner: {}\nowner stated by the requester: {stated_owner}\nreason: {}\npolicy: {} ({})\naction digest: {digest}",
+                agent.id,
+                agent.owner,
+                match (&owner_agent_id, &owner_team) {
+                    (Some(a), Some(t)) => format!("agent {a} (team {t})"),
+                    _ => "(a new MicroVM)".to_string(),
+                },
+                clean(c.reason),
+                decision.rule_id,
+                decision.reason
+            ),
+            callback_url: self.options.callback_url.clone(),
+            risk_level: decision.risk_level,
+            required_role: self.config.policy.default_required_role.clone(),
+            sla_minutes: self.config.policy.default_sla_minutes,
+            decision: decision.clone(),
+            correlation_id: c.correlation_id.map(clean),
+            agent_id: agent.id.clone(),
+            requested_by_team: agent.owner.clone(),
+            owner: owner_team.unwrap_or_else(|| stated_owner.clone()),
+            owner_agent_id,
+            stated_owner,
+            action_type: action.action_type(),
+            microvm_id: action.target().map(str::to_string),
+            metadata: text::clean_json(&serde_json::json!({
+                "input": super::audit::action_summary(action),
+                "agent_metadata": c.metadata,
+            })),
+        }
+    }
+
     async fn request_approval(
         &self,
         agent: &Agent,
         action: Action,
         decision: Decision,
+        target: Option<&LedgerEntry>,
     ) -> Result<Submitted, ServiceError> {
         let now = self.ports.clock.now();
         let per_minute = self.options.approval_requests_per_minute;
@@ -294,37 +373,7 @@ impl Service {
         }
         let key = idempotency_key(&agent.id, &action);
         let owner = action.owner().unwrap_or_default().to_string();
-        let c = action.common();
-        let req = ApprovalRequest {
-            idempotency_key: key.clone(),
-            question: format!(
-                "Allow agent `{}` to {}{}?",
-                agent.id,
-                action.op(),
-                action
-                    .target()
-                    .map(|t| format!(" on MicroVM `{t}`"))
-                    .unwrap_or_default()
-            ),
-            context: format!(
-                "owner: {owner}\nreason: {}\npolicy: {} ({})",
-                c.reason, decision.rule_id, decision.reason
-            ),
-            callback_url: self.options.callback_url.clone(),
-            risk_level: decision.risk_level,
-            required_role: self.config.policy.default_required_role.clone(),
-            sla_minutes: self.config.policy.default_sla_minutes,
-            decision: decision.clone(),
-            correlation_id: c.correlation_id.map(str::to_string),
-            agent_id: agent.id.clone(),
-            owner: owner.clone(),
-            action_type: action.action_type(),
-            microvm_id: action.target().map(str::to_string),
-            metadata: serde_json::json!({
-                "input": super::audit::action_summary(&action),
-                "agent_metadata": c.metadata,
-            }),
-        };
+        let req = self.approval_request(agent, &action, &decision, target, &key);
         let request_id = self.ports.approvals.create_request(&req).await?;
         // The same ask again: Contro1 gave the same request back. What we
         // hold about it (pending, or its tombstone) is the answer.

@@ -3,7 +3,7 @@
 
 use super::{RequestView, Service, ServiceError};
 use crate::agents::Caller;
-use crate::approval::State;
+use crate::approval::{State, action_digest, token_binding};
 use crate::request::Action;
 
 impl Service {
@@ -30,7 +30,17 @@ impl Service {
             return Err(not_found());
         }
         let token = if rec.has_token {
-            self.ports.store.take_token_once(request_id).await?
+            // Opened under the asking agent and the action as stored now: a
+            // token sealed for another agent or action does not open.
+            let binding = token_binding(
+                &agent.id,
+                &rec.request_id,
+                &action_digest(&agent.id, &rec.action),
+            );
+            self.ports
+                .store
+                .take_token_once(request_id, &binding)
+                .await?
         } else {
             None
         };
