@@ -1,7 +1,8 @@
 //! Tampering with the control plane, through the real handler against moto:
 //! the integrity check reads real Lambda control-plane calls (moto serves
-//! them) and an SSM baseline; a tamper record arriving as an EventBridge
-//! API-call event reaches SNS; the heartbeat lives in the real dedupe table.
+//! them) and an SSM baseline; tamper records arriving as EventBridge
+//! API-call events (configured by the Lambda's variables) reach SNS; the
+//! heartbeat lives in the real dedupe table.
 
 mod common;
 
@@ -205,4 +206,99 @@ async fn the_heartbeat_keeps_the_latest_read_and_the_first_check_in_the_dedupe_t
     // An older invocation finishing late does not move it back.
     hb.beat(4_000).await.unwrap();
     assert_eq!(hb.last_beat(6_000).await.unwrap(), (Some(5_000), 1_000));
+}
+
+/// An EventBridge "AWS API Call via CloudTrail" envelope around `detail`.
+#[allow(clippy::needless_pass_by_value)] // json! reads its arguments by reference
+fn api_call(source: &str, detail: Value) -> Value {
+    json!({"version": "0", "source": source, "detail-type": "AWS API Call via CloudTrail",
+           "detail": detail})
+}
+
+#[allow(clippy::needless_pass_by_value)] // json! reads its arguments by reference
+fn management(source: &str, name: &str, who: Value, params: Value) -> Value {
+    json!({
+        "eventVersion": "1.09", "userIdentity": who, "eventTime": "2026-11-20T12:00:00Z",
+        "eventSource": source, "eventName": name, "awsRegion": "us-east-1",
+        "sourceIPAddress": "203.0.113.9", "userAgent": "aws-cli/2.17.0",
+        "requestParameters": params, "responseElements": null,
+        "requestID": testkit::unique_name("r"), "eventID": testkit::unique_name("ev"),
+        "readOnly": false, "eventType": "AwsApiCall", "managementEvent": true,
+        "recipientAccountId": ACCOUNT, "eventCategory": "Management"})
+}
+
+#[tokio::test]
+async fn the_administrators_paths_configured_by_environment_reach_sns_from_the_handler() {
+    let mut rig = Rig::new().await;
+    let stack = format!(
+        "arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/gov/5b918d10-cd98-11ea-90d5-0a9cd3354c9c"
+    );
+    let pipeline = format!("arn:aws:iam::{ACCOUNT}:role/gov-pipeline");
+    rig.env.insert("GOVERNANCE_STACKS".into(), stack.clone());
+    rig.env
+        .insert("PIPELINE_PRINCIPAL_ARNS".into(), pipeline.clone());
+    let topic = rig.env["ALERT_TOPIC_ARN"].clone();
+    let st = rig.state().await;
+    let mallory = json!({"type": "IAMUser", "arn": format!("arn:aws:iam::{ACCOUNT}:user/mallory"),
+                         "accountId": ACCOUNT, "accessKeyId": "AKIAMALLORY"});
+    let pipeline_session = json!({"type": "AssumedRole",
+        "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/gov-pipeline/codebuild"),
+        "accountId": ACCOUNT, "sessionContext": {"sessionIssuer": {"type": "Role", "arn": pipeline,
+            "accountId": ACCOUNT, "userName": "gov-pipeline"}}});
+    let update = |who: Value| {
+        api_call(
+            "aws.cloudformation",
+            management(
+                "cloudformation.amazonaws.com",
+                "UpdateStack",
+                who,
+                json!({"stackName": "gov", "usePreviousTemplate": true}),
+            ),
+        )
+    };
+    // The pipeline's own deploy: counted, not alerted.
+    handle(&st, &update(pipeline_session)).await.unwrap();
+    assert!(rig.alerts().await.is_empty());
+    // Anyone else's, by name: alerted, naming who started it.
+    handle(&st, &update(mallory.clone())).await.unwrap();
+    // The alert topic's subscription, named only by its ARN: alerted.
+    let unsubscribe = api_call(
+        "aws.sns",
+        management(
+            "sns.amazonaws.com",
+            "Unsubscribe",
+            mallory,
+            json!({"subscriptionArn": format!("{topic}:0b7f2f4e-7c2f-4f0a-9b1c-1a2b3c4d5e6f")}),
+        ),
+    );
+    handle(&st, &unsubscribe).await.unwrap();
+    let alerts = rig.alerts().await;
+    let rule = |a: &moto::SnsMessage| {
+        a.envelope["MessageAttributes"]["rule"]["Value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut rules: Vec<String> = alerts.iter().map(rule).collect();
+    rules.sort();
+    assert_eq!(
+        rules,
+        ["alert-topic-changed", "governance-stack-changed"],
+        "{alerts:?}"
+    );
+    let stack_alert = alerts
+        .iter()
+        .find(|a| rule(a) == "governance-stack-changed")
+        .unwrap();
+    assert!(
+        stack_alert.message.contains("mallory"),
+        "{}",
+        stack_alert.message
+    );
+    for a in &alerts {
+        assert_eq!(
+            a.envelope["MessageAttributes"]["severity"]["Value"],
+            "critical"
+        );
+    }
 }

@@ -20,6 +20,16 @@
 --   trail-deleted: tamper rule; as trail-stopped
 --   trail-updated: tamper rule; as trail-stopped
 --   trail-selectors-changed: tamper rule; needs evaluating whether the new event selectors still log every governed call, which the detector does in code
+--   governance-stack-changed: tamper rule; needs the governance stacks and the pipeline principal (GOVERNANCE_STACKS, PIPELINE_PRINCIPAL_ARNS), matched by stack name or ARN
+--   exempt-role-changed: tamper rule; needs DEPLOYMENT_ROLE_ARNS, PIPELINE_PRINCIPAL_ARNS and BREAK_GLASS_ROLE_ARNS
+--   break-glass-session: tamper rule; needs BREAK_GLASS_ROLE_ARNS and the STS and sign-in events, which a MicroVM hunt does not select
+--   execution-role-changed: tamper rule; needs EXECUTION_ROLE_ARNS
+--   prevention-policy-changed: tamper rule; needs PREVENTION_POLICY_ARNS and SCP_IDS
+--   contro1-secret-written: tamper rule; needs CONTRO1_SECRETS, matched by name, full ARN and ARN without its random suffix
+--   alert-topic-changed: tamper rule; needs ALERT_TOPIC_ARN, which covers its subscriptions' ARNs
+--   detector-log-group-changed: tamper rule; needs DETECTOR_LOG_GROUPS, DETECTOR_ROLE_ARNS and CloudWatch Logs data events
+--   trail-object-written: tamper rule; needs TRAIL_BUCKETS and S3 data events, which a MicroVM hunt does not select
+--   account-left-organization: tamper rule; organization events, raised in seconds by the detector, not by a MicroVM hunt
 -- Beyond `detector scan`: launcher-credentials-outside-launcher needs each launcher call's
 -- requestID looked up in the launcher's DynamoDB ledger (the detector Lambda does; Athena cannot
 -- read the ledger), so every launcher call this query leaves out is only "not a bypass by the rules above".

@@ -59,6 +59,11 @@ class Model(Resolver):
         self.region = values["AWS::Region"]
         self.partition = values.get("AWS::Partition", "aws")
         self.values.setdefault("AWS::StackName", "microvm-gov")
+        self.values.setdefault(
+            "AWS::StackId",
+            f"arn:{self.partition}:cloudformation:{self.region}:{self.account}:stack/"
+            f"{self.values['AWS::StackName']}/00000000-0000-0000-0000-000000000000",
+        )
         self.values.setdefault("AWS::URLSuffix", "amazonaws.com")
         self.values.setdefault("AWS::NoValue", _NO_VALUE)
         self._busy: set[str] = set()

@@ -33,6 +33,17 @@ pub enum Rule {
     TrailDeleted,
     TrailUpdated,
     TrailSelectorsChanged,
+    // aws.microvm.governance.tampered: the administrator's paths (T11–T19)
+    GovernanceStackChanged,
+    ExemptRoleChanged,
+    BreakGlassSession,
+    ExecutionRoleChanged,
+    PreventionPolicyChanged,
+    Contro1SecretWritten,
+    AlertTopicChanged,
+    DetectorLogGroupChanged,
+    TrailObjectWritten,
+    AccountLeftOrganization,
     // aws.microvm.governance.tampered: the sweep's integrity check
     FunctionIntegrityDrift,
     // aws.microvm.governance.tampered: the Lambda's versioned object reads
@@ -52,7 +63,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in declaration order.
-    pub const ALL: [Rule; 29] = [
+    pub const ALL: [Rule; 39] = [
         Rule::AccountOutsideOrganization,
         Rule::NonLauncherPrincipal,
         Rule::LauncherSessionMismatch,
@@ -71,6 +82,16 @@ impl Rule {
         Rule::TrailDeleted,
         Rule::TrailUpdated,
         Rule::TrailSelectorsChanged,
+        Rule::GovernanceStackChanged,
+        Rule::ExemptRoleChanged,
+        Rule::BreakGlassSession,
+        Rule::ExecutionRoleChanged,
+        Rule::PreventionPolicyChanged,
+        Rule::Contro1SecretWritten,
+        Rule::AlertTopicChanged,
+        Rule::DetectorLogGroupChanged,
+        Rule::TrailObjectWritten,
+        Rule::AccountLeftOrganization,
         Rule::FunctionIntegrityDrift,
         Rule::TrailObjectOverwritten,
         Rule::TrailObjectDeleted,
@@ -86,7 +107,7 @@ impl Rule {
 
     /// The rules the CloudTrail classifier can raise (what `detector scan`
     /// can report), in the order the summary lists them.
-    pub const FROM_RECORDS: [Rule; 17] = [
+    pub const FROM_RECORDS: [Rule; 27] = [
         Rule::AccountOutsideOrganization,
         Rule::NonLauncherPrincipal,
         Rule::LauncherSessionMismatch,
@@ -104,6 +125,16 @@ impl Rule {
         Rule::TrailDeleted,
         Rule::TrailUpdated,
         Rule::TrailSelectorsChanged,
+        Rule::GovernanceStackChanged,
+        Rule::ExemptRoleChanged,
+        Rule::BreakGlassSession,
+        Rule::ExecutionRoleChanged,
+        Rule::PreventionPolicyChanged,
+        Rule::Contro1SecretWritten,
+        Rule::AlertTopicChanged,
+        Rule::DetectorLogGroupChanged,
+        Rule::TrailObjectWritten,
+        Rule::AccountLeftOrganization,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -126,6 +157,16 @@ impl Rule {
             Rule::TrailDeleted => "trail-deleted",
             Rule::TrailUpdated => "trail-updated",
             Rule::TrailSelectorsChanged => "trail-selectors-changed",
+            Rule::GovernanceStackChanged => "governance-stack-changed",
+            Rule::ExemptRoleChanged => "exempt-role-changed",
+            Rule::BreakGlassSession => "break-glass-session",
+            Rule::ExecutionRoleChanged => "execution-role-changed",
+            Rule::PreventionPolicyChanged => "prevention-policy-changed",
+            Rule::Contro1SecretWritten => "contro1-secret-written",
+            Rule::AlertTopicChanged => "alert-topic-changed",
+            Rule::DetectorLogGroupChanged => "detector-log-group-changed",
+            Rule::TrailObjectWritten => "trail-object-written",
+            Rule::AccountLeftOrganization => "account-left-organization",
             Rule::FunctionIntegrityDrift => "function-integrity-drift",
             Rule::TrailObjectOverwritten => "trail-object-overwritten",
             Rule::TrailObjectDeleted => "trail-object-deleted",
@@ -161,6 +202,16 @@ impl Rule {
             | Rule::TrailDeleted
             | Rule::TrailUpdated
             | Rule::TrailSelectorsChanged
+            | Rule::GovernanceStackChanged
+            | Rule::ExemptRoleChanged
+            | Rule::BreakGlassSession
+            | Rule::ExecutionRoleChanged
+            | Rule::PreventionPolicyChanged
+            | Rule::Contro1SecretWritten
+            | Rule::AlertTopicChanged
+            | Rule::DetectorLogGroupChanged
+            | Rule::TrailObjectWritten
+            | Rule::AccountLeftOrganization
             | Rule::FunctionIntegrityDrift
             | Rule::TrailObjectOverwritten
             | Rule::TrailObjectDeleted => Event::GovernanceTampered,
@@ -243,6 +294,54 @@ impl Rule {
                 "Restore an advanced event selector with eventCategory = Data and resources.type = \
                  AWS::Lambda::MicrovmImage on this trail."
             }
+            Rule::GovernanceStackChanged => {
+                "The governance stack was operated on by someone other than the pipeline: find \
+                 out from the principal named here what they changed (the stack's events and \
+                 template), revert it through the pipeline, and deny stack operations on it to \
+                 all but the pipeline principal."
+            }
+            Rule::ExemptRoleChanged => {
+                "A role every deny exempts changed outside the deployment: compare its trust and \
+                 policies with the stack, revert, and revoke the sessions it issued since."
+            }
+            Rule::BreakGlassSession => {
+                "The break-glass role is in use: confirm a declared emergency with its owner; if \
+                 none, revoke the role's sessions and review every call the session made."
+            }
+            Rule::ExecutionRoleChanged => {
+                "The role approved MicroVMs run with changed outside the deployment: compare it \
+                 with the stack and revert; MicroVMs started since ran with the new permissions."
+            }
+            Rule::PreventionPolicyChanged => {
+                "The deny policy, permissions boundary or SCP that keeps the controls in place \
+                 changed or was detached: restore it from the stack or the organization's \
+                 pipeline, then review what was done while it was off."
+            }
+            Rule::Contro1SecretWritten => {
+                "A Contro1 secret was written outside the deployment: approvals may now come from \
+                 another tenant. Restore the secret's value and policy, rotate the key with \
+                 Contro1, and review approvals since the change."
+            }
+            Rule::AlertTopicChanged => {
+                "The alert topic or its subscriptions changed: check that every subscription \
+                 still delivers (no filter policy, confirmed endpoints) and remove any foreign \
+                 subscriber."
+            }
+            Rule::DetectorLogGroupChanged => {
+                "The detector's log group was written or reconfigured by someone else: its lines \
+                 and the alarms built on them (the heartbeat) cannot be trusted until the filter \
+                 or writer is removed."
+            }
+            Rule::TrailObjectWritten => {
+                "A CloudTrail log object was written or removed by someone other than CloudTrail: \
+                 validate the trail's log file digests for that period and read the object's \
+                 earlier versions."
+            }
+            Rule::AccountLeftOrganization => {
+                "An account left (or was removed from) the organization: its SCPs and \
+                 organization trail no longer apply. Find out who asked, and sweep the account \
+                 directly until it is back."
+            }
             Rule::FunctionIntegrityDrift => {
                 "The deployed function no longer matches what the deployment recorded: redeploy \
                  the stack and find out who changed it (CloudTrail, the function's change events)."
@@ -299,6 +398,65 @@ impl Rule {
                  terminated."
             }
         }
+    }
+}
+
+impl Rule {
+    /// The severities a finding of this rule carries (docs/rules.md lists
+    /// the same; a test compares them). A tamper rule's failed attempt
+    /// (an `errorCode` in the record) is [`Severity::Low`] besides.
+    pub fn severities(self) -> &'static [Severity] {
+        use Severity::{Critical, High, Low, Medium};
+        match self {
+            Rule::AccountOutsideOrganization
+            | Rule::NonLauncherPrincipal
+            | Rule::LauncherSessionMismatch
+            | Rule::MissingContro1RequestId
+            | Rule::Contro1RequestIdMismatch
+            | Rule::LauncherCredentialsOutsideLauncher
+            | Rule::LauncherCallWithoutRequestId => &[Critical, High, Medium, Low],
+            Rule::LauncherFunctionChanged
+            | Rule::LauncherRolePassedToFunction
+            | Rule::LauncherRoleAssumed
+            | Rule::LauncherRoleChanged
+            | Rule::LedgerWrittenOutsideLauncher
+            | Rule::TrailStopped
+            | Rule::TrailDeleted
+            | Rule::ExemptRoleChanged
+            | Rule::ExecutionRoleChanged
+            | Rule::PreventionPolicyChanged
+            | Rule::Contro1SecretWritten
+            | Rule::TrailObjectWritten
+            | Rule::AccountLeftOrganization => &[Critical],
+            Rule::TrailSelectorsChanged
+            | Rule::FunctionIntegrityDrift
+            | Rule::GovernanceStackChanged
+            | Rule::AlertTopicChanged => &[Critical, High],
+            Rule::TrailUpdated => &[High, Medium],
+            Rule::DetectorFunctionChanged
+            | Rule::ProtectedResourceChanged
+            | Rule::BreakGlassSession
+            | Rule::DetectorLogGroupChanged
+            | Rule::TrailObjectOverwritten
+            | Rule::TrailObjectDeleted
+            | Rule::MicrovmNotInLedger
+            | Rule::NoTrailLogsMicrovmDataEvents
+            | Rule::TrailHealthUnavailable
+            | Rule::NoLogObjectsRead
+            | Rule::IntegrityCheckUnavailable
+            | Rule::RemediationHalted
+            | Rule::SweepTargetUnavailable
+            | Rule::LedgerUnreachable => &[High],
+        }
+    }
+
+    /// Is `severity` one this rule can raise (its own, or a tamper rule's
+    /// failed attempt)?
+    pub fn raises(self, severity: Severity) -> bool {
+        self.severities().contains(&severity)
+            || (severity == Severity::Low
+                && self.event() == Event::GovernanceTampered
+                && Rule::FROM_RECORDS.contains(&self))
     }
 }
 
@@ -463,6 +621,10 @@ pub struct Finding {
 impl Finding {
     /// A finding with no evidence yet: every field empty but the rule's.
     pub fn new(rule: Rule, severity: Severity, summary: String, source: String) -> Finding {
+        debug_assert!(
+            rule.raises(severity),
+            "{rule} raised at {severity}, which docs/rules.md does not give it"
+        );
         Finding {
             event: rule.event(),
             severity,

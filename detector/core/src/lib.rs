@@ -33,7 +33,8 @@ pub mod targets;
 pub mod text;
 
 pub use classify::{
-    Classification, Classifier, ClassifierConfig, Exemption, GovernedCall, TamperConfig,
+    AdminConfig, Classification, Classifier, ClassifierConfig, Exemption, GovernedCall,
+    PrincipalRef, SecretRef, StackRef, TamperConfig, TamperConfigError, TamperList,
 };
 pub use finding::{Finding, Outcome, Rule, Severity};
 pub use reader::{Position, ReadError, RecordError, ScanOptions};

@@ -6,9 +6,14 @@
 //! - `AwsCloudTrailInsight`: Insight records are counted;
 //! - the CloudTrail operations the trail rules read (`StopLogging`,
 //!   `DeleteTrail`, `UpdateTrail`, `PutEventSelectors`);
+//! - the organization operations reported whatever they name
+//!   (`LeaveOrganization`, ...), and with a boundary or an SCP configured the
+//!   operations that remove or replace one without naming it;
 //! - every configured name a tamper rule matches on: the launcher roles,
 //!   the launcher and detector functions, the protected resources and the
-//!   ledger tables. A rule reports a record only when a value in it names
+//!   ledger tables, and the administrator's paths (stacks, deployment,
+//!   pipeline, break-glass and execution roles, the deny policy and
+//!   boundary, SCP ids, secrets, alert topics, log groups, trail buckets). A rule reports a record only when a value in it names
 //!   one of them, and a value can only name one if the record's bytes hold
 //!   the name (JSON-escaped, as a JSON writer writes it).
 //!
@@ -25,6 +30,9 @@
 //! lets it use its SIMD (Teddy) prefilter: several GB/s on CloudTrail.
 
 use crate::classify::ClassifierConfig;
+use crate::classify::admin::PrincipalRef;
+use crate::classify::tamper::organization::EVENTS as ORGANIZATION_EVENTS;
+use crate::classify::tamper::prevention::{BOUNDARY_REMOVALS, BOUNDARY_SETS};
 use crate::classify::tamper::trail::EVENTS as TRAIL_CHANGE_EVENTS;
 use aho_corasick::{AhoCorasick, MatchKind};
 
@@ -52,6 +60,46 @@ impl Prefilter {
                 .iter()
                 .chain(&t.ledger_tables)
                 .map(|r| json_text(r.needle())),
+        );
+        needles.extend(ORGANIZATION_EVENTS.iter().map(|s| s.to_string()));
+        let a = &t.admin;
+        if !a.prevention_policies.is_empty() {
+            needles.extend(
+                BOUNDARY_REMOVALS
+                    .iter()
+                    .chain(&BOUNDARY_SETS)
+                    .map(|s| s.to_string()),
+            );
+        }
+        if !a.scps.is_empty() {
+            needles.push("DisablePolicyType".into());
+        }
+        let last = |s: &str, sep: char| s.rsplit(sep).next().unwrap_or(s).to_string();
+        needles.extend(a.governance_stacks.iter().map(|s| json_text(&s.name)));
+        needles.extend(
+            t.deployment_roles
+                .iter()
+                .chain(&a.break_glass_roles)
+                .chain(&a.execution_roles)
+                .map(|r| json_text(&r.name)),
+        );
+        needles.extend(a.pipeline_principals.iter().map(|p| match p {
+            PrincipalRef::Role(r) => json_text(&r.name),
+            PrincipalRef::User(arn) => json_text(&last(arn, '/')),
+        }));
+        needles.extend(
+            a.prevention_policies
+                .iter()
+                .chain(&a.scps)
+                .chain(&a.detector_log_groups)
+                .chain(&a.trail_buckets)
+                .map(|p| json_text(&last(p, '/'))),
+        );
+        needles.extend(a.alert_topics.iter().map(|t| json_text(&last(t, ':'))));
+        needles.extend(
+            a.contro1_secrets
+                .iter()
+                .map(|s| json_text(&last(s.base.as_deref().unwrap_or(&s.name), '/'))),
         );
         needles.retain(|n| !n.is_empty());
         needles.sort();

@@ -37,6 +37,7 @@ fn classifier_with(trail_names: &[&str]) -> Classifier {
                 .collect(),
             ledger_tables: vec![ResourceRef::parse(LEDGER).unwrap()],
             trail_names: trail_names.iter().map(|s| s.to_string()).collect(),
+            admin: Default::default(),
         },
         organization_accounts: Vec::new(),
     })

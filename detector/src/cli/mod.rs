@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod admin_flags;
 pub mod completions;
 pub mod inputs;
 pub mod lambda;

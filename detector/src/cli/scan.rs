@@ -109,6 +109,8 @@ pub struct ScanArgs {
         value_delimiter = ','
     )]
     pub organization_accounts: Vec<String>,
+    #[command(flatten)]
+    pub admin: super::admin_flags::AdminArgs,
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Jsonl)]
     pub format: Format,
@@ -192,6 +194,7 @@ pub fn classifier_config(args: &ScanArgs) -> Result<ClassifierConfig, String> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
+    tamper.admin = args.admin.parse()?;
     let organization_accounts = detector::accounts::parse(&args.organization_accounts)
         .map_err(|e| format!("--organization-accounts: {e}"))?;
     Ok(ClassifierConfig {

@@ -4,7 +4,7 @@
 
 use super::sweep::{Accounts, Regions, Remediation, RemediationLimits, SweepConfig};
 use super::trail::TrailExpectations;
-use detector_core::{ClassifierConfig, ResourceRef, TamperConfig};
+use detector_core::{AdminConfig, ClassifierConfig, ResourceRef, TamperConfig, TamperList};
 use shared_core::RoleRef;
 use std::collections::HashMap;
 
@@ -189,6 +189,23 @@ impl Config {
             });
         }
         tamper.trail_names.clone_from(&trail_names);
+        // The administrator's paths: every list by its variable; the alert
+        // topics are the detector's own (and the chat topic) besides, and the
+        // API key secret it reads is a Contro1 secret.
+        let api_key_secret = get("CONTRO1_API_KEY_SECRET_ARN").map(|s| s.trim().to_string());
+        tamper.admin = AdminConfig::parse(|l| {
+            let mut values = list(get(l.env()));
+            match l {
+                TamperList::AlertTopics => values.extend(chat_topic_arn.clone()),
+                TamperList::Contro1Secrets => values.extend(api_key_secret.clone()),
+                _ => {}
+            }
+            values
+        })
+        .map_err(|e| ConfigError::Invalid {
+            key: e.list.env(),
+            reason: e.to_string(),
+        })?;
         let organization_accounts = crate::accounts::parse(&list(get("ORGANIZATION_ACCOUNTS")))
             .map_err(|reason| ConfigError::Invalid {
                 key: "ORGANIZATION_ACCOUNTS",
@@ -528,6 +545,106 @@ mod tests {
             env.remove(key);
             let e = Config::from_parts(&env).unwrap_err();
             assert_eq!(e, ConfigError::Missing { key }, "{key}");
+        }
+    }
+
+    #[test]
+    fn the_administrators_paths_are_read_from_their_variables() {
+        let mut env = base();
+        for (k, v) in [
+            (
+                "GOVERNANCE_STACKS",
+                "arn:aws:cloudformation:us-east-1:111122223333:stack/gov/1a2b3c",
+            ),
+            (
+                "PIPELINE_PRINCIPAL_ARNS",
+                "arn:aws:iam::111122223333:role/pipeline",
+            ),
+            (
+                "BREAK_GLASS_ROLE_ARNS",
+                "arn:aws:iam::111122223333:role/break-glass",
+            ),
+            (
+                "EXECUTION_ROLE_ARNS",
+                "arn:aws:iam::111122223333:role/vm-a,arn:aws:iam::111122223333:role/vm-b",
+            ),
+            (
+                "PREVENTION_POLICY_ARNS",
+                "arn:aws:iam::111122223333:policy/gov-deny",
+            ),
+            ("SCP_IDS", "p-abc123"),
+            ("CONTRO1_SECRETS", "gov-contro1-webhook"),
+            (
+                "CONTRO1_API_KEY_SECRET_ARN",
+                "arn:aws:secretsmanager:us-east-1:111122223333:secret:gov-contro1-api-key-AbCdEf",
+            ),
+            ("CHAT_TOPIC_ARN", "arn:aws:sns:us-east-1:111122223333:chat"),
+            ("DETECTOR_LOG_GROUPS", "/aws/lambda/gov-detector"),
+            (
+                "DETECTOR_ROLE_ARNS",
+                "arn:aws:iam::111122223333:role/gov/detector/d",
+            ),
+            ("TRAIL_BUCKETS", "gov-trail"),
+        ] {
+            env.insert(k.into(), v.into());
+        }
+        env.remove("CONTRO1_API_KEY");
+        let a = Config::from_parts(&env).unwrap().classifier.tamper.admin;
+        assert_eq!(a.governance_stacks[0].name, "gov");
+        assert_eq!(a.pipeline_principals.len(), 1);
+        assert_eq!(a.break_glass_roles.len(), 1);
+        assert_eq!(a.execution_roles.len(), 2);
+        assert_eq!(a.prevention_policies.len(), 1);
+        assert_eq!(a.scps, ["p-abc123"]);
+        // The configured secret and the API key secret the detector reads.
+        let secrets: Vec<&str> = a.contro1_secrets.iter().map(|s| s.given.as_str()).collect();
+        assert_eq!(
+            secrets,
+            [
+                "gov-contro1-webhook",
+                "arn:aws:secretsmanager:us-east-1:111122223333:secret:gov-contro1-api-key-AbCdEf"
+            ]
+        );
+        // The alert topic and the chat topic.
+        assert_eq!(
+            a.alert_topics,
+            [
+                "arn:aws:sns:us-east-1:111122223333:alerts",
+                "arn:aws:sns:us-east-1:111122223333:chat"
+            ]
+        );
+        assert_eq!(a.detector_log_groups, ["/aws/lambda/gov-detector"]);
+        assert_eq!(a.detector_roles.len(), 1);
+        assert_eq!(a.trail_buckets, ["gov-trail"]);
+        // Unset, every list is empty but the detector's own topic.
+        let a = Config::from_parts(&base()).unwrap().classifier.tamper.admin;
+        assert!(a.governance_stacks.is_empty() && a.contro1_secrets.is_empty());
+        assert_eq!(a.alert_topics.len(), 1);
+    }
+
+    #[test]
+    fn a_bad_administrators_path_value_names_its_variable() {
+        for (key, value) in [
+            ("GOVERNANCE_STACKS", "arn:aws:s3:::gov"),
+            ("PIPELINE_PRINCIPAL_ARNS", "pipeline"),
+            (
+                "BREAK_GLASS_ROLE_ARNS",
+                "arn:aws:iam::111122223333:user/bob",
+            ),
+            ("EXECUTION_ROLE_ARNS", "vm-role"),
+            ("PREVENTION_POLICY_ARNS", "gov-deny"),
+            ("SCP_IDS", "FullAWSAccess"),
+            (
+                "CONTRO1_SECRETS",
+                "arn:aws:ssm:us-east-1:111122223333:parameter/x",
+            ),
+            ("DETECTOR_ROLE_ARNS", "detector"),
+        ] {
+            let mut env = base();
+            env.insert(key.to_string(), value.to_string());
+            let e = Config::from_parts(&env).unwrap_err();
+            assert!(e.to_string().starts_with(key), "{key}: {e}");
+            assert!(e.to_string().contains(value), "{key}: {e}");
         }
     }
 

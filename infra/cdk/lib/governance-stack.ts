@@ -211,6 +211,14 @@ export class GovernanceStack extends Stack {
           Fn.join(',', lp.allowedImageArns),
         ]),
         INTEGRITY_BASELINE_PARAMETER: Fn.sub('/${NamePrefix}/integrity-baseline'),
+        EXECUTION_ROLE_ARNS: Fn.join(',', lp.allowedExecutionRoleArns),
+        // By name (no path), as the policies' own managedPolicyName and the boundary's.
+        PREVENTION_POLICY_ARNS: Fn.sub(
+          'arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${NamePrefix}-deny-direct-microvm-access,' +
+            'arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${NamePrefix}-deny-governance-bypass,' +
+            'arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${NamePrefix}-boundary',
+        ),
+        CONTRO1_SECRETS: webhookArn,
       }),
     });
 

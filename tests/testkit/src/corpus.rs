@@ -110,6 +110,20 @@ pub fn trail_change_rule(event_source: &str, event_name: &str) -> Option<&'stati
     }
 }
 
+/// The rule `detector scan` reports a change of the source data under with only a launcher
+/// role configured: a trail change ([`trail_change_rule`]) or leaving the organization
+/// (`account-left-organization` needs no configuration; the data's detonations were refused).
+pub fn unconfigured_change_rule(event_source: &str, event_name: &str) -> Option<&'static str> {
+    trail_change_rule(event_source, event_name).or_else(|| {
+        (event_source == "organizations.amazonaws.com"
+            && matches!(
+                event_name,
+                "LeaveOrganization" | "RemoveAccountFromOrganization" | "DeleteOrganization"
+            ))
+        .then_some("account-left-organization")
+    })
+}
+
 /// Every CloudTrail record under `dir`, files in sorted path order: `{"Records":[...]}`
 /// documents (gzip or plain), bare arrays and EventBridge envelopes (their `detail`).
 /// Digest files and files that are not JSON are left out.
@@ -401,7 +415,7 @@ pub fn generate(out: &Path, source: &Path, opts: &CorpusOptions) -> io::Result<C
                 rec["eventTime"] = json!(when);
                 let source = rec["eventSource"].as_str().unwrap_or_default();
                 let name = rec["eventName"].as_str().unwrap_or_default();
-                if let Some(rule) = trail_change_rule(source, name) {
+                if let Some(rule) = unconfigured_change_rule(source, name) {
                     expected.push(ExpectedFinding {
                         event_id: rec["eventID"].as_str().unwrap().to_string(),
                         event_name: name.to_string(),

@@ -9,8 +9,11 @@
 //!
 //! Every finding carries the same evidence ([`crate::finding::Finding`]).
 
+pub mod admin;
 pub mod bypass;
 pub mod tamper;
+
+pub use admin::{AdminConfig, PrincipalRef, SecretRef, StackRef};
 
 use crate::finding::{Finding, Outcome, Rule};
 use crate::record::Record;
@@ -53,6 +56,9 @@ pub struct TamperConfig {
     pub ledger_tables: Vec<ResourceRef>,
     /// `TRAIL_NAMES`: when non-empty, only changes to these trails count.
     pub trail_names: Vec<String>,
+    /// The administrator's paths (T11–T19): stacks, exempt roles, the
+    /// prevention, secrets, alert plumbing.
+    pub admin: AdminConfig,
 }
 
 /// The account field of a role pattern (launcher or deployment role) that
@@ -85,15 +91,53 @@ pub enum TamperList {
     DetectorFunctions,
     DeploymentRoles,
     ProtectedResources,
+    GovernanceStacks,
+    PipelinePrincipals,
+    BreakGlassRoles,
+    ExecutionRoles,
+    PreventionPolicies,
+    Scps,
+    Contro1Secrets,
+    AlertTopics,
+    DetectorLogGroups,
+    DetectorRoles,
+    TrailBuckets,
 }
 
 impl TamperList {
+    /// The lists of [`AdminConfig`], each an environment variable of the
+    /// Lambda and a flag of `detector scan`.
+    pub const ADMIN: [TamperList; 11] = [
+        TamperList::GovernanceStacks,
+        TamperList::PipelinePrincipals,
+        TamperList::BreakGlassRoles,
+        TamperList::ExecutionRoles,
+        TamperList::PreventionPolicies,
+        TamperList::Scps,
+        TamperList::Contro1Secrets,
+        TamperList::AlertTopics,
+        TamperList::DetectorLogGroups,
+        TamperList::DetectorRoles,
+        TamperList::TrailBuckets,
+    ];
+
     pub fn env(self) -> &'static str {
         match self {
             TamperList::LauncherFunctions => "LAUNCHER_FUNCTIONS",
             TamperList::DetectorFunctions => "DETECTOR_FUNCTIONS",
             TamperList::DeploymentRoles => "DEPLOYMENT_ROLE_ARNS",
             TamperList::ProtectedResources => "PROTECTED_RESOURCES",
+            TamperList::GovernanceStacks => "GOVERNANCE_STACKS",
+            TamperList::PipelinePrincipals => "PIPELINE_PRINCIPAL_ARNS",
+            TamperList::BreakGlassRoles => "BREAK_GLASS_ROLE_ARNS",
+            TamperList::ExecutionRoles => "EXECUTION_ROLE_ARNS",
+            TamperList::PreventionPolicies => "PREVENTION_POLICY_ARNS",
+            TamperList::Scps => "SCP_IDS",
+            TamperList::Contro1Secrets => "CONTRO1_SECRETS",
+            TamperList::AlertTopics => "ALERT_TOPIC_ARN",
+            TamperList::DetectorLogGroups => "DETECTOR_LOG_GROUPS",
+            TamperList::DetectorRoles => "DETECTOR_ROLE_ARNS",
+            TamperList::TrailBuckets => "TRAIL_BUCKETS",
         }
     }
     pub fn flag(self) -> &'static str {
@@ -102,8 +146,27 @@ impl TamperList {
             TamperList::DetectorFunctions => "--detector-function",
             TamperList::DeploymentRoles => "--deployment-role-arn",
             TamperList::ProtectedResources => "--protected-resource",
+            TamperList::GovernanceStacks => "--governance-stack",
+            TamperList::PipelinePrincipals => "--pipeline-principal-arn",
+            TamperList::BreakGlassRoles => "--break-glass-role-arn",
+            TamperList::ExecutionRoles => "--execution-role-arn",
+            TamperList::PreventionPolicies => "--prevention-policy-arn",
+            TamperList::Scps => "--scp",
+            TamperList::Contro1Secrets => "--contro1-secret",
+            TamperList::AlertTopics => "--alert-topic-arn",
+            TamperList::DetectorLogGroups => "--detector-log-group",
+            TamperList::DetectorRoles => "--detector-role-arn",
+            TamperList::TrailBuckets => "--trail-bucket",
         }
     }
+}
+
+/// A KMS alias where the records name keys by key id or key ARN: a rule
+/// given it would never match a change to the key.
+fn kms_alias(v: &str) -> bool {
+    v.starts_with("alias/")
+        || admin::split_arn(v)
+            .is_some_and(|[_, service, _, _, r]| service == "kms" && r.starts_with("alias/"))
 }
 
 /// A value of a tamper list that is not what the list takes.
@@ -155,10 +218,19 @@ impl TamperConfig {
                 RoleRef::from_role_arn(v).map_err(|e| e.to_string())
             })?,
             protected_resources: each(TamperList::ProtectedResources, protected_resources, |v| {
+                if kms_alias(v) {
+                    return Err(
+                        "a KMS alias: CloudTrail records name a key by its key id or key \
+                                ARN, never by alias, so no change to the key would match; give \
+                                the key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY-ID)"
+                            .to_string(),
+                    );
+                }
                 ResourceRef::parse(v).ok_or_else(|| "not a resource name or ARN".to_string())
             })?,
             ledger_tables: Vec::new(),
             trail_names: Vec::new(),
+            admin: AdminConfig::default(),
         })
     }
 }
@@ -182,9 +254,10 @@ pub struct GovernedCall {
 /// Why a change was not reported although a tamper rule matched it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exemption {
-    /// Made by a deployment role.
+    /// Made by a deployment role or a pipeline principal.
     Deployment,
-    /// Made by an AWS service on its own behalf (`userIdentity.type` AWSService).
+    /// Made by an AWS service on its own behalf (every shape:
+    /// [`tamper::service_acting_for_itself`]).
     AwsService,
     /// A `PutEventSelectors` whose selectors still log every governed call.
     CoverageKept,

@@ -218,6 +218,12 @@ export function buildDetector(kit: Kit, dp: DetectorParameters, d: DetectorDeps)
       DETECTOR_FUNCTIONS: functionArn('detector'),
       // The break-glass role is deliberately absent: its changes alert.
       DEPLOYMENT_ROLE_ARNS: d.prevention.deploymentRoleArn,
+      // The administrator's paths (docs/rules.md; THREAT-MODEL.md T11-T19).
+      GOVERNANCE_STACKS: Aws.STACK_ID,
+      PIPELINE_PRINCIPAL_ARNS: d.prevention.pipelineRoleArn,
+      BREAK_GLASS_ROLE_ARNS: d.prevention.breakGlassRoleArn,
+      DETECTOR_LOG_GROUPS: logs.ref,
+      DETECTOR_ROLE_ARNS: role.attrArn,
       ...d.env(dedupe),
     },
   });

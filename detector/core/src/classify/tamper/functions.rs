@@ -159,6 +159,7 @@ pub(crate) fn check(ctx: &Ctx<'_>) -> Verdict {
             resource: resource.clone(),
             reason,
             deployment_may: true,
+            pipeline_only: false,
             service_may: true,
         }))
     };

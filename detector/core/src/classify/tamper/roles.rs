@@ -67,6 +67,7 @@ pub(crate) fn check(ctx: &Ctx<'_>) -> Verdict {
                 ctx.param("roleSessionName").unwrap_or("unnamed")
             ),
             deployment_may: false,
+            pipeline_only: false,
             service_may: false,
         }));
     }
@@ -115,6 +116,7 @@ pub(crate) fn check(ctx: &Ctx<'_>) -> Verdict {
         resource,
         reason: detail,
         deployment_may: true,
+        pipeline_only: false,
         service_may: false,
     }))
 }

@@ -48,6 +48,7 @@ pub(crate) fn check(ctx: &Ctx<'_>) -> Verdict {
             resource: name.to_string(),
             reason,
             deployment_may: true,
+            pipeline_only: false,
             service_may: false,
         }))
     };
