@@ -286,6 +286,7 @@ def rows(art: Artefacts) -> list[Row]:
         launcher("SuspendMicrovm", "lambda:SuspendMicrovm", IMAGE),
         launcher("TerminateMicrovm", "lambda:TerminateMicrovm", f"{IMAGE}:2"),
         launcher("GetMicrovm (reconciler)", "lambda:GetMicrovm", IMAGE),
+        launcher("ListMicrovms (reconciler: MicroVMs the ledger does not hold)", "lambda:ListMicrovms", "*"),
         launcher("pass the allowed execution role", "iam:PassRole", EXEC_ROLE, {"iam:PassedToService": "lambda.amazonaws.com"}),
         launcher("pass a network connector", "lambda:PassNetworkConnector", CONNECTOR),
         launcher("write the ledger", "dynamodb:BatchWriteItem", ledger),

@@ -60,6 +60,9 @@ export function launcherPolicies(g: LauncherGrants) {
             Resource: imagesAndVersions(g.allowedImageArns),
             Condition: from,
           },
+          // The reconciler lists the MicroVMs of a run it will not issue, to name any it may have
+          // started that the ledger does not hold (ListMicrovms has no resource type).
+          { Sid: 'ReconcilerListsMicrovms', Effect: 'Allow', Action: 'lambda:ListMicrovms', Resource: '*', Condition: from },
           {
             Sid: 'PassOnlyAllowedExecutionRolesToLambda',
             Effect: 'Allow',
