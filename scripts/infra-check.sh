@@ -27,7 +27,8 @@
 #      stacks for them: cfn-lint on both forms, `sam validate --lint` (the two SAM ones),
 #      infra/guard/organization.guard on both forms and its negative tests on both, parity
 #      (SAM against CDK, in step 6's parity run), their copies of single-account resources
-#      against the originals (org_drift.py), a ledger write across accounts refused on both
+#      against the originals (org_drift.py), every EventBridge pattern within its 2,048-character
+#      quota (event_pattern_size.py), a ledger write across accounts refused on both
 #      sides (cross_account_ledger.py); the least-privilege check above covers their roles;
 #   8. infra/gate (cfn-guard rules, semantic invariants, governance-surface baseline diff) on
 #      the SAM template, the CDK synth output and the organization templates (both forms), and
@@ -254,6 +255,11 @@ say "infra/org copies of single-account resources"
 "$INFRA_VENV/bin/python" infra/tests/org_drift.py --self-test "$SAM_TEMPLATE" infra/org/member.yaml infra/org/security.yaml >&2 \
     || fail "infra/org differs from $SAM_TEMPLATE beyond the allowed differences"
 ok "org drift"
+
+say "EventBridge patterns within the 2,048-character quota (longest parameter values)"
+"$INFRA_VENV/bin/python" infra/tests/event_pattern_size.py --self-test "$CDK_TEMPLATE" "${ORG_TEMPLATES[@]}" "${ORG_CDK_TEMPLATES[@]}" >&2 \
+    || fail "an EventBridge pattern over its quota (infra/tests/event_pattern_size.py)"
+ok "EventBridge pattern sizes"
 
 say "a ledger write across accounts is refused (identity and resource policies)"
 "$INFRA_VENV/bin/python" infra/tests/cross_account_ledger.py --self-test infra/org/member.yaml >&2 \
