@@ -21,7 +21,8 @@ without a call, each fail.
 With --org MEMBER SECURITY, the organization templates too: the member's launcher role and
 the security account's detector role as above (their own allow-lists), and the member's sweep
 role against the calls the detector makes with it (SWEEP_SOURCES: the MicroVMs client and the
-ledger reader it builds per target): every grant must be such a call.
+ledger reader it builds per target), and its Security Hub import role against the calls of the
+Security Hub channel (IMPORT_SOURCES): every grant must be such a call.
 
 Usage: least_privilege.py [--self-test] SAM_TEMPLATE [--org MEMBER_TEMPLATE SECURITY_TEMPLATE]
 """
@@ -91,6 +92,10 @@ VERSIONED_OPS = {
 # clients with the assumed role's credentials).
 # The ledger's code is ledger.rs and the batch loops it calls in rounds.rs.
 SWEEP_SOURCES = ["detector/src/lambda/aws/microvms.rs", "shared/aws/src/ledger.rs", "shared/aws/src/rounds.rs"]
+# What the detector calls through the Security Hub import role of another account
+# (SECURITY_HUB_ROLE_NAME; the member's SecurityHubImportRole, found by its RoleName parameter).
+IMPORT_SOURCES = ["detector/src/lambda/aws/securityhub.rs"]
+IMPORT_ROLE_NAME = {"Ref": "SecurityHubImportRoleName"}
 
 # (role, "granted-not-called" | "called-not-granted", action, reason)
 ALLOWED: list[tuple[str, str, str, str]] = [
@@ -253,16 +258,29 @@ def granted_actions(t: dict, binary: str) -> set[str]:
     return role_actions(res, role_id)
 
 
-def sweep_role_ids(t: dict) -> list[str]:
-    """Roles trusted by an AWS principal (the sweep role; every execution role trusts a service)."""
+def cross_account_role_ids(t: dict) -> list[str]:
+    """Roles trusted by an AWS principal (every execution role trusts a service)."""
     return [k for k, r in t["Resources"].items() if r.get("Type") == "AWS::IAM::Role" and any(
         isinstance(st, dict) and "AWS" in (st.get("Principal") or {})
         for st in r["Properties"]["AssumeRolePolicyDocument"]["Statement"])]
 
 
-def sweep_calls(ops: dict[str, set[str]]) -> dict[str, set[str]]:
+def is_import_role(t: dict, role_id: str) -> bool:
+    return t["Resources"][role_id]["Properties"].get("RoleName") == IMPORT_ROLE_NAME
+
+
+def sweep_role_ids(t: dict) -> list[str]:
+    """The sweep role: trusted by an AWS principal, not the Security Hub import role."""
+    return [k for k in cross_account_role_ids(t) if not is_import_role(t, k)]
+
+
+def import_role_ids(t: dict) -> list[str]:
+    return [k for k in cross_account_role_ids(t) if is_import_role(t, k)]
+
+
+def sweep_calls(ops: dict[str, set[str]], sources: list[str] = SWEEP_SOURCES) -> dict[str, set[str]]:
     used: dict[str, set[str]] = {}
-    for rel in SWEEP_SOURCES:
+    for rel in sources:
         for action in calls_in((REPO / rel).read_text(), ops):
             used.setdefault(action, set()).add(rel)
     return used
@@ -297,6 +315,10 @@ def check(template: dict, ops: dict[str, set[str]], extra: dict[str, list[tuple[
     for role_id in sweep_role_ids(template):
         results.extend((ok, prefix + m) for ok, m in compare(
             "sweep", sweep_calls(ops), role_actions(template["Resources"], role_id), allowed, matched))
+    for role_id in import_role_ids(template):
+        results.extend((ok, prefix + m) for ok, m in compare(
+            "securityhub-import", sweep_calls(ops, IMPORT_SOURCES), role_actions(template["Resources"], role_id),
+            allowed, matched))
     for key, why in allowed.items():
         if key not in matched:
             results.append((False, f"{prefix}allow-list entry {key} ({why}) matches no difference: remove it"))
@@ -347,6 +369,19 @@ def main() -> int:
             got = [m for ok, m in check(broken, ops, {}, ALLOWED_MEMBER, "member") if not ok]
             results.append((any("sweep: granted-not-called dynamodb:UpdateItem" in m for m in got),
                             "self-test: a sweep role UpdateItem grant fails the check"))
+            # Anything beside BatchImportFindings granted to the Security Hub import role.
+            broken = copy.deepcopy(member)
+            ids = import_role_ids(broken)
+            if len(ids) != 1:
+                results.append((False, f"self-test: expected one Security Hub import role in the member template, found {ids}"))
+            else:
+                imp = broken["Resources"][ids[0]]
+                imp["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].append(
+                    {"Effect": "Allow", "Action": "securityhub:BatchUpdateFindings", "Resource": "*"})
+                got = [m for ok, m in check(broken, ops, {}, ALLOWED_MEMBER, "member") if not ok]
+                results.append((any("securityhub-import: granted-not-called securityhub:BatchUpdateFindings" in m
+                                    for m in got),
+                                "self-test: a Security Hub import role BatchUpdateFindings grant fails the check"))
     return report(results)
 
 

@@ -69,6 +69,11 @@ ALLOWED: list[tuple[str, str, str]] = [
     ("security", "Resources.DetectorRole.Properties.Policies.detector.ConsumeQueue.Resource", "the sweep queue is consumed too"),
     ("security", "Resources.DetectorRole.Properties.Policies.detector.Fn::If[[]SweepsOtherAccounts[]].Condition.StringEquals",
      "sweep roles only inside the organization (aws:ResourceOrgID)"),
+    ("security", "Resources.DetectorRole.Properties.Policies.detector.Fn::If[[]ImportsFindingsInEachAccount[]]",
+     "Security Hub: each finding imported in the account it names, through that account's import role "
+     "(SecurityHubImportRoleName, inside the organization)"),
+    ("security", "Resources.DetectorFunction.Properties.Environment.Variables.SECURITY_HUB_ROLE_NAME",
+     "Security Hub: the member accounts' import role (SECURITY_HUB_ROLE_NAME)"),
     ("security", "Resources.DetectorFunction.Properties.Environment.Variables.*",
      "the organization's launcher role, session and function names, the sweep queue, the trail bucket and protected resources"),
     ("security", "Resources.DetectorFunction.Properties.Events.SweepTargets", "the sweep fan-out queue's event source"),

@@ -298,6 +298,17 @@ export function detectorOptionalStatements(organizationId?: string) {
       // In an organization: only roles of its accounts.
       Condition: organizationId ? { StringEquals: { 'aws:ResourceOrgID': organizationId }, ...from } : from,
     }),
+    // In an organization: the Security Hub import role of every other account, by name (only
+    // with SecurityHub on and SecurityHubImportRoleName set; the security stack declares both).
+    ...(organizationId
+      ? [onlyIf('ImportsFindingsInEachAccount', {
+        Sid: 'AssumeTheSecurityHubImportRole',
+        Effect: 'Allow',
+        Action: 'sts:AssumeRole',
+        Resource: Fn.sub('arn:${AWS::Partition}:iam::*:role/${SecurityHubImportRoleName}'),
+        Condition: { StringEquals: { 'aws:ResourceOrgID': organizationId }, ...from },
+      })]
+      : []),
     onlyIf('SweepsOrganization', {
       Sid: 'ListOrganizationAccounts',
       Effect: 'Allow',

@@ -49,6 +49,27 @@ def sweep_trust_admits_an_account(t: dict) -> None:
     sweep_trust(t)["Principal"] = {"AWS": "arn:aws:iam::111122223333:root"}
 
 
+def import_statement(t: dict) -> dict:
+    return res(t, "SecurityHubImportRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]
+
+
+def import_role_granted_update_findings(t: dict) -> None:
+    import_statement(t)["Action"] = ["securityhub:BatchImportFindings", "securityhub:BatchUpdateFindings"]
+
+
+def import_role_any_product(t: dict) -> None:
+    import_statement(t)["Resource"] = {"Fn::Sub": "arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:product/*"}
+
+
+def import_trust_admits_star(t: dict) -> None:
+    res(t, "SecurityHubImportRole")["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] = {"AWS": "*"}
+
+
+def import_trust_without_org_id(t: dict) -> None:
+    if res(t, "SecurityHubImportRole")["Properties"]["AssumeRolePolicyDocument"]["Statement"][0].pop("Condition", None) is None:
+        raise NothingToBreak("the import role's trust has no condition")
+
+
 def launcher_ledger_statement(t: dict) -> dict:
     for p in res(t, "LauncherRole")["Properties"]["Policies"]:
         for st in p["PolicyDocument"]["Statement"]:
@@ -121,6 +142,11 @@ CASES = [
     ("member", "sweep-trust-admits-star", "sweep_role_trusts_only_the_detector_in_the_organization", sweep_trust_admits_star),
     ("member", "sweep-trust-admits-an-account", "sweep_role_trusts_only_the_detector_in_the_organization",
      sweep_trust_admits_an_account),
+    ("member", "import-role-granted-batch-update-findings", "import_role_only_imports_findings",
+     import_role_granted_update_findings),
+    ("member", "import-role-any-product", "import_role_only_imports_findings", import_role_any_product),
+    ("member", "import-trust-admits-star", "import_role_only_imports_findings", import_trust_admits_star),
+    ("member", "import-trust-without-principal-org-id", "import_role_only_imports_findings", import_trust_without_org_id),
     ("member", "launcher-writes-any-accounts-ledger", "launcher_writes_only_its_own_accounts_tables",
      launcher_writes_any_accounts_ledger),
     ("member", "launcher-writes-a-named-accounts-ledger", "launcher_writes_only_its_own_accounts_tables",

@@ -41,9 +41,17 @@ export class MemberStack extends Stack {
       allowedValues: ['off', 'on'],
       description: 'on: the sweep role may also SuspendMicrovm/TerminateMicrovm. Off by default: it only reads.',
     }).valueAsString;
+    const securityHubImportRoleName = kit.param('SecurityHubImportRoleName', {
+      type: 'String',
+      default: '',
+      allowedPattern: '^[A-Za-z0-9+=,.@_-]{0,64}$',
+      description: "Optional name of the role (path /) through which the security account's detector imports this "
+        + "account's findings into its Security Hub: the security stack's SecurityHubImportRoleName. Empty: no role.",
+    }).valueAsString;
     const lp = launcherParameters(kit);
     const logRetentionDays = logRetentionParameter(kit, "Retention of the launcher's log group.");
     const sweepRemediationEnabled = kit.cond('SweepRemediationEnabled', Fn.conditionEquals(sweepRemediation, 'on'));
+    const hasImportRole = kit.cond('HasSecurityHubImportRole', Fn.conditionNot(Fn.conditionEquals(securityHubImportRoleName, '')));
     const prevention: PreventionParams = {
       ...deployer,
       allowedImageArns: lp.allowedImageArns,
@@ -117,10 +125,54 @@ export class MemberStack extends Stack {
     });
     remediation.cfnOptions.condition = sweepRemediationEnabled;
 
+    // Security Hub, finding by finding in the account it names: with the default product ARN,
+    // BatchImportFindings is accepted only from the account in the finding's AwsAccountId
+    // (Security Hub API reference, BatchImportFindings). Its only permission: BatchImportFindings
+    // on this account's default product (resource type `product`, Service Authorization
+    // Reference, "Actions, resources, and condition keys for AWS Security Hub"), in any region:
+    // the detector imports in its own region, which need not be this stack's. The sweep role's
+    // trust; path / because the detector builds the ARN from the name.
+    const importRole = new iam.CfnRole(this, 'SecurityHubImportRole', {
+      roleName: securityHubImportRoleName,
+      path: '/',
+      description: "The security account's MicroVM detector imports this account's findings into Security Hub (BatchImportFindings only).",
+      maxSessionDuration: 3600,
+      assumeRolePolicyDocument: {
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Sid: 'OnlyTheDetectorInTheOrganization',
+            Effect: 'Allow',
+            Principal: { AWS: detectorRoleArn },
+            Action: 'sts:AssumeRole',
+            Condition: { StringEquals: { 'aws:PrincipalOrgID': organizationId } },
+          },
+        ],
+      },
+      policies: [
+        {
+          policyName: 'securityhub-import',
+          policyDocument: {
+            Version: '2012-10-17',
+            Statement: [
+              {
+                Sid: 'ImportFindingsIntoSecurityHub',
+                Effect: 'Allow',
+                Action: 'securityhub:BatchImportFindings',
+                Resource: Fn.sub('arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:product/${AWS::AccountId}/default'),
+              },
+            ],
+          },
+        },
+      ],
+    });
+    importRole.cfnOptions.condition = hasImportRole;
+
     kit.out('LauncherUrl', launcher.url.attrFunctionUrl, "The launcher's Function URL on the alias live (AWS_IAM).");
     kit.out('Contro1WebhookUrl', launcher.webhookUrl.attrFunctionUrl, 'Give this as LauncherPublicUrl.', lp.webhookUrlEnabled);
     kit.out('LauncherRoleArn', launcher.role.attrArn, 'The only role allowed the governed MicroVM actions.');
     kit.out('SweepRoleArn', sweepRole.attrArn);
+    kit.out('SecurityHubImportRoleArn', importRole.attrArn, undefined, hasImportRole);
     kit.out('LedgerTableName', ledger.ref);
     kit.out('AlertTopicArn', alerts.topic.ref);
   }

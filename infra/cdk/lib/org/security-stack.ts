@@ -32,6 +32,18 @@ export class SecurityStack extends Stack {
       SweepAccounts: { default: 'organization' },
       SweepRoleName: { default: 'microvm-gov-sweep', allowedPattern: '^[A-Za-z0-9+=,.@_-]{1,64}$' },
     });
+    const securityHubImportRoleName = kit.param('SecurityHubImportRoleName', {
+      type: 'String',
+      default: '',
+      allowedPattern: '^[A-Za-z0-9+=,.@_-]{0,64}$',
+      description: "Optional name of the member stacks' Security Hub import role (path /): with SecurityHub on, "
+        + 'a finding about another account is imported in that account through it. Empty: every finding is imported here.',
+    }).valueAsString;
+    // The role is assumed (and granted) only with SecurityHub on.
+    const importsInEachAccount = kit.cond('ImportsFindingsInEachAccount', Fn.conditionAnd(
+      Fn.conditionEquals(Fn.ref('SecurityHub'), 'on'),
+      Fn.conditionNot(Fn.conditionEquals(securityHubImportRoleName, '')),
+    ));
     const logRetentionDays = logRetentionParameter(kit);
     const prevention: PreventionParams = {
       ...deployer,
@@ -117,6 +129,8 @@ export class SecurityStack extends Stack {
         LAUNCHER_ROLE_ARNS: Fn.sub('arn:${AWS::Partition}:iam::*:role/${NamePrefix}/launcher/${NamePrefix}-launcher'),
         LAUNCHER_SESSION_NAMES: Fn.sub('${NamePrefix}-launcher'),
         SWEEP_QUEUE_URL: sweepQueue.ref,
+        // Unset (empty) unless SecurityHub is on: only then is the import role assumed.
+        SECURITY_HUB_ROLE_NAME: kit.ifCond(importsInEachAccount, securityHubImportRoleName, ''),
         // By name: the launcher of every member account.
         LAUNCHER_FUNCTIONS: Fn.sub('${NamePrefix}-launcher'),
         PROTECTED_RESOURCES: Fn.join(',', [
