@@ -9,70 +9,17 @@
 //! in depth behind it. The events go through `launcher::lambda::handle`, the
 //! Lambda entry point itself.
 
-use launcher::settings::Settings;
-use launcher_core::fakes::{
-    ManualClock, MemoryApprovals, MemoryLedger, MemoryStore, RecordingMicrovms,
-};
-use launcher_core::{Config, PortSet};
+mod common;
+
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::sync::Arc;
 
 const FIXTURE: &str = include_str!("fixtures/function_url_iam_run_request.json");
 const FUNCTION: &str = "arn:aws:lambda:us-east-1:111122223333:function:launcher";
 
-struct Rig {
-    state: Arc<launcher::app::AppState>,
-    router: axum::Router,
-    c1: Arc<MemoryApprovals>,
-    vms: Arc<RecordingMicrovms>,
-}
+type Rig = common::MemoryRig;
 
 fn rig() -> Rig {
-    let file = r#"
-[policy]
-allowed_image_arns = ["arn:aws:lambda:us-east-1:111122223333:microvm-image:py"]
-allowed_execution_role_arns = ["arn:aws:iam::111122223333:role/sandbox"]
-[[agents]]
-id = "ci"
-owner = "platform"
-environment = "dev"
-principal_arns = ["arn:aws:iam::111122223333:role/agents/ci-bot"]
-"#;
-    let env: HashMap<String, String> = [
-        (
-            "LAUNCHER_PUBLIC_URL",
-            "https://cb.lambda-url.us-east-1.on.aws",
-        ),
-        ("CONTRO1_API_KEY", "k"),
-        ("CONTRO1_WEBHOOK_SECRET", "s"),
-        ("PENDING_TABLE", "p"),
-        ("LEDGER_TABLE", "l"),
-        ("AWS_LAMBDA_FUNCTION_NAME", "launcher"),
-        ("AWS_REGION", "us-east-1"),
-        ("TOKEN_KMS_KEY_ID", "alias/launcher-tokens"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let settings = Settings::from_env(&env).unwrap();
-    let c1 = Arc::new(MemoryApprovals::default());
-    let vms = Arc::new(RecordingMicrovms::default());
-    let ports = PortSet {
-        store: Arc::new(MemoryStore::new()),
-        ledger: Arc::new(MemoryLedger::default()),
-        microvms: vms.clone(),
-        approvals: c1.clone(),
-        clock: Arc::new(ManualClock::at(1_741_608_000)),
-    };
-    let config = Config::from_parts(file, &HashMap::new()).unwrap();
-    let state = launcher::bootstrap::from_ports(&settings, config, ports, b"s".to_vec());
-    Rig {
-        router: launcher::app(state.clone()),
-        state,
-        c1,
-        vms,
-    }
+    common::memory_rig(&[("AWS_REGION", "us-east-1")])
 }
 
 async fn invoke(r: &Rig, event: Value) -> Result<Value, String> {

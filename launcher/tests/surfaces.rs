@@ -4,6 +4,8 @@
 //! so an anonymous `POST /microvms/run-request` wrote a critical Contro1
 //! audit record each time (a flood of Contro1's trail and rate limit).
 
+mod common;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -21,44 +23,8 @@ const FIXTURE: &str = include_str!("fixtures/function_url_iam_run_request.json")
 const FUNCTION: &str = "arn:aws:lambda:us-east-1:111122223333:function:launcher";
 
 fn router() -> (axum::Router, Arc<MemoryApprovals>, Arc<RecordingMicrovms>) {
-    let file = r#"
-[policy]
-allowed_image_arns = ["arn:aws:lambda:us-east-1:111122223333:microvm-image:py"]
-allowed_execution_role_arns = ["arn:aws:iam::111122223333:role/sandbox"]
-[[agents]]
-id = "ci"
-owner = "platform"
-environment = "dev"
-principal_arns = ["arn:aws:iam::111122223333:role/agents/ci-bot"]
-"#;
-    let env: HashMap<String, String> = [
-        (
-            "LAUNCHER_PUBLIC_URL",
-            "https://cb.lambda-url.us-east-1.on.aws",
-        ),
-        ("CONTRO1_API_KEY", "k"),
-        ("CONTRO1_WEBHOOK_SECRET", "s"),
-        ("PENDING_TABLE", "p"),
-        ("LEDGER_TABLE", "l"),
-        ("AWS_LAMBDA_FUNCTION_NAME", "launcher"),
-        ("TOKEN_KMS_KEY_ID", "alias/launcher-tokens"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let settings = Settings::from_env(&env).unwrap();
-    let c1 = Arc::new(MemoryApprovals::default());
-    let vms = Arc::new(RecordingMicrovms::default());
-    let ports = PortSet {
-        store: Arc::new(MemoryStore::new()),
-        ledger: Arc::new(MemoryLedger::default()),
-        microvms: vms.clone(),
-        approvals: c1.clone(),
-        clock: Arc::new(ManualClock::at(1_741_608_000)),
-    };
-    let config = Config::from_parts(file, &HashMap::new()).unwrap();
-    let state = launcher::bootstrap::from_ports(&settings, config, ports, b"s".to_vec());
-    (launcher::app(state), c1, vms)
+    let r = common::memory_rig(&[]);
+    (r.router, r.c1, r.vms)
 }
 
 /// A Function URL event as `qualifier`'s URL delivers it (no IAM

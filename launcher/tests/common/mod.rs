@@ -342,3 +342,63 @@ pub async fn served(setup: Setup) -> (Harness, String) {
     tokio::spawn(async move { axum::serve(listener, router).await });
     (h, base)
 }
+
+/// The router over in-memory ports (no moto, no emulator): one agent `ci`
+/// (role `agents/ci-bot`) under the policy of the Function URL fixture,
+/// with `extra_env` added to the Lambda environment it is configured from.
+pub struct MemoryRig {
+    pub state: Arc<launcher::app::AppState>,
+    pub router: axum::Router,
+    pub c1: Arc<launcher_core::fakes::MemoryApprovals>,
+    pub vms: Arc<launcher_core::fakes::RecordingMicrovms>,
+}
+
+pub fn memory_rig(extra_env: &[(&str, &str)]) -> MemoryRig {
+    use launcher_core::fakes::{
+        ManualClock, MemoryApprovals, MemoryLedger, MemoryStore, RecordingMicrovms,
+    };
+    let file = r#"
+[policy]
+allowed_image_arns = ["arn:aws:lambda:us-east-1:111122223333:microvm-image:py"]
+allowed_execution_role_arns = ["arn:aws:iam::111122223333:role/sandbox"]
+[[agents]]
+id = "ci"
+owner = "platform"
+environment = "dev"
+principal_arns = ["arn:aws:iam::111122223333:role/agents/ci-bot"]
+"#;
+    let env: HashMap<String, String> = [
+        (
+            "LAUNCHER_PUBLIC_URL",
+            "https://cb.lambda-url.us-east-1.on.aws",
+        ),
+        ("CONTRO1_API_KEY", "k"),
+        ("CONTRO1_WEBHOOK_SECRET", "s"),
+        ("PENDING_TABLE", "p"),
+        ("LEDGER_TABLE", "l"),
+        ("AWS_LAMBDA_FUNCTION_NAME", "launcher"),
+        ("TOKEN_KMS_KEY_ID", "alias/launcher-tokens"),
+    ]
+    .iter()
+    .chain(extra_env)
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let settings = Settings::from_env(&env).unwrap();
+    let c1 = Arc::new(MemoryApprovals::default());
+    let vms = Arc::new(RecordingMicrovms::default());
+    let ports = PortSet {
+        store: Arc::new(MemoryStore::new()),
+        ledger: Arc::new(MemoryLedger::default()),
+        microvms: vms.clone(),
+        approvals: c1.clone(),
+        clock: Arc::new(ManualClock::at(1_741_608_000)),
+    };
+    let config = Config::from_parts(file, &HashMap::new()).unwrap();
+    let state = launcher::bootstrap::from_ports(&settings, config, ports, b"s".to_vec());
+    MemoryRig {
+        router: launcher::app(state.clone()),
+        state,
+        c1,
+        vms,
+    }
+}
