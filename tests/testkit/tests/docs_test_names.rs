@@ -6,10 +6,7 @@
 //! READMEs attached to the tests that prove them.
 
 use std::path::{Path, PathBuf};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use testkit::workspace_dir as root;
 
 /// The Markdown files a user reads: the READMEs at the top and one level
 /// down, and everything under docs/.
